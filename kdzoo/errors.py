@@ -1,0 +1,31 @@
+"""Exceptions that the CLI turns into one-line messages (exit code 2)."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class KdzooError(Exception):
+    """Base of every error kdzoo reports to a user as one line."""
+
+
+class ConfigError(KdzooError, ValueError):
+    """A name, hyperparameter, recipe entry or flag that kdzoo cannot accept."""
+
+
+class DataNotFoundError(KdzooError, FileNotFoundError):
+    """Dataset files are not where kdzoo looked for them."""
+
+
+class CheckpointError(KdzooError):
+    """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+class AccessError(KdzooError):
+    """A loss needs more teacher access than given, or a query budget ran out."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return " did you mean 'x'?" for the closest choice, or "" when none is close."""
+    matches = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
+    return f"; did you mean '{matches[0]}'?" if matches else ""
