@@ -101,3 +101,19 @@ def find_dataset_dir(dirnames: Sequence[str], required: Sequence[str], data_root
     places = ", ".join(str(p) for p in candidate_roots(data_root))
     raise DataNotFoundError(f"{dirnames[0]} not found under {places}: put {layout} in "
                             f"<root>/{dirnames[0]}/ and pass --data-root <root> or set KDZOO_DATA=<root>")
+
+
+def split_train_val(train: TensorSplit, val_size: int | float, seed: int) -> tuple[TensorSplit, TensorSplit | None]:
+    """Carve a validation split off ``train``: ``val_size`` images, or that fraction when < 1.
+
+    The permutation depends only on ``seed`` and the split size, so every run
+    (and every method in a comparison) sees the same split.
+    """
+    n = len(train)
+    k = int(round(val_size * n)) if 0 < val_size < 1 else int(val_size)
+    if k <= 0:
+        return train, None
+    if k >= n:
+        raise ValueError(f"val_size {val_size} leaves no training images (train has {n})")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return train.subset(perm[k:].sort().values), train.subset(perm[:k].sort().values)
