@@ -1,0 +1,1 @@
+"""Example kdzoo plugin package."""

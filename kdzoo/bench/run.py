@@ -1,0 +1,242 @@
+"""One run, fully resolved: what to train, from what, on what; and how to execute it.
+
+A ``RunSpec`` is the unit the benchmark store hashes and the CLI's ``train``
+executes. ``execute`` builds data, teacher, student and loss from it and hands
+them to the shared Trainer; ``execute_cohort`` does the same for several specs
+that differ only in their method, sharing the data stream and teacher.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__, build_loss, build_model
+from ..data import build_dataset, make_loader
+from ..data.base import DataBundle, TensorSplit
+from ..engine import Member, Trainer, TrainConfig, atomic_write_json, evaluate, resolve_device
+from ..engine.checkpoint import atomic_write_bytes
+from ..errors import CheckpointError, ConfigError, did_you_mean
+from ..registry import LOSSES
+from ..teachers import Teacher, check_access
+
+MODEL_FILE = "model.pt"
+
+
+@dataclass
+class RunSpec:
+    """Everything that determines a run's result (and so its hash)."""
+    dataset: str
+    student: str
+    method: str = "ce"
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    teacher: str | None = None            # model name of the teacher, None for a student trained alone
+    teacher_ckpt: str | None = None       # path to the teacher's weights
+    access: str = "logits"
+    teacher_budget: int | None = None     # max images the teacher may be queried on
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+    train_fraction: float = 1.0           # seeded subset of the training split the student side holds
+    hide_labels: bool = False             # student side is unlabeled: losses get the teacher's top-1 as target
+    val_size: float = 0.0
+    augment: bool = False
+    label: str = ""                       # free-form tag (e.g. "shifted"); part of the hash
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["train"] = self.train.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        names = [f.name for f in fields(cls)]
+        for key in d:
+            if key not in names:
+                raise ConfigError(f"unknown run setting '{key}'{did_you_mean(key, names)}")
+        d = dict(d)
+        d["train"] = TrainConfig.from_dict(d.get("train", {}))
+        return cls(**d)
+
+    def config_hash(self) -> str:
+        """Stable content hash: same resolved config -> same hash; any change -> a new one."""
+        d = self.to_dict()
+        d["train"].pop("device", None)        # where a run executes does not change what it is
+        if d.get("teacher_ckpt"):
+            d["teacher_ckpt"] = file_digest(d["teacher_ckpt"])
+        blob = json.dumps(d, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def cohort_key(self) -> str:
+        """Specs with the same key can train in lockstep (they differ only in method)."""
+        d = self.to_dict()
+        d.pop("method"), d.pop("loss_kwargs")
+        return json.dumps(d, sort_keys=True, default=str)
+
+
+def file_digest(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        return f"missing:{path}"
+    st = p.stat()
+    return f"{p.name}:{st.st_size}:{hashlib.sha256(p.read_bytes()).hexdigest()[:16]}"
+
+
+def environment() -> dict[str, str]:
+    """Provenance recorded with every result."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parents[2], timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return {"kdzoo_version": __version__, "git_commit": commit or "unknown", "torch_version": torch.__version__,
+            "device": device}
+
+
+def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
+    bundle = build_dataset(spec.dataset, data_root=data_root, val_size=spec.val_size, seed=0, augment=spec.augment)
+    if spec.train_fraction < 1.0:
+        if not isinstance(bundle.train, TensorSplit):
+            raise ConfigError(f"train_fraction needs an in-memory dataset; {spec.dataset} is folder-based")
+        n = len(bundle.train)
+        k = max(1, int(round(spec.train_fraction * n)))
+        # the subset depends on the seed, like the student side's own data would
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(10_000 + spec.seed))
+        bundle.train = bundle.train.subset(perm[:k].sort().values)
+    return bundle
+
+
+def build_student(spec: RunSpec, bundle: DataBundle) -> torch.nn.Module:
+    torch.manual_seed(spec.seed)  # same seed -> same initial weights for every method
+    model = build_model(spec.student, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                        image_size=bundle.image_size)
+    check_model_fits(spec.student, model, bundle)
+    return model
+
+
+def check_model_fits(name: str, model: torch.nn.Module, bundle: DataBundle) -> None:
+    """Run one dummy image through the model so a shape mismatch is a clear error, not a traceback."""
+    x = torch.zeros(2, bundle.in_channels, *bundle.image_size)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except RuntimeError as exc:
+        raise ConfigError(f"model '{name}' cannot take {bundle.name} images ({bundle.in_channels}x"
+                          f"{bundle.image_size[0]}x{bundle.image_size[1]}): {str(exc).splitlines()[0]}") from exc
+    finally:
+        model.train(was)
+    if out.shape != (2, bundle.num_classes):
+        raise ConfigError(f"model '{name}' outputs {tuple(out.shape[1:])} logits but {bundle.name} has "
+                          f"{bundle.num_classes} classes")
+
+
+def load_teacher(spec: RunSpec, bundle: DataBundle) -> Teacher | None:
+    if spec.teacher is None:
+        return None
+    if not spec.teacher_ckpt:
+        raise ConfigError(f"teacher '{spec.teacher}' needs a checkpoint (--teacher-ckpt PATH)")
+    model = build_model(spec.teacher, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                        image_size=bundle.image_size)
+    load_state(model, spec.teacher_ckpt)
+    check_model_fits(spec.teacher, model, bundle)
+    return Teacher(model, access=spec.access, budget=spec.teacher_budget)
+
+
+def load_state(model: torch.nn.Module, path: str) -> None:
+    """Load weights saved by kdzoo or in the RepDistiller layout ({"model": state_dict})."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"teacher checkpoint not found: {path}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from exc
+    if isinstance(state, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} does not hold a state dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", wrong)) if keys]
+        raise CheckpointError(f"checkpoint {path} does not fit the model ({'; '.join(parts)})")
+    model.load_state_dict(state, strict=True)
+
+
+def _loaders(spec: RunSpec, bundle: DataBundle, device: torch.device) -> tuple[Any, dict[str, Any]]:
+    cfg = spec.train
+    on_gpu = device if device.type == "cuda" and isinstance(bundle.train, TensorSplit) else "cpu"
+    train = make_loader(bundle, "train", cfg.batch_size, train=True, seed=spec.seed, device=on_gpu,
+                        max_batches=cfg.steps_per_epoch, channels_last=cfg.channels_last)
+    evals = {split: make_loader(bundle, split, cfg.eval_batch_size, train=False, device=on_gpu,
+                                channels_last=cfg.channels_last)
+             for split in ("val", "test") if getattr(bundle, split) is not None}
+    return train, evals
+
+
+def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_root: str | None = None,
+                   cache_dir: str | Path | None = None, progress: bool = True,
+                   log: Any = None) -> list[dict[str, Any]]:
+    """Train ``specs`` (same cohort key) together; return one result record per spec."""
+    keys = {s.cohort_key() for s in specs}
+    if len(keys) != 1:
+        raise ConfigError("a cohort's runs must differ only in method and loss settings")
+    head = specs[0]
+    for s in specs:
+        LOSSES.check_kwargs(s.method, s.loss_kwargs)
+        check_access(s.method, getattr(LOSSES.entry(s.method).factory, "requires", "logits"),
+                     s.access if s.teacher else "none")
+    device = resolve_device(head.train.device)
+    bundle = load_bundle(head, data_root)
+    teacher = load_teacher(head, bundle)
+    cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels)
+    members = []
+    for spec, run_dir in zip(specs, run_dirs):
+        if run_dir is not None:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            atomic_write_json(Path(run_dir) / "config.json", spec.to_dict())
+        members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
+                              run_dir=Path(run_dir) if run_dir else None, seed=spec.seed))
+    train_loader, eval_loaders = _loaders(head, bundle, device)
+    teacher_top1 = float("nan")
+    if teacher is not None:
+        teacher.to(device)
+        teacher_top1 = evaluate(teacher.model, eval_loaders["test"])["top1"]
+    trainer = Trainer(members, train_loader, eval_loaders, teacher, cfg, bundle=bundle, cache_dir=cache_dir,
+                      progress=progress, log=log)
+    results = trainer.fit()
+    env = environment()
+    records = []
+    for spec, m, res in zip(specs, members, results):
+        record = {**res.to_dict(), "teacher_top1": teacher_top1, "config_hash": spec.config_hash(),
+                  "student_params": sum(p.numel() for p in m.student.parameters()), **env}
+        if m.run_dir is not None:
+            if res.status == "finished":
+                buf = io.BytesIO()
+                torch.save(m.student.state_dict(), buf)
+                atomic_write_bytes(m.run_dir / MODEL_FILE, buf.getvalue())
+            atomic_write_json(m.run_dir / "result.json", record)
+        records.append(record)
+    return records
+
+
+def execute(spec: RunSpec, run_dir: Path | None, **kw: Any) -> dict[str, Any]:
+    """Train one run; see ``execute_cohort``."""
+    return execute_cohort([spec], [run_dir], **kw)[0]

@@ -1,0 +1,204 @@
+"""Command line: ``kdzoo train | list | bench | leaderboard``.
+
+Errors a user can fix (bad names, settings, missing data or checkpoints) print
+one line to stderr and exit with status 2; ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+
+from .errors import ConfigError, KdzooError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line (no usage dump) and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set expects KEY=VALUE, got '{text}'")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        return key.strip(), value
+
+
+# ---------------------------------------------------------------------- train
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a teacher, a student alone, or distil a student from a teacher",
+                       description="Train one model. Without --teacher-ckpt the student trains alone (use this to "
+                                   "train a teacher); with it, the student is distilled with --method.")
+    p.add_argument("--dataset", default="fashion-mnist", help="dataset name (kdzoo list datasets)")
+    p.add_argument("--student", "--model", dest="student", required=True, help="model to train (kdzoo list models)")
+    p.add_argument("--method", default=None, help="loss name (kdzoo list losses); default kd with a teacher, else ce")
+    p.add_argument("--set", dest="loss_kwargs", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="loss hyperparameter, e.g. --set temperature=2 (repeatable)")
+    p.add_argument("--teacher", default=None, help="teacher model name (default: read from the checkpoint's run)")
+    p.add_argument("--teacher-ckpt", default=None, help="teacher weights (kdzoo model.pt or {'model': state_dict})")
+    p.add_argument("--access", default="logits", help="teacher access: logits | probs | topk:K | label")
+    p.add_argument("--teacher-budget", type=int, default=None, help="max images the teacher may be queried on")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--optimizer", default="sgd", help="sgd | adamw")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", default="cosine", help="cosine | step | constant")
+    p.add_argument("--milestones", type=int, nargs="*", default=[], help="epochs where a step schedule decays")
+    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap batches per epoch (quick runs)")
+    p.add_argument("--amp", default="auto", help="auto | off | bf16 | fp16 (GPU only)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the student")
+    p.add_argument("--augment", action="store_true", help="random crop + horizontal flip")
+    p.add_argument("--val-size", type=float, default=0.0, help="validation images (count, or fraction if < 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<student>-<method>-s<seed>)")
+    p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
+    p.add_argument("--download", action="store_true", help="download the dataset if missing (needs internet)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+
+def _teacher_name_from_ckpt(ckpt: str) -> str | None:
+    cfg = Path(ckpt).parent / "config.json"
+    if cfg.is_file():
+        import json
+        return json.loads(cfg.read_text()).get("student")
+    return None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .bench.run import RunSpec, execute
+    from .data import build_dataset  # noqa: F401  (validates the dataset name early)
+    from .engine import TrainConfig
+    from .registry import DATASETS
+
+    DATASETS.entry(args.dataset)
+    teacher = args.teacher
+    if args.teacher_ckpt:
+        if not Path(args.teacher_ckpt).is_file():
+            raise KdzooError(f"teacher checkpoint not found: {args.teacher_ckpt}")
+        teacher = teacher or _teacher_name_from_ckpt(args.teacher_ckpt)
+        if teacher is None:
+            raise ConfigError("cannot tell the teacher's architecture from its checkpoint; pass --teacher NAME")
+    elif args.teacher:
+        raise ConfigError("--teacher needs --teacher-ckpt PATH (train the teacher first with kdzoo train)")
+    method = args.method or ("kd" if teacher else "ce")
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                      weight_decay=args.weight_decay, schedule=args.schedule, milestones=args.milestones,
+                      warmup_epochs=args.warmup_epochs, steps_per_epoch=args.steps_per_epoch, amp=args.amp,
+                      channels_last=args.channels_last, compile=args.compile, seed=args.seed, device=args.device)
+    spec = RunSpec(dataset=args.dataset, student=args.student, method=method, loss_kwargs=dict(args.loss_kwargs),
+                   teacher=teacher, teacher_ckpt=args.teacher_ckpt, access=args.access,
+                   teacher_budget=args.teacher_budget, seed=args.seed, train=cfg, val_size=args.val_size,
+                   augment=args.augment)
+    if args.download:
+        build_dataset(args.dataset, data_root=args.data_root, download=True)
+    out = Path(args.out or f"runs/{args.dataset}-{args.student}-{method}-s{args.seed}")
+    record = execute(spec, out, data_root=args.data_root, progress=not args.no_progress)
+    line = (f"{record['status']}: {args.student} {method} top1={record['top1']:.2f} (best {record['best_top1']:.2f} "
+            f"@ epoch {record['best_epoch']})")
+    if teacher:
+        line += f", teacher top1={record['teacher_top1']:.2f}, teacher queries={record['teacher_queries']}"
+    print(line)
+    print(f"run folder: {out} (weights: {out / 'model.pt'})")
+    return 0 if record["status"] == "finished" else 1
+
+
+# ----------------------------------------------------------------------- list
+def _add_list(sub: Any) -> None:
+    p = sub.add_parser("list", help="list registered losses, models or datasets")
+    p.add_argument("what", choices=["losses", "models", "datasets"])
+    p.set_defaults(func=_cmd_list)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    import kdzoo
+    from .registry import DATASETS, MODELS
+
+    table = Table(title=f"kdzoo {args.what}")
+    if args.what == "losses":
+        for col in ("name", "paper", "requires", "defaults", "source"):
+            table.add_column(col, overflow="fold")
+        for name in kdzoo.list_losses():
+            info = kdzoo.loss_info(name)
+            paper = info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else "")
+            defaults = ", ".join(f"{k}={v}" for k, v in info["defaults"].items())
+            table.add_row(name, paper, info["requires"], defaults, info["source"])
+    elif args.what == "models":
+        kdzoo.list_models()
+        table.add_column("name")
+        table.add_column("description", overflow="fold")
+        for name in MODELS.names():
+            doc = (MODELS.entry(name).factory.__doc__ or "").strip().splitlines()
+            table.add_row(name, doc[0] if doc else "")
+        table.caption = "also timm:NAME and tv:NAME (torchvision), built without downloading weights"
+    else:
+        kdzoo.list_datasets()
+        table.add_column("name")
+        table.add_column("description", overflow="fold")
+        for name in DATASETS.names():
+            doc = (DATASETS.entry(name).factory.__doc__ or "").strip().splitlines()
+            table.add_row(name, doc[0] if doc else "")
+    Console(width=max(Console().width, 160)).print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------- main
+COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_list]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kdzoo", description="kdzoo: logit knowledge distillation, comparable and easy to use.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"kdzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in COMMANDS:
+        add(sub)
+    try:
+        from .bench.cli import add_commands
+    except ImportError:  # bench CLI not present in this build
+        pass
+    else:
+        add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "func", None):
+            build_parser().print_help()
+            return EXIT_USAGE
+        return int(args.func(args) or 0)
+    except KdzooError as exc:
+        if debug:
+            raise
+        print(f"kdzoo: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("kdzoo: interrupted; finished epochs are saved and the next run resumes from them", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

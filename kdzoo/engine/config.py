@@ -1,0 +1,63 @@
+"""Training settings shared by every method."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..errors import ConfigError, did_you_mean
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"            # sgd | adamw
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"          # cosine | step | constant
+    milestones: list[int] = field(default_factory=list)  # epochs after which lr *= gamma (step schedule)
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0        # linear learning-rate warm-up
+    grad_clip: float = 0.0            # max global grad norm; 0 disables
+    amp: str = "auto"                 # auto (bf16 on a GPU that has it) | off | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    steps_per_epoch: int | None = None  # cap on batches per epoch (quick runs, tests)
+    eval_batch_size: int = 512
+    cache_teacher: bool = True        # precompute teacher responses when inputs never change
+    pseudo_labels: bool = False       # train on the teacher's top-1 instead of dataset labels
+    nonfinite_check_every: int = 25   # steps between host checks for NaN/Inf losses
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if int(self.epochs) < 1:
+            raise ConfigError(f"epochs must be a positive integer, got {self.epochs}")
+        if int(self.batch_size) < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if float(self.lr) <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        choices = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant"),
+                   "amp": ("auto", "off", "bf16", "fp16")}
+        for key, allowed in choices.items():
+            value = getattr(self, key)
+            if value not in allowed:
+                raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}{did_you_mean(value, allowed)}")
+        if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
+            raise ConfigError(f"steps_per_epoch must be a positive integer, got {self.steps_per_epoch}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = [f.name for f in fields(cls)]
+        for key in d:
+            if key not in names:
+                raise ConfigError(f"unknown training setting '{key}'{did_you_mean(key, names)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

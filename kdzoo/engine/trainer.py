@@ -1,0 +1,381 @@
+"""The one training loop every method uses.
+
+data -> teacher responses (no grad, eval mode) -> student forward -> loss terms
+-> backward/step -> schedule -> evaluation -> checkpoint.
+
+The trainer trains a *cohort*: one or more members (student + loss + optimizer)
+in lockstep over the same batches, sharing one teacher forward per batch. A
+plain run is a cohort of one, so solo and cohort training run the very same
+code. Each member keeps its own RNG state, swapped in around its step, so its
+result does not depend on who else is in the cohort.
+
+It never names a method: losses are reached through ``DistillLoss`` only.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError, KdzooError
+from ..losses.base import DistillLoss
+from ..teachers import Teacher, check_access
+from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .evaluate import evaluate
+from .progress import Progress
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class RunResult:
+    status: str = "pending"            # finished | diverged | failed
+    epochs: int = 0                    # epochs completed
+    top1: float = float("nan")         # test top-1 (%) after the last epoch
+    top5: float = float("nan")
+    best_top1: float = float("nan")    # best test top-1 over epochs (the papers' convention)
+    best_epoch: int = 0
+    val_top1: float = float("nan")
+    train_seconds: float = 0.0
+    images_per_second: float = 0.0
+    teacher_queries: int = 0
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PrepareContext:
+    """What a loss's ``prepare(ctx)`` stage may use. It may replace ``train_loader``."""
+    teacher: Teacher | None
+    train_loader: Any
+    bundle: Any
+    device: torch.device
+    cache_dir: Path
+    run_dir: Path | None
+    seed: int
+    config: TrainConfig
+    progress: bool = True
+    student: nn.Module | None = None
+
+
+@dataclass
+class Member:
+    """One student of a cohort: its model, loss and where its run lives."""
+    name: str
+    student: nn.Module
+    loss: DistillLoss
+    run_dir: Path | None = None
+    seed: int = 0
+    # set by the trainer
+    optimizer: torch.optim.Optimizer | None = None
+    scaler: Any = None
+    forward: Callable[[Tensor], Tensor] | None = None
+    rng: dict[str, Any] = field(default_factory=dict)
+    done_epochs: int = 0
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    result: RunResult = field(default_factory=RunResult)
+    queries: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.result.status == "pending"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' requested but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return None
+
+
+def learning_rate(cfg: TrainConfig, progress: float) -> float:
+    """Learning rate at ``progress`` epochs into training (fractional, from 0)."""
+    if cfg.warmup_epochs > 0 and progress < cfg.warmup_epochs:
+        return cfg.lr * (progress + 1e-12) / cfg.warmup_epochs
+    if cfg.schedule == "cosine":
+        span = max(cfg.epochs - cfg.warmup_epochs, 1e-12)
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * min((progress - cfg.warmup_epochs) / span, 1.0)))
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.gamma ** sum(progress >= m for m in cfg.milestones)
+    return cfg.lr
+
+
+def _make_optimizer(cfg: TrainConfig, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=cfg.nesterov)
+
+
+def _get_rng(device: torch.device) -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+class Trainer:
+    """Train a cohort of members on one data stream with one (optional) teacher."""
+
+    def __init__(self, members: list[Member], train_loader: Any, eval_loaders: dict[str, Any],
+                 teacher: Teacher | None, config: TrainConfig, *, bundle: Any = None,
+                 cache_dir: str | Path | None = None, progress: bool = True,
+                 log: Callable[[str], None] | None = None, access: str = "logits") -> None:
+        if not members:
+            raise ConfigError("a trainer needs at least one student")
+        self.members = members
+        self.train_loader = train_loader
+        self.eval_loaders = eval_loaders
+        self.teacher = teacher
+        self.cfg = config
+        self.bundle = bundle
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(".kdzoo-cache")
+        self.device = resolve_device(config.device)
+        self.amp = amp_dtype(config.amp, self.device)
+        self.progress = Progress(enabled=progress)
+        self.log = log or self.progress.print
+        self.access = teacher.access if teacher is not None else "none"
+        self._teacher_table: Tensor | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _check_access(self) -> None:
+        for m in self.members:
+            check_access(m.name, getattr(m.loss, "requires", "logits"), self.access)
+
+    def _prepare(self) -> None:
+        for m in self.members:
+            if type(m.loss).prepare is DistillLoss.prepare:
+                continue
+            if len(self.members) > 1:
+                raise ConfigError(f"'{m.name}' has a preparation stage and must train alone, not in a cohort")
+            ctx = PrepareContext(teacher=self.teacher, train_loader=self.train_loader, bundle=self.bundle,
+                                 device=self.device, cache_dir=self.cache_dir, run_dir=m.run_dir,
+                                 seed=m.seed, config=self.cfg, progress=self.progress.enabled, student=m.student)
+            m.loss.prepare(ctx)
+            self.train_loader = ctx.train_loader
+
+    def _setup_member(self, m: Member) -> None:
+        m.student.to(self.device)
+        m.loss.to(self.device)
+        if self.cfg.channels_last:
+            m.student.to(memory_format=torch.channels_last)
+        params = [p for p in list(m.student.parameters()) + list(m.loss.parameters()) if p.requires_grad]
+        m.optimizer = _make_optimizer(self.cfg, params)
+        m.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        m.forward = torch.compile(m.student) if self.cfg.compile else m.student
+        torch.manual_seed(m.seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(m.seed)
+        m.rng = _get_rng(self.device)
+        ckpt_path = m.run_dir / CHECKPOINT if m.run_dir else None
+        if ckpt_path is not None and ckpt_path.exists():
+            self._restore(m, load_checkpoint(ckpt_path, map_location=self.device))
+
+    def _restore(self, m: Member, ckpt: dict) -> None:
+        m.student.load_state_dict(ckpt["model"])
+        m.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("loss"):
+            m.loss.load_state_dict(ckpt["loss"])
+        if m.scaler is not None and ckpt.get("scaler"):
+            m.scaler.load_state_dict(ckpt["scaler"])
+        m.rng = {k: v.cpu() for k, v in ckpt["rng"].items()}
+        m.done_epochs = int(ckpt["epoch"])
+        m.metrics = list(ckpt["metrics"])
+        m.queries = int(ckpt["queries"])
+        m.result = RunResult(**{**ckpt["result"], "status": "pending"})
+
+    def _save(self, m: Member) -> None:
+        if m.run_dir is None:
+            return
+        save_checkpoint({
+            "epoch": m.done_epochs, "model": m.student.state_dict(), "optimizer": m.optimizer.state_dict(),
+            "loss": m.loss.state_dict(), "scaler": m.scaler.state_dict() if m.scaler else None,
+            "rng": m.rng, "metrics": m.metrics, "queries": m.queries, "result": m.result.to_dict(),
+        }, m.run_dir / CHECKPOINT)
+        atomic_write_text(m.run_dir / "metrics.jsonl",
+                          "".join(json.dumps(r, sort_keys=True) + "\n" for r in m.metrics))
+
+    def _finish(self, m: Member, status: str, message: str = "") -> None:
+        m.result.status = status
+        m.result.message = message
+        m.result.teacher_queries = m.queries
+
+    # ---------------------------------------------------------------- teacher
+    def _amp_ctx(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def _build_teacher_table(self) -> None:
+        """Query the teacher once per training image when inputs never change across epochs."""
+        loader = self.train_loader
+        if not (self.cfg.cache_teacher and getattr(loader, "deterministic", False) and hasattr(loader, "full_pass")):
+            return
+        table = None
+        with self._amp_ctx():
+            for x, idx in loader.full_pass(self.cfg.eval_batch_size):
+                t = self.teacher(x).float()
+                if table is None:
+                    table = torch.empty(loader.num_samples, t.shape[1], device=t.device)
+                table[idx] = t
+        self._teacher_table = table
+        for m in self.members:
+            if m.done_epochs == 0:
+                m.queries += loader.num_samples
+
+    def _teacher_batch(self, x: Tensor, idx: Tensor) -> Tensor | None:
+        if self.teacher is None:
+            return None
+        if self._teacher_table is not None:
+            return self._teacher_table[idx]
+        with self._amp_ctx():
+            t = self.teacher(x).float()
+        n = x.shape[0]
+        for m in self.members:
+            if m.active and m.done_epochs < self.epoch:
+                m.queries += n
+        return t
+
+    # ------------------------------------------------------------------- loop
+    def fit(self) -> list[RunResult]:
+        self._check_access()
+        if self.teacher is not None:
+            self.teacher.to(self.device)
+        for m in self.members:
+            self._setup_member(m)
+            if m.done_epochs >= self.cfg.epochs:
+                self._finish(m, "finished")
+        self._prepare()
+        if self.teacher is not None and any(m.active for m in self.members):
+            self._build_teacher_table()
+        start = min((m.done_epochs for m in self.members if m.active), default=self.cfg.epochs)
+        with self.progress:
+            for epoch in range(start + 1, self.cfg.epochs + 1):
+                if not any(m.active for m in self.members):
+                    break
+                self.epoch = epoch
+                self._train_epoch(epoch)
+        return [m.result for m in self.members]
+
+    def _train_epoch(self, epoch: int) -> None:
+        loader = self.train_loader
+        loader.set_epoch(epoch)
+        n_steps = len(loader)
+        live = [m for m in self.members if m.active and m.done_epochs < epoch]
+        for m in live:
+            m.student.train()
+            m.loss.train()
+        sums = {m.name: {} for m in live}
+        bad = {m.name: torch.zeros((), dtype=torch.bool, device=self.device) for m in live}
+        seen, t0 = 0, time.perf_counter()
+        task = self.progress.task(f"epoch {epoch}/{self.cfg.epochs}", total=n_steps)
+        for step, (x, y, idx) in enumerate(loader):
+            if step >= n_steps:
+                break
+            t = self._teacher_batch(x, idx)
+            target = t.argmax(dim=1) if self.cfg.pseudo_labels and t is not None else y
+            lr = learning_rate(self.cfg, epoch - 1 + step / n_steps)
+            for m in live:
+                if not m.active:
+                    continue
+                self._step(m, x, t, target, idx, epoch, lr, sums[m.name], bad[m.name])
+            seen += x.shape[0]
+            if (step + 1) % self.cfg.nonfinite_check_every == 0:
+                self._check_finite(live, bad, epoch)
+            self.progress.advance(task)
+        self._check_finite(live, bad, epoch)
+        seconds = time.perf_counter() - t0
+        self.progress.done(task)
+        for m in live:
+            if m.active:
+                self._end_epoch(m, epoch, sums[m.name], max(n_steps, 1), seconds / max(len(live), 1), seen, lr)
+
+    def _step(self, m: Member, x: Tensor, t: Tensor | None, target: Tensor, idx: Tensor, epoch: int,
+              lr: float, sums: dict[str, Tensor], bad: Tensor) -> None:
+        _set_rng(m.rng, self.device)
+        for g in m.optimizer.param_groups:
+            g["lr"] = lr
+        with self._amp_ctx():
+            s = m.forward(x)
+        terms = m.loss(s.float(), t, target, epoch=epoch, x=x, index=idx)
+        total = sum(terms.values())
+        m.optimizer.zero_grad(set_to_none=True)
+        if m.scaler is not None:
+            m.scaler.scale(total).backward()
+            m.scaler.unscale_(m.optimizer)
+        else:
+            total.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(m.student.parameters(), self.cfg.grad_clip)
+        if m.scaler is not None:
+            m.scaler.step(m.optimizer)
+            m.scaler.update()
+        else:
+            m.optimizer.step()
+        with torch.no_grad():
+            bad |= ~torch.isfinite(total.detach())
+            for k, v in terms.items():
+                sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
+        m.rng = _get_rng(self.device)
+
+    def _check_finite(self, live: list[Member], bad: dict[str, Tensor], epoch: int) -> None:
+        for m in live:
+            if m.active and bool(bad[m.name]):
+                m.result.epochs = m.done_epochs
+                self._finish(m, "diverged", f"non-finite loss in epoch {epoch}")
+                self.log(f"[red]{m.name}: loss became NaN/Inf in epoch {epoch}; run marked diverged[/red]")
+
+    def _end_epoch(self, m: Member, epoch: int, sums: dict[str, Tensor], n_steps: int, seconds: float,
+                   seen: int, lr: float) -> None:
+        train = {k: float(v) / n_steps for k, v in sums.items()}
+        record: dict[str, Any] = {"epoch": epoch, "lr": lr, "train": train, "train_loss": sum(train.values()),
+                                  "seconds": seconds, "teacher_queries": m.queries}
+        m.student.eval()
+        for split, loader in self.eval_loaders.items():
+            with self._amp_ctx():
+                record.update({f"{split}_{k}": v for k, v in evaluate(m.student, loader).items()})
+        m.done_epochs = epoch
+        r = m.result
+        r.epochs = epoch
+        r.train_seconds += seconds
+        r.images_per_second = seen / max(seconds, 1e-9)
+        r.top1, r.top5 = record.get("test_top1", float("nan")), record.get("test_top5", float("nan"))
+        r.val_top1 = record.get("val_top1", float("nan"))
+        if not r.best_top1 >= r.top1:  # also true while best_top1 is NaN
+            r.best_top1, r.best_epoch = r.top1, epoch
+        r.teacher_queries = m.queries
+        m.metrics.append(record)
+        self._save(m)
+        if epoch >= self.cfg.epochs:
+            self._finish(m, "finished")
+        shown = " ".join(f"{k}={v:.3f}" for k, v in train.items())
+        self.log(f"{m.name} epoch {epoch}/{self.cfg.epochs}: {shown} test_top1={r.top1:.2f} ({seconds:.1f}s)")
+

@@ -1,0 +1,108 @@
+"""Teachers with access levels, as a user of a model API would see them.
+
+=========  ====================================================================
+access     what the student side receives (as "logits" for the loss)
+=========  ====================================================================
+logits     the raw logits
+probs      probabilities; handed to losses as log-probabilities, which differ
+           from the logits by a per-row constant (softmax-based losses are
+           unchanged)
+topk:K     the K largest probabilities; the remaining mass is spread evenly
+           over the other classes (what a student can assume, knowing nothing)
+label      the top-1 class only; handed over as a one-hot row of logits
+           (0 for the label, -1e4 elsewhere: one-hot at any temperature)
+=========  ====================================================================
+
+Every image sent counts as one query; ``budget`` caps them.
+"""
+from __future__ import annotations
+
+
+import torch
+from torch import Tensor, nn
+
+from .errors import AccessError, ConfigError, did_you_mean
+from .losses.base import ACCESS_RANK
+
+LEVELS = ("logits", "probs", "topk:K", "label")
+ONE_HOT_GAP = 1e4
+
+
+def parse_access(access: str) -> tuple[str, int | None]:
+    """``"topk:5"`` -> ("topk", 5); validates the level name."""
+    name, _, k = str(access).partition(":")
+    if name not in ("logits", "probs", "topk", "label"):
+        raise ConfigError(f"unknown teacher access '{access}'{did_you_mean(name, ['logits', 'probs', 'topk', 'label'])} "
+                          f"(choose one of: {', '.join(LEVELS)})")
+    if name == "topk":
+        if not k.isdigit() or int(k) < 1:
+            raise ConfigError(f"teacher access '{access}' needs a positive K, e.g. 'topk:5'")
+        return name, int(k)
+    if k:
+        raise ConfigError(f"teacher access '{access}' takes no ':' argument")
+    return name, None
+
+
+def check_access(loss_name: str, requires: str, access: str) -> None:
+    """Refuse a loss that needs more teacher access than given, before any training."""
+    level = "none" if access == "none" else parse_access(access)[0]
+    if ACCESS_RANK[requires] > ACCESS_RANK[level]:
+        given = "no teacher" if level == "none" else f"the teacher gives '{access}'"
+        raise AccessError(f"loss '{loss_name}' needs teacher access '{requires}' or richer, but {given}; "
+                          f"pick a loss that works with that or give more access")
+
+
+class Teacher:
+    """A frozen teacher model behind an access level, counting the images it is asked about."""
+
+    def __init__(self, model: nn.Module, access: str = "logits", budget: int | None = None) -> None:
+        self.level, self.k = parse_access(access)
+        self.access = access
+        self.model = model.eval().requires_grad_(False)
+        self.budget = budget
+        self.queries = 0
+
+    def _charge(self, n: int) -> None:
+        if self.budget is not None and self.queries + n > self.budget:
+            raise AccessError(f"teacher query budget exceeded: {self.queries} of {self.budget} images used, "
+                              f"{n} more requested; raise the budget or train for fewer steps")
+        self.queries += n
+
+    @torch.no_grad()
+    def raw_logits(self, x: Tensor) -> Tensor:
+        """The model's own logits; for kdzoo's internals (evaluation), never counted or exposed."""
+        return self.model(x).float()
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor) -> Tensor:
+        """Query the teacher on a batch; returns what this access level exposes, as logits."""
+        self._charge(x.shape[0])
+        return self.expose(self.model(x).float())
+
+    def expose(self, z: Tensor) -> Tensor:
+        """Reduce raw logits to what the access level reveals."""
+        if self.level == "logits":
+            return z
+        if self.level == "probs":
+            return torch.log_softmax(z, dim=1)
+        if self.level == "label":
+            return self.one_hot(z.argmax(dim=1), z.shape[1])
+        p = torch.softmax(z, dim=1)
+        k = min(self.k or 1, z.shape[1])
+        top, idx = p.topk(k, dim=1)
+        rest = z.shape[1] - k
+        fill = ((1 - top.sum(1, keepdim=True)).clamp_min(1e-12) / max(rest, 1)) if rest else top[:, :1]
+        out = fill.expand_as(p).clone().scatter_(1, idx, top)
+        return out.clamp_min(1e-12).log()
+
+    @staticmethod
+    def one_hot(labels: Tensor, num_classes: int) -> Tensor:
+        out = torch.full((labels.shape[0], num_classes), -ONE_HOT_GAP, device=labels.device)
+        return out.scatter_(1, labels[:, None], 0.0)
+
+    def to(self, device: torch.device | str) -> "Teacher":
+        self.model.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Teacher(access={self.access!r}, queries={self.queries}, budget={self.budget})"
