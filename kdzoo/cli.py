@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def _kv(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise ConfigError(f"--set expects KEY=VALUE, got '{text}'")
+        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got '{text}'")
     try:
         return key.strip(), yaml.safe_load(value)
     except yaml.YAMLError:
