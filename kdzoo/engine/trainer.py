@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from ..errors import ConfigError, KdzooError
 from ..losses.base import DistillLoss
 from ..teachers import Teacher, check_access
-from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from .checkpoint import atomic_write_text
+from .recovery import resume_state, save_checkpoint_keep_previous
 from .config import TrainConfig
 from .evaluate import evaluate
 from .progress import Progress
@@ -195,9 +196,10 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.manual_seed(m.seed)
         m.rng = _get_rng(self.device)
-        ckpt_path = m.run_dir / CHECKPOINT if m.run_dir else None
-        if ckpt_path is not None and ckpt_path.exists():
-            self._restore(m, load_checkpoint(ckpt_path, map_location=self.device))
+        # last good checkpoint (falls back to checkpoint.prev.pt, warns about corrupt files), None: from scratch
+        ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device) if m.run_dir else None
+        if ckpt is not None:
+            self._restore(m, ckpt)
 
     def _restore(self, m: Member, ckpt: dict) -> None:
         m.student.load_state_dict(ckpt["model"])
@@ -215,7 +217,7 @@ class Trainer:
     def _save(self, m: Member) -> None:
         if m.run_dir is None:
             return
-        save_checkpoint({
+        save_checkpoint_keep_previous({
             "epoch": m.done_epochs, "model": m.student.state_dict(), "optimizer": m.optimizer.state_dict(),
             "loss": m.loss.state_dict(), "scaler": m.scaler.state_dict() if m.scaler else None,
             "rng": m.rng, "metrics": m.metrics, "queries": m.queries, "result": m.result.to_dict(),

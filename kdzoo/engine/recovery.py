@@ -1,0 +1,206 @@
+"""Crash-safe checkpoints: keep the previous good one, detect corruption, resume from the last good state.
+
+A run folder holds ``checkpoint.pt`` (the latest epoch) and ``checkpoint.prev.pt``
+(the epoch before), each with a ``.sha256`` sidecar. Saving goes in an order
+where, whatever instant the process is killed at, at least one of the two is
+complete and matches its checksum:
+
+1. ``checkpoint.prev.pt.sha256`` <- digest of the current ``checkpoint.pt``
+2. ``checkpoint.prev.pt``        <- hard link (or copy) of the current ``checkpoint.pt``
+3. ``checkpoint.pt``             <- the new state (temporary file + rename)
+4. ``checkpoint.pt.sha256``      <- digest of the new state
+
+Between steps 1 and 2 the current checkpoint is still good; between 3 and 4
+the previous one is. Loading tries ``checkpoint.pt``, then ``checkpoint.prev.pt``,
+then gives up (training restarts from scratch); every file found unusable is
+reported with a ``RecoveryWarning`` naming it and what was wrong.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..errors import CheckpointError
+from .checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
+
+PREV_SUFFIX = ".prev"
+
+
+class RecoveryWarning(UserWarning):
+    """Something in a run folder was truncated or corrupt and is being redone."""
+
+
+def warn(message: str, log: Callable[[str], None] | None = None) -> None:
+    """Report a recovery as a ``RecoveryWarning`` (shown on stderr) and also to ``log`` if given."""
+    warnings.warn(message, RecoveryWarning, stacklevel=3)
+    if log is not None:
+        try:
+            log(f"warning: {message}")
+        except Exception:  # a broken log sink must not stop the recovery
+            pass
+
+
+def prev_path(path: str | os.PathLike) -> Path:
+    """``checkpoint.pt`` -> ``checkpoint.prev.pt``."""
+    p = Path(path)
+    return p.with_name(p.stem + PREV_SUFFIX + p.suffix)
+
+
+def _sidecar(path: Path) -> Path:
+    return Path(str(path) + ".sha256")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Make ``dst`` a complete copy of ``src`` in one rename (a hard link where the filesystem allows)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save_checkpoint_keep_previous(obj: dict, path: str | os.PathLike) -> None:
+    """``save_checkpoint`` that first keeps the current checkpoint as ``checkpoint.prev.pt``."""
+    path = Path(path)
+    prev = prev_path(path)
+    if path.is_file() and path.stat().st_size > 0:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        sidecar = _sidecar(path)
+        if not sidecar.is_file() or sidecar.read_text().strip() == digest:  # never replace a good prev by a bad one
+            atomic_write_text(_sidecar(prev), digest + "\n")
+            _link_or_copy(path, prev)
+    save_checkpoint(obj, path)
+
+
+def verify(path: Path) -> str | None:
+    """None when ``path`` is complete and matches its checksum, else what is wrong with it."""
+    if not path.is_file():
+        return "missing"
+    size = path.stat().st_size
+    if size == 0:
+        return "empty (0 bytes)"
+    digest = _sidecar(path)
+    if digest.is_file():
+        want = digest.read_text().strip()
+        if want != hashlib.sha256(path.read_bytes()).hexdigest():
+            return f"does not match its checksum ({size} bytes; truncated or corrupt)"
+    return None
+
+
+def load_last_good(path: str | os.PathLike, map_location: Any = "cpu",
+                   log: Callable[[str], None] | None = None) -> dict | None:
+    """The newest good checkpoint among ``path`` and its ``.prev`` fallback, or None (start from scratch).
+
+    Files that exist but cannot be used are reported with a warning. A checkpoint
+    must be a dict holding at least ``epoch`` and ``model``.
+    """
+    path = Path(path)
+    problems: list[str] = []
+    for candidate in (path, prev_path(path)):
+        if not candidate.exists():
+            continue
+        problem = verify(candidate)
+        ckpt = None
+        if problem is None:
+            try:
+                ckpt = load_checkpoint(candidate, map_location=map_location)
+            except CheckpointError as exc:
+                problem = f"cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            else:
+                if not isinstance(ckpt, dict) or "epoch" not in ckpt or "model" not in ckpt:
+                    problem, ckpt = "is not a kdzoo training checkpoint", None
+        if ckpt is not None:
+            if problems:
+                warn(f"{'; '.join(problems)}; resuming from {candidate.name} (epoch {ckpt['epoch']})", log)
+            return ckpt
+        problems.append(f"{candidate} {problem}")
+    if problems:
+        warn(f"{'; '.join(problems)}; no good checkpoint left, training restarts from scratch", log)
+    return None
+
+
+def metrics_text(records: list[dict]) -> str:
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+
+
+def check_metrics(run_dir: str | os.PathLike, records: list[dict], name: str = "metrics.jsonl",
+                  log: Callable[[str], None] | None = None) -> None:
+    """Make ``metrics.jsonl`` agree with the checkpoint's records; rewrite it (with a warning) if it does not.
+
+    The checkpoint is the source of truth: the file is derived from it, so a
+    truncated, corrupt or stale file is simply written again.
+    """
+    path = Path(run_dir) / name
+    want = metrics_text(records)
+    try:
+        have = path.read_bytes()
+    except FileNotFoundError:
+        have = None
+    if have is not None and have == want.encode("utf-8"):
+        return
+    if have is None:
+        problem = "is missing"
+    else:
+        problem = _describe_jsonl(have, len(records))
+    if records or have:
+        warn(f"{path} {problem}; rewritten from the checkpoint ({len(records)} epochs)", log)
+    atomic_write_bytes(path, want.encode("utf-8"))
+
+
+def _describe_jsonl(data: bytes, expected: int) -> str:
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    for i, line in enumerate(lines, 1):
+        try:
+            json.loads(line)
+        except ValueError:
+            return f"has a line that is not JSON (line {i}; truncated or corrupt)"
+    if len(lines) != expected:
+        return f"has {len(lines)} epochs but the checkpoint has {expected}"
+    return "differs from the checkpoint's records"
+
+
+def discard(path: str | os.PathLike) -> None:
+    """Remove a checkpoint, its fallback and their sidecars (a run restarting from scratch)."""
+    path = Path(path)
+    for p in (path, prev_path(path)):
+        for f in (p, _sidecar(p)):
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def resume_state(run_dir: str | os.PathLike, name: str = "checkpoint.pt", map_location: Any = "cpu",
+                 log: Callable[[str], None] | None = None, metrics_name: str = "metrics.jsonl") -> dict | None:
+    """Load the last good checkpoint of a run folder and repair ``metrics.jsonl`` to match it.
+
+    Returns None when training must start from scratch (nothing saved, or nothing usable).
+    """
+    run_dir = Path(run_dir)
+    ckpt = load_last_good(run_dir / name, map_location=map_location, log=log)
+    if ckpt is None:
+        if (run_dir / metrics_name).exists():
+            (run_dir / metrics_name).unlink()  # stale: it describes a state that no longer exists
+        return None
+    check_metrics(run_dir, list(ckpt.get("metrics", [])), metrics_name, log)
+    return ckpt
