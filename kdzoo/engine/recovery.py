@@ -114,10 +114,16 @@ def load_last_good(path: str | os.PathLike, map_location: Any = "cpu",
     Files that exist but cannot be used are reported with a warning. A checkpoint
     must be a dict holding at least ``epoch`` and ``model``.
     """
-    path = Path(path)
+    return _load_last_good(Path(path), map_location, log)[0]
+
+
+def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | None) -> tuple[dict | None, bool]:
+    """(checkpoint or None, whether something was found unusable and reported)."""
     problems: list[str] = []
     for candidate in (path, prev_path(path)):
         if not candidate.exists():
+            if candidate == path and prev_path(path).exists():
+                problems.append(f"{candidate} is missing")
             continue
         problem = verify(candidate)
         ckpt = None
@@ -132,11 +138,11 @@ def load_last_good(path: str | os.PathLike, map_location: Any = "cpu",
         if ckpt is not None:
             if problems:
                 warn(f"{'; '.join(problems)}; resuming from {candidate.name} (epoch {ckpt['epoch']})", log)
-            return ckpt
+            return ckpt, bool(problems)
         problems.append(f"{candidate} {problem}")
     if problems:
         warn(f"{'; '.join(problems)}; no good checkpoint left, training restarts from scratch", log)
-    return None
+    return None, bool(problems)
 
 
 def metrics_text(records: list[dict]) -> str:
@@ -197,10 +203,15 @@ def resume_state(run_dir: str | os.PathLike, name: str = "checkpoint.pt", map_lo
     Returns None when training must start from scratch (nothing saved, or nothing usable).
     """
     run_dir = Path(run_dir)
-    ckpt = load_last_good(run_dir / name, map_location=map_location, log=log)
+    ckpt, reported = _load_last_good(run_dir / name, map_location, log)
     if ckpt is None:
         if (run_dir / metrics_name).exists():
             (run_dir / metrics_name).unlink()  # stale: it describes a state that no longer exists
         return None
-    check_metrics(run_dir, list(ckpt.get("metrics", [])), metrics_name, log)
+    records = list(ckpt.get("metrics", []))
+    if reported:
+        # the fallback was reported: the file describes epochs past it and is rewritten without a second warning
+        atomic_write_bytes(run_dir / metrics_name, metrics_text(records).encode("utf-8"))
+    else:
+        check_metrics(run_dir, records, metrics_name, log)
     return ckpt
