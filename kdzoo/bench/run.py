@@ -22,6 +22,7 @@ import torch
 from .. import __version__, build_loss, build_model
 from ..data import build_dataset, make_loader
 from ..data.base import DataBundle, TensorSplit
+from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, atomic_write_json, evaluate, resolve_device
 from ..engine.checkpoint import atomic_write_bytes
 from ..errors import CheckpointError, ConfigError, did_you_mean
@@ -49,10 +50,13 @@ class RunSpec:
     val_size: float = 0.0
     augment: bool = False
     label: str = ""                       # free-form tag (e.g. "shifted"); part of the hash
+    student_shift: str = ""               # named shift of the student side's training images (kdzoo.data.shifts)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["train"] = self.train.to_dict()
+        if not d["student_shift"]:
+            del d["student_shift"]            # unset: absent, so hashes of earlier runs stay valid
         return d
 
     @classmethod
@@ -111,6 +115,9 @@ def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
         # the subset depends on the seed, like the student side's own data would
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(10_000 + spec.seed))
         bundle.train = bundle.train.subset(perm[:k].sort().values)
+    if spec.student_shift:
+        # edge-cloud disparity: only the student side's images change (a fixed, seeded transformation)
+        bundle.train = apply_shift(bundle.train, spec.student_shift, seed=0)
     return bundle
 
 
