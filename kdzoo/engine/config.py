@@ -36,6 +36,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
+        self._check_types()
         if int(self.epochs) < 1:
             raise ConfigError(f"epochs must be a positive integer, got {self.epochs}")
         if int(self.batch_size) < 1:
@@ -50,6 +51,35 @@ class TrainConfig:
                 raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}{did_you_mean(value, allowed)}")
         if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
             raise ConfigError(f"steps_per_epoch must be a positive integer, got {self.steps_per_epoch}")
+        for key in ("momentum", "weight_decay", "warmup_epochs", "grad_clip"):
+            if not float(getattr(self, key)) >= 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if not float(self.gamma) > 0:
+            raise ConfigError(f"gamma must be > 0, got {self.gamma}")
+
+    def _check_types(self) -> None:
+        """Wrong types (e.g. ``epochs: ten`` in a recipe, or a NaN rate) are ConfigErrors, not tracebacks."""
+        import math
+        for f in fields(self):
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool):
+                ok, kind = isinstance(value, bool), "true or false"
+            elif isinstance(default, int) or f.name == "steps_per_epoch":
+                ok, kind = (value is None and f.name == "steps_per_epoch") or (
+                    isinstance(value, int) and not isinstance(value, bool)), "an integer"
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                kind = "a finite number"
+            elif isinstance(default, str):
+                ok, kind = isinstance(value, str), "a string"
+            elif f.name == "milestones":
+                ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                              for v in value)
+                kind = "a list of integers (epochs)"
+            else:
+                continue
+            if not ok:
+                raise ConfigError(f"{f.name} must be {kind}, got {value!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
