@@ -45,6 +45,8 @@ def check_logits(student: Tensor, teacher: Tensor | None, target: Tensor | None)
     """
     if student.dim() != 2:
         raise ConfigError(f"student logits must have shape (N, C), got {tuple(student.shape)}")
+    if student.shape[0] == 0:
+        raise ConfigError("empty batch: a loss needs at least one sample")
     if teacher is not None and teacher.shape != student.shape:
         raise ConfigError(f"teacher logits {tuple(teacher.shape)} and student logits "
                           f"{tuple(student.shape)} differ in shape; do teacher and student have the same classes?")
