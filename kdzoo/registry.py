@@ -86,6 +86,7 @@ class Registry:
     def check_kwargs(self, name: str, kwargs: dict[str, Any]) -> None:
         """Raise ConfigError for keywords the factory does not take."""
         entry = self.entry(name)
+        self._check_types(name, entry, kwargs)
         sig = inspect.signature(entry.factory)
         if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
             return
@@ -94,6 +95,24 @@ class Registry:
             if key not in entry.hyperparameters():
                 raise ConfigError(f"{self.kind} '{name}' has no hyperparameter '{key}'"
                                   f"{did_you_mean(key, known)} (it takes: {', '.join(known) or 'none'})")
+
+    def _check_types(self, name: str, entry: Entry, kwargs: dict[str, Any]) -> None:
+        """A value whose default is a number, flag or string must be one too (``temperature=abc`` is refused)."""
+        defaults = entry.hyperparameters()
+        for key, value in kwargs.items():
+            default = defaults.get(key)
+            if key in self._fixed or default is None:
+                continue
+            if isinstance(default, bool):
+                ok, kind = isinstance(value, bool), "true or false"
+            elif isinstance(default, (int, float)):
+                ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+            elif isinstance(default, str):
+                ok, kind = isinstance(value, str), "a string"
+            else:
+                continue
+            if not ok:
+                raise ConfigError(f"{self.kind} '{name}': {key} must be {kind}, got {value!r}")
 
     def build(self, name: str, **kwargs: Any) -> Any:
         entry = self.entry(name)

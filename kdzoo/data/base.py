@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..errors import DataNotFoundError
+from ..errors import ConfigError, DataNotFoundError
 
 
 @dataclass
@@ -114,6 +114,6 @@ def split_train_val(train: TensorSplit, val_size: int | float, seed: int) -> tup
     if k <= 0:
         return train, None
     if k >= n:
-        raise ValueError(f"val_size {val_size} leaves no training images (train has {n})")
+        raise ConfigError(f"val_size {val_size} leaves no training images (train has {n})")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return train.subset(perm[k:].sort().values), train.subset(perm[:k].sort().values)

@@ -56,6 +56,12 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         if not float(self.gamma) > 0:
             raise ConfigError(f"gamma must be > 0, got {self.gamma}")
+        if self.device != "auto":
+            import torch
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError):
+                raise ConfigError(f"device '{self.device}' is not a device; use auto, cpu, cuda or cuda:N") from None
 
     def _check_types(self) -> None:
         """Wrong types (e.g. ``epochs: ten`` in a recipe, or a NaN rate) are ConfigErrors, not tracebacks."""
