@@ -1,35 +1,135 @@
 """Batch iterators shared by every run.
 
 ``TensorLoader`` serves in-memory ``TensorSplit``s: it shuffles, crops, flips and
-normalizes whole batches with torch ops, on the CPU or on the GPU (the data
-then lives in device memory). Every random choice comes from a generator
-seeded by (seed, epoch), so an epoch's batches are the same whether a run is
-resumed, trained alone or trained in a cohort.
+normalizes whole batches with torch ops. On a GPU the uint8 images live in
+device memory when they fit (Fashion-MNIST, CIFAR, SVHN, ...), so a batch never
+crosses the PCIe bus; otherwise they stay in host memory and each cropped
+uint8 batch is sent through pinned memory without blocking.
+
+Determinism: every random choice of an epoch (the order, each image's crop
+offsets and flip) is drawn up front on the CPU from a generator seeded by
+(seed, epoch) — see ``epoch_plan`` — and only then moved to the device. The
+CPU and GPU paths therefore run the same algorithm on the same random numbers
+and give the same batches, and an epoch's batches are the same whether a run
+is resumed, trained alone or trained in a cohort. (A CUDA ``torch.Generator``
+would give a different stream from a CPU one with the same seed, and drawing
+small tensors on the host per batch would cost a blocking copy per batch.)
+
+``DatasetLoader`` wraps transform-based datasets (image folders) in a
+``DataLoader`` with persistent workers and pinned memory. Its sampler is
+seeded per (seed, epoch) and every sample's transforms run under an RNG seeded
+by (seed, epoch, index), so the augmentation of an image does not depend on the
+number of workers, on which worker loads it, or on whether the run was resumed.
 """
 from __future__ import annotations
 
+import contextlib
+import random
+import sys
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from .base import Augment, DataBundle, TensorSplit
+
+# A dataset may live on the GPU when it takes at most this fraction of the free device memory.
+GPU_RESIDENT_FRACTION = 0.5
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2 ** 63)
 
 
+def sample_seed(epoch_seed_: int, index: int) -> int:
+    """Seed of one sample's transforms in one epoch."""
+    return (int(epoch_seed_) * 6_364_136_223_846_793_005 + int(index) * 1_442_695_040_888_963_407 + 1) % (2 ** 63)
+
+
+@dataclass
+class EpochPlan:
+    """The random choices of one epoch, drawn on the CPU, one entry per position in the epoch."""
+    order: Tensor | None   # (N,) permutation of the dataset; None: natural order
+    dy: Tensor | None      # (N,) vertical crop offsets in [0, 2 * padding]; None: no crop
+    dx: Tensor | None      # (N,) horizontal crop offsets
+    flip: Tensor | None    # (N,) bool, flip horizontally; None: no flip
+
+    def to(self, device: torch.device) -> "EpochPlan":
+        def move(t: Tensor | None) -> Tensor | None:
+            if t is None or device.type == "cpu":
+                return t
+            return t.pin_memory().to(device, non_blocking=True)
+        return EpochPlan(move(self.order), move(self.dy), move(self.dx), move(self.flip))
+
+
+def epoch_plan(n: int, seed: int, epoch: int, *, shuffle: bool, augment: Augment) -> EpochPlan:
+    """Order, crop offsets and flips of epoch ``epoch``; always drawn with a CPU generator."""
+    g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    order = torch.randperm(n, generator=g) if shuffle else None
+    dy = dx = flip = None
+    p = augment.crop_padding
+    if p > 0:
+        dy = torch.randint(0, 2 * p + 1, (n,), generator=g)
+        dx = torch.randint(0, 2 * p + 1, (n,), generator=g)
+    if augment.flip:
+        flip = torch.rand(n, generator=g) < 0.5
+    return EpochPlan(order, dy, dx, flip)
+
+
+def crop_flip(images: Tensor, index: Tensor, dy: Tensor | None, dx: Tensor | None, flip: Tensor | None,
+              padding: int) -> Tensor:
+    """``images[index]``, each randomly cropped and flipped, in one gather.
+
+    Equivalent to zero-padding each image by ``padding`` on every side, taking the
+    window at offset (dy, dx) of the original size, then flipping it horizontally
+    where ``flip``. Works on any device, on the dtype of ``images`` (uint8).
+    """
+    n = index.shape[0]
+    _, c, h, w = images.shape
+    dev = images.device
+    rows = torch.arange(h, device=dev).expand(n, h)
+    cols = torch.arange(w, device=dev).expand(n, w)
+    if dy is not None:
+        rows = rows + (dy - padding)[:, None]
+        cols = cols + (dx - padding)[:, None]
+    if flip is not None:
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+    out = images[index[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+                 rows.clamp(0, h - 1)[:, None, :, None], cols.clamp(0, w - 1)[:, None, None, :]]
+    if dy is not None and padding > 0:
+        inside = (((rows >= 0) & (rows < h))[:, None, :, None]) & (((cols >= 0) & (cols < w))[:, None, None, :])
+        out = out * inside
+    return out
+
+
+def _storage_for(images: Tensor, device: torch.device, storage: str | torch.device | None) -> torch.device:
+    """Where a split's uint8 images live: on the GPU when they fit in device memory, else in host memory."""
+    if storage is not None:
+        return torch.device(storage)
+    if device.type != "cuda":
+        return device
+    free, _total = torch.cuda.mem_get_info(device)
+    return device if images.numel() * images.element_size() <= GPU_RESIDENT_FRACTION * free else torch.device("cpu")
+
+
 class TensorLoader:
-    """Yields ``(x, y, index)``: normalized float images, int64 labels and dataset indices."""
+    """Yields ``(x, y, index)``: normalized float images, int64 labels and dataset indices, all on ``device``.
+
+    ``storage`` overrides where the uint8 images are kept (default: on ``device``
+    when they fit, see ``GPU_RESIDENT_FRACTION``).
+    """
 
     def __init__(self, split: TensorSplit, batch_size: int, *, mean: Sequence[float], std: Sequence[float],
                  shuffle: bool = False, augment: Augment | None = None, seed: int = 0,
                  device: str | torch.device = "cpu", drop_last: bool = False, max_batches: int | None = None,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, storage: str | torch.device | None = None) -> None:
         self.device = torch.device(device)
-        self.images = split.images.to(self.device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.storage = _storage_for(split.images, self.device, storage)
+        self.images = split.images.to(self.storage)
         self.labels = split.labels.to(self.device)
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last = shuffle, drop_last
@@ -58,61 +158,115 @@ class TensorLoader:
         batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         return min(batches, self.max_batches) if self.max_batches else batches
 
-    def _generator(self) -> torch.Generator:
-        g = torch.Generator(device=self.device)
-        g.manual_seed(epoch_seed(self.seed, self.epoch))
-        return g
+    def plan(self, epoch: int | None = None) -> EpochPlan:
+        """The CPU-drawn random choices of ``epoch`` (default: the current one)."""
+        return epoch_plan(self.num_samples, self.seed, self.epoch if epoch is None else epoch,
+                          shuffle=self.shuffle, augment=self.augment)
 
-    def _crop_flip(self, x: Tensor, g: torch.Generator) -> Tensor:
-        n, _, h, w = x.shape
-        p = self.augment.crop_padding
-        if p > 0:
-            x = torch.nn.functional.pad(x, (p, p, p, p))
-            oy = torch.randint(0, 2 * p + 1, (n,), generator=g, device=x.device)
-            ox = torch.randint(0, 2 * p + 1, (n,), generator=g, device=x.device)
-            rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-            cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-            x = x[torch.arange(n, device=x.device)[:, None, None, None],
-                  torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows, cols]
-        if self.augment.flip:
-            flip = torch.rand(n, generator=g, device=x.device) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    def _finish(self, x: Tensor) -> Tensor:
+        """uint8 batch on the storage device -> normalized float batch on the output device."""
+        if x.device != self.device:
+            x = x.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else x.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = (x.float() - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def full_pass(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """Every image once, in order, without augmentation: ``(x, index)``."""
         for start in range(0, self.num_samples, batch_size):
-            idx = torch.arange(start, min(start + batch_size, self.num_samples), device=self.device)
-            x = (self.images[idx].float() - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, idx
+            stop = min(start + batch_size, self.num_samples)
+            yield self._finish(self.images[start:stop]), torch.arange(start, stop, device=self.device)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        g = self._generator()
-        n = self.num_samples
-        order = torch.randperm(n, generator=g, device=self.device) if self.shuffle else torch.arange(n, device=self.device)
+        cpu_plan = self.plan()
+        on_device = cpu_plan.to(self.device)
+        plan = on_device if self.storage == self.device else cpu_plan.to(self.storage)
+        order = on_device.order  # indices for the labels (and the caller) on the output device
+        aug, p = self.augment.active, self.augment.crop_padding
+        bs, n = self.batch_size, self.num_samples
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            x = self.images[idx].float()
-            if self.augment.active:
-                x = self._crop_flip(x, g)
-            x = (x - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[idx], idx
+            start, stop = b * bs, min((b + 1) * bs, n)
+            if order is None:
+                idx = torch.arange(start, stop, device=self.device)
+                idx_s = idx if self.storage == self.device else torch.arange(start, stop, device=self.storage)
+            else:
+                idx, idx_s = order[start:stop], plan.order[start:stop]
+            if aug:
+                sl = slice(start, stop)
+                x = crop_flip(self.images, idx_s, plan.dy[sl] if plan.dy is not None else None,
+                              plan.dx[sl] if plan.dx is not None else None,
+                              plan.flip[sl] if plan.flip is not None else None, p)
+            elif order is None:
+                x = self.images[start:stop]
+            else:
+                x = self.images[idx_s]
+            yield self._finish(x), self.labels[idx], idx
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Run a sample's transforms under RNGs seeded by ``seed``.
+
+    In a worker process the RNGs are simply reseeded; in the main process
+    (``workers=0``) their states are restored afterwards, so loading data never
+    disturbs a run's own random stream.
+    """
+    np = sys.modules.get("numpy")
+    in_worker = get_worker_info() is not None
+    saved = None if in_worker else (torch.default_generator.get_state(), random.getstate(),
+                                    np.random.get_state() if np is not None else None)
+    torch.default_generator.manual_seed(seed)
+    random.seed(seed)
+    if np is not None:
+        np.random.seed(seed % (2 ** 32))
+    try:
+        yield
+    finally:
+        if saved is not None:
+            torch.default_generator.set_state(saved[0])
+            random.setstate(saved[1])
+            if np is not None and saved[2] is not None:
+                np.random.set_state(saved[2])
 
 
 class _Indexed(Dataset):
+    """Yields ``(x, y, index)``; keys are ``(index, epoch seed)`` pairs from ``_EpochSampler``."""
+
     def __init__(self, ds: Dataset) -> None:
         self.ds = ds
 
     def __len__(self) -> int:
         return len(self.ds)  # type: ignore[arg-type]
 
-    def __getitem__(self, i: int):
-        x, y = self.ds[i]
+    def __getitem__(self, key):
+        i, eseed = key if isinstance(key, tuple) else (key, None)
+        if eseed is None:
+            x, y = self.ds[i]
+        else:
+            with _seeded(sample_seed(eseed, i)):
+                x, y = self.ds[i]
         return x, torch.as_tensor(y, dtype=torch.long), i
+
+
+class _EpochSampler(Sampler):
+    """The epoch's order (same permutation as TensorLoader's), each index paired with the epoch's seed."""
+
+    def __init__(self, n: int, shuffle: bool, seed: int) -> None:
+        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        s = epoch_seed(self.seed, self.epoch)
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(s)).tolist()
+        else:
+            order = range(self.n)
+        return ((i, s) for i in order)
 
 
 class DatasetLoader:
@@ -126,9 +280,11 @@ class DatasetLoader:
         self.ds, self.batch_size, self.shuffle, self.seed = ds, batch_size, shuffle, seed
         self.device = torch.device(device)
         self.epoch, self.max_batches, self.channels_last = 1, max_batches, channels_last
+        self.sampler = _EpochSampler(len(ds), shuffle, seed)  # type: ignore[arg-type]
         self.loader_kwargs = dict(batch_size=batch_size, drop_last=drop_last, num_workers=workers,
                                   pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
         self._loader: DataLoader | None = None
+        # DataLoader draws its workers' base seed from this generator, never from the global RNG
         self._generator = torch.Generator()
 
     @property
@@ -144,11 +300,12 @@ class DatasetLoader:
 
     def _get(self) -> DataLoader:
         if self._loader is None:  # built once so persistent workers survive across epochs
-            self._loader = DataLoader(_Indexed(self.ds), shuffle=self.shuffle, generator=self._generator,
+            self._loader = DataLoader(_Indexed(self.ds), sampler=self.sampler, generator=self._generator,
                                       **self.loader_kwargs)
         return self._loader
 
     def __iter__(self):
+        self.sampler.epoch = self.epoch
         self._generator.manual_seed(epoch_seed(self.seed, self.epoch))
         for b, (x, y, idx) in enumerate(self._get()):
             if self.max_batches and b >= self.max_batches:
