@@ -160,8 +160,63 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------- transfer
+def _add_transfer(sub: Any) -> None:
+    p = sub.add_parser("transfer", help="linear-probe a frozen student's features on another dataset",
+                       description="Transfer evaluation (as in MCLD): freeze a trained student, extract its "
+                                   "penultimate features on DATASET's train and test splits, fit a logistic-"
+                                   "regression probe on the train features and report its test top-1. Images are "
+                                   "converted to the student's input format (grey<->RGB, bilinear resize, the "
+                                   "student's normalization).")
+    p.add_argument("run", metavar="RUN_DIR", help="kdzoo run folder (model.pt + config.json), or a weights file "
+                                                  "with --student and --source-dataset")
+    p.add_argument("--dataset", required=True, help="target dataset (kdzoo list datasets)")
+    p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
+    p.add_argument("--epochs", type=int, default=100, help="L-BFGS iterations, or SGD passes (default 100)")
+    p.add_argument("--val-size", type=float, default=0.0,
+                   help="hold out this many train images (fraction if < 1) to pick the probe's weight decay")
+    p.add_argument("--weight-decay", type=float, nargs="+", default=None,
+                   help="probe L2 penalty; several values are searched on --val-size (default 1e-4, or a grid "
+                        "1e-6..1e-2 with --val-size)")
+    p.add_argument("--solver", default="lbfgs", help="lbfgs (full batch) | sgd")
+    p.add_argument("--student", default=None, help="model name (needed with a weights file)")
+    p.add_argument("--source-dataset", default=None, help="dataset the student was trained on (weights file)")
+    p.add_argument("--batch-size", type=int, default=256, help="feature-extraction batch size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--out", default=None, help="result JSON (default RUN_DIR/transfer-DATASET.json for a run folder)")
+    p.set_defaults(func=_cmd_transfer)
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from .data import build_dataset
+    from .engine.checkpoint import atomic_write_json
+    from .engine.transfer import load_student, transfer_evaluate
+    from .registry import DATASETS
+
+    DATASETS.entry(args.dataset)
+    model, fmt, info = load_student(args.run, student=args.student, source_dataset=args.source_dataset,
+                                    data_root=args.data_root)
+    target = build_dataset(args.dataset, data_root=args.data_root)
+    res = transfer_evaluate(model, fmt, target, val_size=args.val_size, weight_decays=args.weight_decay,
+                            solver=args.solver, epochs=args.epochs, seed=args.seed, device=args.device,
+                            batch_size=args.batch_size)
+    record = {**info, "target_dataset": args.dataset, "solver": args.solver, "epochs": args.epochs,
+              "seed": args.seed, **res.to_dict()}
+    out = Path(args.out) if args.out else (Path(args.run) / f"transfer-{args.dataset}.json"
+                                           if Path(args.run).is_dir() else None)
+    if out is not None:
+        atomic_write_json(out, record)
+    print(f"transfer {info['student']} ({info['source_dataset']} -> {args.dataset}): linear probe top1="
+          f"{res.top1:.2f} (train {res.train_top1:.2f}, weight decay {res.weight_decay:g}, "
+          f"{res.num_features} features, {res.train_images}/{res.test_images} train/test images)")
+    if out is not None:
+        print(f"result: {out}")
+    return 0
+
+
 # ---------------------------------------------------------------------- main
-COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_list]
+COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_list, _add_transfer]
 
 
 def build_parser() -> argparse.ArgumentParser:
