@@ -96,6 +96,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("cannot tell the teacher's architecture from its checkpoint; pass --teacher NAME")
     elif args.teacher:
         raise ConfigError("--teacher needs --teacher-ckpt PATH (train the teacher first with kdzoo train)")
+    if not teacher and (args.access != "logits" or args.teacher_budget is not None):
+        raise ConfigError("--access and --teacher-budget need a teacher (--teacher-ckpt PATH)")
+    if args.teacher_budget is not None and args.teacher_budget < 1:
+        raise ConfigError(f"--teacher-budget must be a positive number of images, got {args.teacher_budget}")
     method = args.method or ("kd" if teacher else "ce")
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                       weight_decay=args.weight_decay, schedule=args.schedule, milestones=args.milestones,
@@ -249,6 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(f"kdzoo: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # unwritable output folder, full disk, unreadable file: one line, like a KdzooError
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"kdzoo: error: {exc.strerror or str(exc).splitlines()[0]}{where}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("kdzoo: interrupted; finished epochs are saved and the next run resumes from them", file=sys.stderr)
