@@ -43,6 +43,23 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2 ** 63)
 
 
+def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """``[lo, hi)`` of the ``rank``-th of ``world`` contiguous, near-equal slices of ``n`` items."""
+    base, extra = divmod(n, world)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (1 if rank < extra else 0)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool, world_size: int = 1) -> int:
+    """Global batches per epoch; with several ranks, a last batch too small to give each an image is dropped."""
+    if drop_last:
+        return n // batch_size
+    batches = -(-n // batch_size)
+    if world_size > 1 and 0 < n % batch_size < world_size:
+        batches -= 1
+    return batches
+
+
 def sample_seed(epoch_seed_: int, index: int) -> int:
     """Seed of one sample's transforms in one epoch."""
     return (int(epoch_seed_) * 6_364_136_223_846_793_005 + int(index) * 1_442_695_040_888_963_407 + 1) % (2 ** 63)
@@ -119,12 +136,19 @@ class TensorLoader:
 
     ``storage`` overrides where the uint8 images are kept (default: on ``device``
     when they fit, see ``GPU_RESIDENT_FRACTION``).
+
+    ``world_size``/``rank`` (distributed training): every rank walks the same
+    global batches of ``batch_size`` and yields only its contiguous slice
+    (``shard_bounds``) of each, with that slice's share of the epoch plan, so
+    the ranks together see exactly the batches of a one-process run.
     """
 
     def __init__(self, split: TensorSplit, batch_size: int, *, mean: Sequence[float], std: Sequence[float],
                  shuffle: bool = False, augment: Augment | None = None, seed: int = 0,
                  device: str | torch.device = "cpu", drop_last: bool = False, max_batches: int | None = None,
-                 channels_last: bool = False, storage: str | torch.device | None = None) -> None:
+                 channels_last: bool = False, storage: str | torch.device | None = None, world_size: int = 1,
+                 rank: int = 0) -> None:
+        self.world_size, self.rank = int(world_size), int(rank)
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
@@ -154,8 +178,7 @@ class TensorLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = self.num_samples
-        batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        batches = num_batches(self.num_samples, self.batch_size, self.drop_last, self.world_size)
         return min(batches, self.max_batches) if self.max_batches else batches
 
     def plan(self, epoch: int | None = None) -> EpochPlan:
@@ -189,6 +212,9 @@ class TensorLoader:
         bs, n = self.batch_size, self.num_samples
         for b in range(len(self)):
             start, stop = b * bs, min((b + 1) * bs, n)
+            if self.world_size > 1:  # this rank's slice of the global batch
+                lo, hi = shard_bounds(stop - start, self.rank, self.world_size)
+                start, stop = start + lo, start + hi
             if order is None:
                 idx = torch.arange(start, stop, device=self.device)
                 idx_s = idx if self.storage == self.device else torch.arange(start, stop, device=self.storage)
@@ -269,15 +295,37 @@ class _EpochSampler(Sampler):
         return ((i, s) for i in order)
 
 
+class _ShardBatches(Sampler):
+    """Distributed training: this rank's contiguous slice of each global batch of the epoch's order."""
+
+    def __init__(self, sampler: _EpochSampler, batch_size: int, drop_last: bool, world_size: int, rank: int) -> None:
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        self.world_size, self.rank = world_size, rank
+
+    def __len__(self) -> int:
+        return num_batches(len(self.sampler), self.batch_size, self.drop_last, self.world_size)
+
+    def __iter__(self):
+        keys = list(self.sampler)
+        for b in range(len(self)):
+            batch = keys[b * self.batch_size:(b + 1) * self.batch_size]
+            lo, hi = shard_bounds(len(batch), self.rank, self.world_size)
+            yield batch[lo:hi]
+
+
 class DatasetLoader:
-    """A DataLoader over a transform-based Dataset with the same interface as TensorLoader."""
+    """A DataLoader over a transform-based Dataset with the same interface as TensorLoader.
+
+    ``world_size``/``rank``: each rank loads only its slice of every global batch (see TensorLoader).
+    """
 
     deterministic = False  # transform pipelines usually augment; never cache their teacher responses
 
     def __init__(self, ds: Dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, workers: int = 2,
                  device: str | torch.device = "cpu", drop_last: bool = False, max_batches: int | None = None,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, world_size: int = 1, rank: int = 0) -> None:
         self.ds, self.batch_size, self.shuffle, self.seed = ds, batch_size, shuffle, seed
+        self.world_size, self.rank, self.drop_last = int(world_size), int(rank), drop_last
         self.device = torch.device(device)
         self.epoch, self.max_batches, self.channels_last = 1, max_batches, channels_last
         self.sampler = _EpochSampler(len(ds), shuffle, seed)  # type: ignore[arg-type]
@@ -299,6 +347,10 @@ class DatasetLoader:
         return min(n, self.max_batches) if self.max_batches else n
 
     def _get(self) -> DataLoader:
+        if self._loader is None and self.world_size > 1:
+            kw = {k: v for k, v in self.loader_kwargs.items() if k not in ("batch_size", "drop_last")}
+            shards = _ShardBatches(self.sampler, self.batch_size, self.drop_last, self.world_size, self.rank)
+            self._loader = DataLoader(_Indexed(self.ds), batch_sampler=shards, generator=self._generator, **kw)
         if self._loader is None:  # built once so persistent workers survive across epochs
             self._loader = DataLoader(_Indexed(self.ds), sampler=self.sampler, generator=self._generator,
                                       **self.loader_kwargs)
@@ -318,14 +370,17 @@ class DatasetLoader:
 
 def make_loader(bundle: DataBundle, split: str, batch_size: int, *, train: bool, seed: int = 0,
                 device: str | torch.device = "cpu", max_batches: int | None = None, workers: int = 2,
-                channels_last: bool = False):
-    """The loader for ``bundle.<split>``: shuffled and augmented when ``train``."""
+                channels_last: bool = False, world_size: int = 1, rank: int = 0):
+    """The loader for ``bundle.<split>``: shuffled and augmented when ``train``.
+
+    ``world_size``/``rank``: yield only this rank's slice of each global batch of ``batch_size``.
+    """
     data = getattr(bundle, split)
     if data is None:
         raise ValueError(f"dataset {bundle.name} has no {split} split")
     if isinstance(data, TensorSplit):
         return TensorLoader(data, batch_size, mean=bundle.mean, std=bundle.std, shuffle=train,
                             augment=bundle.augment if train else None, seed=seed, device=device,
-                            max_batches=max_batches, channels_last=channels_last)
+                            max_batches=max_batches, channels_last=channels_last, world_size=world_size, rank=rank)
     return DatasetLoader(data, batch_size, shuffle=train, seed=seed, device=device, max_batches=max_batches,
-                         workers=workers, channels_last=channels_last)
+                         workers=workers, channels_last=channels_last, world_size=world_size, rank=rank)
