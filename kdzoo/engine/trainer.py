@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError, KdzooError
 from ..losses.base import DistillLoss
 from ..teachers import Teacher, check_access
+from . import distributed
 from .checkpoint import atomic_write_text
 from .recovery import resume_state, save_checkpoint_keep_previous
 from .config import TrainConfig
@@ -203,8 +204,10 @@ class Trainer:
         self.cache_dir = Path(cache_dir) if cache_dir else Path(".kdzoo-cache")
         self.device = resolve_device(config.device)
         self.amp = amp_dtype(config.amp, self.device)
-        self.progress = Progress(enabled=progress)
-        self.log = log or self.progress.print
+        # under torchrun only rank 0 prints, evaluates and writes (see engine/distributed.py)
+        self.dist = distributed.current()
+        self.progress = Progress(enabled=progress and self.dist.is_main)
+        self.log = (log or self.progress.print) if self.dist.is_main else (lambda *a, **k: None)
         self.access = teacher.access if teacher is not None else "none"
         self._teacher_table: Tensor | None = None
         self._rng_gens = _rng_generators(self.device)
@@ -220,6 +223,9 @@ class Trainer:
                 continue
             if len(self.members) > 1:
                 raise ConfigError(f"'{m.name}' has a preparation stage and must train alone, not in a cohort")
+            if self.dist.enabled:
+                raise ConfigError(f"'{m.name}' has a preparation stage, which runs on one process only; "
+                                  f"train it without torchrun")
             ctx = PrepareContext(teacher=self.teacher, train_loader=self.train_loader, bundle=self.bundle,
                                  device=self.device, cache_dir=self.cache_dir, run_dir=m.run_dir,
                                  seed=m.seed, config=self.cfg, progress=self.progress.enabled, student=m.student)
@@ -235,7 +241,8 @@ class Trainer:
         m.clip_params = [p for p in m.student.parameters() if p.requires_grad]
         m.optimizer = _make_optimizer(self.cfg, params)
         m.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
-        m.forward = torch.compile(m.student) if self.cfg.compile else m.student
+        model = distributed.wrap_model(m.student, self.device)  # DDP (+ SyncBatchNorm on GPUs) under torchrun
+        m.forward = torch.compile(model) if self.cfg.compile else model
         torch.manual_seed(m.seed)
         if self.device.type == "cuda":
             torch.cuda.manual_seed(m.seed)
@@ -259,7 +266,7 @@ class Trainer:
         m.result = RunResult(**{**ckpt["result"], "status": "pending"})
 
     def _save(self, m: Member) -> None:
-        if m.run_dir is None:
+        if m.run_dir is None or not self.dist.is_main:
             return
         save_checkpoint_keep_previous({
             "epoch": m.done_epochs, "model": m.student.state_dict(), "optimizer": m.optimizer.state_dict(),
@@ -353,6 +360,7 @@ class Trainer:
         if not swap:
             _set_rng(live[0].rng, self._rng_gens)
         seen, t0, lr = 0, time.perf_counter(), float("nan")
+        start_queries = {m.name: m.queries for m in live}
         task = self.progress.task(f"epoch {epoch}/{self.cfg.epochs}", total=n_steps)
         for step, (x, y, idx) in enumerate(loader):
             if step >= n_steps:
@@ -372,6 +380,7 @@ class Trainer:
         self._flush(live, pending, sums, epoch)
         if not swap:
             live[0].rng = _get_rng(self._rng_gens)
+        seen = distributed.sync_epoch(live, sums, start_queries, seen)  # no-op on one process
         seconds = time.perf_counter() - t0
         self.progress.done(task)
         for m in live:
@@ -395,6 +404,8 @@ class Trainer:
                 m.scaler.unscale_(m.optimizer)
         else:
             total.backward()
+        if self.dist.enabled:  # DDP averages the student's gradients; a loss's own parameters are averaged here
+            distributed.average_gradients(m.loss.parameters())
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(m.clip_params, self.cfg.grad_clip)
         if m.scaler is not None:
@@ -425,7 +436,7 @@ class Trainer:
                 checked.append(m)
         if not checked:
             return
-        for m, ok in zip(checked, torch.stack(flags).tolist()):
+        for m, ok in zip(checked, distributed.all_ranks(torch.stack(flags)).tolist()):
             if not ok:
                 m.result.epochs = m.done_epochs
                 self._finish(m, "diverged", f"non-finite loss in epoch {epoch}")
@@ -438,7 +449,7 @@ class Trainer:
         record: dict[str, Any] = {"epoch": epoch, "lr": lr, "train": train, "train_loss": sum(train.values()),
                                   "seconds": seconds, "teacher_queries": m.queries}
         m.student.eval()
-        for split, loader in self.eval_loaders.items():
+        for split, loader in (self.eval_loaders.items() if self.dist.is_main else ()):
             with self._amp_ctx():
                 record.update({f"{split}_{k}": v for k, v in evaluate(m.student, loader).items()})
         m.done_epochs = epoch
