@@ -1,0 +1,132 @@
+"""Safety: loading files never runs code (source scan), recipes run no code but their plugins, outputs stay inside OUT."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "kdzoo"
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+SAFE_YAML_LOADERS = {"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"}
+
+
+def _dotted(node: ast.AST) -> str:
+    """'torch.load' for torch.load, 'torch.serialization.load', 'load' for a bare name, '' otherwise."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ""
+
+
+def _kw(call: ast.Call, name: str) -> ast.AST | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _safe_loader_classes(tree: ast.Module) -> set[str]:
+    """Classes in the module that derive from a yaml safe loader."""
+    safe = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                if _dotted(base).split(".")[-1] in SAFE_YAML_LOADERS | safe:
+                    safe.add(node.name)
+    return safe
+
+
+def unsafe_calls(source: str, filename: str = "<src>") -> list[str]:
+    """Every call that could execute code while reading data, as 'file:line: why'."""
+    tree = ast.parse(source, filename)
+    safe_loaders = _safe_loader_classes(tree)
+    torch_load_names = {"torch.load", "torch.serialization.load"}
+    for node in ast.walk(tree):  # `from torch import load` / `from torch.serialization import load as x`
+        if isinstance(node, ast.ImportFrom) and node.module in ("torch", "torch.serialization"):
+            torch_load_names |= {a.asname or a.name for a in node.names if a.name == "load"}
+    problems = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _dotted(node.func)
+        where = f"{filename}:{node.lineno}"
+        if name in torch_load_names:
+            wo = _kw(node, "weights_only")
+            if not (isinstance(wo, ast.Constant) and wo.value is True):
+                problems.append(f"{where}: {name}(...) without weights_only=True")
+        elif name in ("yaml.load", "yaml.load_all"):
+            loader = _kw(node, "Loader") or (node.args[1] if len(node.args) > 1 else None)
+            if loader is None or _dotted(loader).split(".")[-1] not in SAFE_YAML_LOADERS | safe_loaders:
+                problems.append(f"{where}: {name}(...) without a safe Loader")
+        elif name in ("yaml.unsafe_load", "yaml.full_load", "yaml.unsafe_load_all", "yaml.full_load_all"):
+            problems.append(f"{where}: {name}(...)")
+        elif name in ("pickle.load", "pickle.loads", "pickle.Unpickler", "cPickle.load", "dill.load",
+                      "marshal.load", "marshal.loads", "shelve.open"):
+            problems.append(f"{where}: {name}(...) unpickles arbitrary objects")
+        elif name in ("eval", "exec"):
+            problems.append(f"{where}: {name}(...)")
+        elif name.endswith("np.load") or name.endswith("numpy.load"):
+            ap = _kw(node, "allow_pickle")
+            if ap is not None and not (isinstance(ap, ast.Constant) and ap.value is False):
+                problems.append(f"{where}: {name}(..., allow_pickle=...)")
+    return problems
+
+
+def test_scanner_catches_what_it_should():
+    bad = """
+import torch, yaml, pickle
+from torch import load as tl
+torch.load("x")
+torch.load("x", weights_only=False)
+tl("x")
+yaml.load(text)
+yaml.load(text, Loader=yaml.Loader)
+yaml.unsafe_load(text)
+pickle.loads(b"")
+eval("1")
+"""
+    assert len(unsafe_calls(bad)) == 8
+    good = """
+import torch, yaml, pickle
+class L(yaml.SafeLoader): pass
+torch.load("x", map_location="cpu", weights_only=True)
+yaml.safe_load(text)
+yaml.load(text, Loader=L)
+yaml.load(text, Loader=yaml.CSafeLoader)
+class U(pickle.Unpickler):
+    def find_class(self, m, n): raise pickle.UnpicklingError
+U(f).load()
+"""
+    assert unsafe_calls(good) == []
+
+
+def test_package_never_loads_files_unsafely():
+    assert SOURCES, PACKAGE
+    problems = [p for f in SOURCES for p in unsafe_calls(f.read_text(), str(f.relative_to(PACKAGE.parent)))]
+    assert problems == [], "\n".join(problems)
+
+
+def test_restricted_unpicklers_refuse_globals():
+    """Where kdzoo subclasses pickle.Unpickler (CIFAR batches), find_class must refuse arbitrary globals."""
+    import importlib
+    import pickle
+
+    found = 0
+    for f in SOURCES:
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and any(_dotted(b).endswith("Unpickler") for b in node.bases):
+                found += 1
+                assert any(isinstance(n, ast.FunctionDef) and n.name == "find_class" for n in node.body), \
+                    f"{f}: {node.name} does not override find_class"
+                module = importlib.import_module(
+                    ".".join(f.relative_to(PACKAGE.parent).with_suffix("").parts))
+                cls = getattr(module, node.name)
+                payload = pickle.dumps(print)  # a reference to a builtin function: must be refused
+                import io
+                with pytest.raises(pickle.UnpicklingError):
+                    cls(io.BytesIO(payload)).load()
+    assert found >= 1
