@@ -23,7 +23,7 @@ from .. import __version__, build_loss, build_model
 from ..data import build_dataset, make_loader
 from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
-from ..engine import Member, Trainer, TrainConfig, atomic_write_json, evaluate, resolve_device
+from ..engine import Member, Trainer, TrainConfig, atomic_write_json, distributed, evaluate, resolve_device
 from ..engine.checkpoint import atomic_write_bytes
 from ..errors import CheckpointError, ConfigError, did_you_mean
 from ..registry import LOSSES
@@ -187,11 +187,18 @@ def load_state(model: torch.nn.Module, path: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def _loaders(spec: RunSpec, bundle: DataBundle, device: torch.device) -> tuple[Any, dict[str, Any]]:
+def _loaders(spec: RunSpec, bundle: DataBundle, device: torch.device,
+             dist: distributed.DistEnv | None = None) -> tuple[Any, dict[str, Any]]:
     cfg = spec.train
+    dist = dist or distributed.DistEnv()
+    if cfg.batch_size % dist.world_size:
+        raise ConfigError(f"batch size {cfg.batch_size} (the global batch) is not divisible by the "
+                          f"{dist.world_size} processes")
     on_gpu = device if device.type == "cuda" and isinstance(bundle.train, TensorSplit) else "cpu"
+    # under torchrun each rank takes its slice of every global batch
     train = make_loader(bundle, "train", cfg.batch_size, train=True, seed=spec.seed, device=on_gpu,
-                        max_batches=cfg.steps_per_epoch, channels_last=cfg.channels_last)
+                        max_batches=cfg.steps_per_epoch, channels_last=cfg.channels_last,
+                        world_size=dist.world_size, rank=dist.rank)
     evals = {split: make_loader(bundle, split, cfg.eval_batch_size, train=False, device=on_gpu,
                                 channels_last=cfg.channels_last)
              for split in ("val", "test") if getattr(bundle, split) is not None}
@@ -210,22 +217,28 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         LOSSES.check_kwargs(s.method, s.loss_kwargs)
         check_access(s.method, getattr(LOSSES.entry(s.method).factory, "requires", "logits"),
                      s.access if s.teacher else "none")
-    device = resolve_device(head.train.device)
+    # under torchrun: join the process group, one device per local rank (engine/distributed.py)
+    dist, device_name = distributed.init_from_env(head.train.device)
+    if dist.enabled and head.teacher_budget is not None:
+        raise ConfigError("a teacher query budget is counted per process; train budgeted runs without torchrun")
+    device = resolve_device(device_name)
     bundle = load_bundle(head, data_root)
     teacher = load_teacher(head, bundle)
-    cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels)
+    cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels, device=device_name)
     members = []
     for spec, run_dir in zip(specs, run_dirs):
         if run_dir is not None:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
-            atomic_write_json(Path(run_dir) / "config.json", spec.to_dict())
+            if dist.is_main:
+                atomic_write_json(Path(run_dir) / "config.json", spec.to_dict())
         members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
                               run_dir=Path(run_dir) if run_dir else None, seed=spec.seed))
-    train_loader, eval_loaders = _loaders(head, bundle, device)
+    train_loader, eval_loaders = _loaders(head, bundle, device, dist)
     teacher_top1 = float("nan")
     if teacher is not None:
         teacher.to(device)
-        teacher_top1 = evaluate(teacher.model, eval_loaders["test"])["top1"]
+        if dist.is_main:
+            teacher_top1 = evaluate(teacher.model, eval_loaders["test"])["top1"]
     trainer = Trainer(members, train_loader, eval_loaders, teacher, cfg, bundle=bundle, cache_dir=cache_dir,
                       progress=progress, log=log)
     results = trainer.fit()
@@ -234,13 +247,14 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     for spec, m, res in zip(specs, members, results):
         record = {**res.to_dict(), "teacher_top1": teacher_top1, "config_hash": spec.config_hash(),
                   "student_params": sum(p.numel() for p in m.student.parameters()), **env}
-        if m.run_dir is not None:
+        if m.run_dir is not None and dist.is_main:
             if res.status == "finished":
                 buf = io.BytesIO()
                 torch.save(m.student.state_dict(), buf)
                 atomic_write_bytes(m.run_dir / MODEL_FILE, buf.getvalue())
             atomic_write_json(m.run_dir / "result.json", record)
         records.append(record)
+    distributed.barrier()  # every rank returns once rank 0 has written the results
     return records
 
 
