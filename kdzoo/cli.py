@@ -112,7 +112,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.download:
         build_dataset(args.dataset, data_root=args.data_root, download=True)
     out = Path(args.out or f"runs/{args.dataset}-{args.student}-{method}-s{args.seed}")
-    record = execute(spec, out, data_root=args.data_root, progress=not args.no_progress)
+    from .engine import distributed
+    try:  # under torchrun (several processes) only rank 0 writes and prints; see engine/distributed.py
+        record = execute(spec, out, data_root=args.data_root, progress=not args.no_progress)
+        main_process = distributed.is_main()
+    finally:
+        distributed.shutdown()
+    if not main_process:
+        return 0 if record["status"] == "finished" else 1
     line = (f"{record['status']}: {args.student} {method} top1={record['top1']:.2f} (best {record['best_top1']:.2f} "
             f"@ epoch {record['best_epoch']})")
     if teacher:
