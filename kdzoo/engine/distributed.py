@@ -5,7 +5,11 @@ environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``). :func:`init_from_env` reads them, joins the process group
 (NCCL on GPUs, gloo on CPUs) and picks the device of the local rank. Without
 those variables (or with ``WORLD_SIZE=1``) everything here is a no-op and a
-run is an ordinary single-process run.
+run is an ordinary single-process run. Example (ImageNet, 8 GPUs, global batch 256)::
+
+    torchrun --nproc_per_node=8 -m kdzoo train --dataset imagenet --student tv:resnet18 \
+        --teacher tv:resnet34 --teacher-ckpt resnet34.pth --method kd --augment \
+        --batch-size 256 --lr 0.1 --epochs 100 --schedule step --milestones 30 60 90 --weight-decay 1e-4
 
 How a distributed run relates to a single-process one
 ------------------------------------------------------
