@@ -1,4 +1,4 @@
-"""One run on several processes: ``torchrun --nproc_per_node=N -m kdzoo train ...``.
+r"""One run on several processes: ``torchrun --nproc_per_node=N -m kdzoo train ...``.
 
 torchrun starts N copies of the command and tells each its place through the
 environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
