@@ -13,10 +13,15 @@ label      the top-1 class only; handed over as a one-hot row of logits
            (0 for the label, -1e4 elsewhere: one-hot at any temperature)
 =========  ====================================================================
 
-Every image sent counts as one query; ``budget`` caps them.
+Every image sent counts as one query; ``budget`` caps them, and a query that
+would exceed it is refused (``AccessError``) before the model runs. Losses get
+only ``Teacher.__call__``'s output; ``raw_logits`` and ``model`` are for
+kdzoo's own bookkeeping (evaluating the teacher), like an API provider's
+published accuracy.
 """
 from __future__ import annotations
 
+import hashlib
 
 import torch
 from torch import Tensor, nn
@@ -59,8 +64,15 @@ class Teacher:
         self.level, self.k = parse_access(access)
         self.access = access
         self.model = model.eval().requires_grad_(False)
-        self.budget = budget
+        if budget is not None and (int(budget) != budget or budget < 0):
+            raise ConfigError(f"teacher query budget must be a non-negative integer, got {budget}")
+        self.budget = None if budget is None else int(budget)
         self.queries = 0
+
+    @property
+    def remaining(self) -> int | None:
+        """Images the teacher may still be asked about (None: no budget)."""
+        return None if self.budget is None else self.budget - self.queries
 
     def _charge(self, n: int) -> None:
         if self.budget is not None and self.queries + n > self.budget:
@@ -77,6 +89,8 @@ class Teacher:
     def __call__(self, x: Tensor) -> Tensor:
         """Query the teacher on a batch; returns what this access level exposes, as logits."""
         self._charge(x.shape[0])
+        if self.model.training:  # an API answers in inference mode, whoever touched the model
+            self.model.eval()
         return self.expose(self.model(x).float())
 
     def expose(self, z: Tensor) -> Tensor:
@@ -99,6 +113,15 @@ class Teacher:
     def one_hot(labels: Tensor, num_classes: int) -> Tensor:
         out = torch.full((labels.shape[0], num_classes), -ONE_HOT_GAP, device=labels.device)
         return out.scatter_(1, labels[:, None], 0.0)
+
+    def digest(self) -> str:
+        """Content hash of the teacher's weights: names "which teacher" for caches, reveals nothing else."""
+        h = hashlib.sha256()
+        for name, v in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(str((tuple(v.shape), str(v.dtype))).encode())
+            h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()[:16]
 
     def to(self, device: torch.device | str) -> "Teacher":
         self.model.to(device)
