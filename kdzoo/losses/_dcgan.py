@@ -1,0 +1,64 @@
+"""DCGAN generator and discriminator for MEKD's deprivatization stage (any image size), and a tiny PNG writer.
+
+Architectures as in ``kdzoo.losses.mekd``'s docstring (Ma et al., CVPR 2024, arXiv 2205.10490); kept
+apart so the loss file stays readable and other generator-based methods can reuse them.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+from torch import Tensor, nn
+
+
+class Generator(nn.Module):
+    def __init__(self, latent: int, channels: int, size: tuple[int, int], width: int = 128) -> None:
+        super().__init__()
+        self.size, self.h0, self.w0 = tuple(size), -(-size[0] // 4), -(-size[1] // 4)
+        self.fc = nn.Linear(latent, width * self.h0 * self.w0)
+        up = lambda: nn.Upsample(scale_factor=2)  # noqa: E731
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(width), up(), nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
+            nn.LeakyReLU(0.2), up(), nn.Conv2d(width, width // 2, 3, padding=1), nn.BatchNorm2d(width // 2),
+            nn.LeakyReLU(0.2), nn.Conv2d(width // 2, channels, 3, padding=1), nn.Tanh())
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.body(self.fc(z).view(z.shape[0], -1, self.h0, self.w0))
+        (h, w), oy, ox = self.size, (x.shape[2] - self.size[0]) // 2, (x.shape[3] - self.size[1]) // 2
+        return x[:, :, oy:oy + h, ox:ox + w]
+
+
+class Discriminator(nn.Module):
+    """Returns logits; sigmoid(D(x)) is the probability that x is real."""
+
+    def __init__(self, channels: int, size: tuple[int, int], width: int = 16) -> None:
+        super().__init__()
+        layers, cin, (h, w) = [], channels, size
+        for i in range(4):
+            cout, h, w = width * 2 ** i, -(-h // 2), -(-w // 2)
+            layers += [nn.Conv2d(cin, cout, 3, 2, 1), nn.LeakyReLU(0.2), nn.Dropout2d(0.25)]
+            layers += [nn.BatchNorm2d(cout)] if i else []
+            cin = cout
+        self.features, self.head = nn.Sequential(*layers), nn.Linear(cin * h * w, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1)).squeeze(1)
+
+
+def dcgan_init(m: nn.Module) -> None:
+    if isinstance(m, nn.Conv2d):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def write_png(path: Path, img: Tensor) -> None:
+    """uint8 (H, W) or (H, W, 3) -> PNG file, with zlib only."""
+    h, w = img.shape[:2]
+    raw = b"".join(b"\0" + img[y].contiguous().numpy().tobytes() for y in range(h))
+    chunk = lambda tag, d: struct.pack(">I", len(d)) + tag + d + struct.pack(">I", zlib.crc32(tag + d))  # noqa: E731
+    head = struct.pack(">IIBBBBB", w, h, 8, 2 if img.dim() == 3 else 0, 0, 0, 0)
+    png = chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png)

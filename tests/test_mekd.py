@@ -1,0 +1,246 @@
+"""MEKD: the distillation loss against a hand computation, the generator cache, the whole pipeline."""
+import json
+import math
+import zlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kdzoo
+from kdzoo.bench.run import RunSpec, execute
+from kdzoo.engine import TrainConfig
+from kdzoo.engine.trainer import PrepareContext
+from kdzoo.losses._dcgan import Discriminator, Generator
+from kdzoo.teachers import Teacher
+
+from conftest import make_bundle
+
+DATASET = "mekd-synth"
+kdzoo.register_dataset(DATASET, lambda data_root=None, val_size=0, seed=0, augment=False:
+                       make_bundle(n_train=64, n_test=32, classes=4, size=10, channels=3), overwrite=True)
+
+
+# ------------------------------------------------------------- reference by hand
+def _fixed_generator(seed=0, latent=4, channels=2, size=(6, 6), width=4):
+    """A small generator with fixed, non-trivial weights and batch-norm statistics (size 6: cropped from 8)."""
+    torch.manual_seed(seed)
+    g = Generator(latent, channels, size, width)
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return g.eval()
+
+
+def _np(t):
+    return t.detach().double().numpy()
+
+
+def _reference_generator(g, z):
+    """G's forward pass written out with NumPy: linear, BN, nearest x2, conv3x3 (loops), LeakyReLU, tanh, crop."""
+    lin, (bn0, _, c1, bn1, _, _, c2, bn2, _, c3, _) = g.fc, list(g.body)
+
+    def bn(x, m):
+        return ((x - _np(m.running_mean)[:, None, None]) / np.sqrt(_np(m.running_var)[:, None, None] + m.eps)
+                * _np(m.weight)[:, None, None] + _np(m.bias)[:, None, None])
+
+    def conv(x, m):
+        w, b = _np(m.weight), _np(m.bias)
+        cin, h, wd = x.shape
+        xp = np.zeros((cin, h + 2, wd + 2))
+        xp[:, 1:-1, 1:-1] = x
+        out = np.zeros((w.shape[0], h, wd))
+        for i in range(h):
+            for j in range(wd):
+                out[:, i, j] = np.tensordot(w, xp[:, i:i + 3, j:j + 3], axes=([1, 2, 3], [0, 1, 2])) + b
+        return out
+
+    def up(x):
+        return x.repeat(2, axis=1).repeat(2, axis=2)
+
+    def lrelu(x):
+        return np.where(x > 0, x, 0.2 * x)
+
+    imgs = []
+    for row in z:
+        x = (_np(lin.weight) @ row + _np(lin.bias)).reshape(-1, g.h0, g.w0)
+        x = lrelu(bn(conv(up(bn(x, bn0)), c1), bn1))
+        x = lrelu(bn(conv(up(x), c2), bn2))
+        x = np.tanh(conv(x, c3))
+        oy, ox = (x.shape[1] - g.size[0]) // 2, (x.shape[2] - g.size[1]) // 2
+        imgs.append(x[:, oy:oy + g.size[0], ox:ox + g.size[1]])
+    return np.stack(imgs)
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _reference_loss(g, s, t, *, tau, T, w_img, w_kl, distance, hard):
+    s, t = _np(s), _np(t)
+    if hard:
+        t = np.eye(t.shape[1])[t.argmax(1)]                      # the authors' 0/1 one-hot response
+    d = _reference_generator(g, s / tau) - _reference_generator(g, t / tau)
+    img = np.abs(d).mean() if distance == "l1" else (d ** 2).mean()
+    p_t, p_s = _softmax(t / T), _softmax(s / T)
+    kl = (p_t * (np.log(p_t) - np.log(p_s))).sum(1).mean()
+    return {"img": w_img * img, "kl": w_kl * T * kl}
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"distance": "l2", "tau": 2.0, "temperature": 3.0, "w_img": 0.7, "w_kl": 1.3},
+    {"response": "hard"},
+])
+def test_distillation_loss_equals_reference(kw):
+    g = _fixed_generator()
+    loss = kdzoo.build_loss("mekd", **kw)
+    loss.set_generator(g)
+    gen = torch.Generator().manual_seed(1)
+    s = (torch.randn(5, 4, generator=gen) * 3).requires_grad_(True)
+    t = torch.randn(5, 4, generator=gen) * 3
+    out = loss(s, t, torch.zeros(5, dtype=torch.long))
+    assert set(out) == {"img", "kl"}                               # no labels, no "ce"
+    ref = _reference_loss(g, s, t, tau=kw.get("tau", 5.0), T=kw.get("temperature", 5.0), w_img=kw.get("w_img", 1.0),
+                          w_kl=kw.get("w_kl", 1.0), distance=kw.get("distance", "l1"), hard="response" in kw)
+    for k in ref:
+        assert out[k].item() == pytest.approx(ref[k], rel=1e-4, abs=1e-7), k
+    assert out["img"].item() > 1e-4                               # the image term is not trivially zero here
+    # gradients reach the student's logits through the frozen generator, never the generator itself
+    sum(out.values()).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in g.parameters())
+    assert not g.training
+
+
+def test_label_access_gives_the_hard_response():
+    """With access label the trainer hands over one-hot logits (-1e4 gap); mekd uses the 0/1 one-hot."""
+    g = _fixed_generator()
+    z, s = torch.randn(6, 4) * 2, torch.randn(6, 4)
+    soft, hard = kdzoo.build_loss("mekd"), kdzoo.build_loss("mekd", response="hard")
+    soft.set_generator(g), hard.set_generator(g)
+    soft.hard = True  # what prepare() sets for access label with response="auto"
+    exposed = Teacher(torch.nn.Identity(), "label")(z)
+    a, b = soft(s, exposed, None), hard(s, z, None)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+        assert torch.isfinite(a[k])
+
+
+@pytest.mark.parametrize("channels,size", [(1, (28, 28)), (3, (32, 32)), (1, (30, 30)), (3, (10, 14))])
+def test_generator_and_discriminator_fit_any_image_size(channels, size):
+    g, d = Generator(10, channels, size, width=8), Discriminator(channels, size)
+    x = g(torch.randn(3, 10))
+    assert x.shape == (3, channels, *size) and x.abs().max() <= 1
+    assert d(x).shape == (3,)
+
+
+# -------------------------------------------------------------- prepare + cache
+def _ctx(tmp_path, bundle, teacher, run="run", seed=0):
+    return PrepareContext(teacher=teacher, train_loader=None, bundle=bundle, device=torch.device("cpu"),
+                          cache_dir=tmp_path / "cache", run_dir=tmp_path / run, seed=seed,
+                          config=TrainConfig(epochs=1, batch_size=8, steps_per_epoch=2, device="cpu"), progress=False)
+
+
+def _teacher(bundle, access):
+    torch.manual_seed(7)
+    return Teacher(kdzoo.build_model("fmnist_cnn_tiny", num_classes=bundle.num_classes,
+                                     in_channels=bundle.in_channels), access=access)
+
+
+GEN = {"gen_steps": 3, "gen_batch_size": 8, "gen_width": 8, "grid_per_class": 2}
+
+
+def test_generator_is_cached_and_reused(tmp_path):
+    bundle = make_bundle(n_train=32, size=12, channels=1)
+    t1 = _teacher(bundle, "probs")
+    loss = kdzoo.build_loss("mekd", **GEN)
+    loss.prepare(_ctx(tmp_path, bundle, t1))
+    assert loss.info["trained"] and t1.queries == loss.info["queries"] == 3 * 8 + 4 * 2 * 4
+    (cached,) = (tmp_path / "cache" / "mekd").glob("*.pt")
+    mtime = cached.stat().st_mtime_ns
+    # a second run with the same teacher, data, access, seed and settings: no training, no queries
+    t2 = _teacher(bundle, "probs")
+    again = kdzoo.build_loss("mekd", **GEN)
+    ctx = _ctx(tmp_path, bundle, t2, run="run2")
+    again.prepare(ctx)
+    assert not again.info["trained"] and t2.queries == 0 and cached.stat().st_mtime_ns == mtime
+    assert json.loads((tmp_path / "run2" / "mekd_generator.json").read_text())["trained"] is False
+    for a, b in zip(loss.generator.state_dict().values(), again.generator.state_dict().values()):
+        assert torch.equal(a, b)
+    # the student's batches: G(z), normalized; a fixed stream per epoch
+    batches = [x for x, _, _ in ctx.train_loader]
+    assert len(batches) == len(ctx.train_loader) == 2 and batches[0].shape == (8, 1, 12, 12)
+    assert torch.equal(next(iter(ctx.train_loader))[0], batches[0])
+    # any change of access, seed or setting trains a new generator
+    for access, seed, kw in (("label", 0, {}), ("probs", 1, {}), ("probs", 0, {"gen_alpha": 0.1})):
+        other = kdzoo.build_loss("mekd", **{**GEN, **kw})
+        other.prepare(_ctx(tmp_path, bundle, _teacher(bundle, access), seed=seed))
+        assert other.info["trained"]
+    assert len(list((tmp_path / "cache" / "mekd").glob("*.pt"))) == 4
+
+
+def test_budget_too_small_for_the_generator_is_refused_up_front(tmp_path):
+    bundle = make_bundle(n_train=32, size=12)
+    teacher = Teacher(_teacher(bundle, "probs").model, "probs", budget=20)
+    with pytest.raises(kdzoo.AccessError, match="mekd: training the generator needs about 24 teacher queries"):
+        kdzoo.build_loss("mekd", **GEN).prepare(_ctx(tmp_path, bundle, teacher))
+    assert teacher.queries == 0
+
+
+# ------------------------------------------------------------------- end to end
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    idat = data.index(b"IDAT")
+    raw = zlib.decompress(data[idat + 4:idat + 4 + int.from_bytes(data[idat - 4:idat], "big")])
+    return w, h, len(raw)
+
+
+@pytest.fixture(scope="module")
+def teacher_ckpt(tmp_path_factory):
+    bundle = make_bundle(n_train=64, n_test=32, classes=4, size=10, channels=3)
+    torch.manual_seed(0)
+    model = kdzoo.build_model("fmnist_cnn_tiny", num_classes=4, in_channels=3)
+    path = tmp_path_factory.mktemp("teacher") / "model.pt"
+    torch.save(model.state_dict(), path)
+    return str(path), bundle
+
+
+@pytest.mark.parametrize("access", ["probs", "label"])
+def test_mekd_end_to_end_through_execute(tmp_path, teacher_ckpt, access):
+    ckpt, _ = teacher_ckpt
+    spec = RunSpec(dataset=DATASET, student="fmnist_cnn_tiny", method="mekd", loss_kwargs=dict(GEN),
+                   teacher="fmnist_cnn_tiny", teacher_ckpt=ckpt, access=access, train_fraction=0.5,
+                   hide_labels=True, train=TrainConfig(epochs=1, batch_size=8, steps_per_epoch=3, device="cpu"))
+    r = execute(spec, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+    assert r["status"] == "finished" and math.isfinite(r["top1"])
+    assert r["teacher_queries"] == 3 * 8                        # distillation: one query per generated image
+    info = json.loads((tmp_path / "run" / "mekd_generator.json").read_text())
+    assert info["trained"] and info["queries"] == 3 * 8 + 4 * 2 * 4 and info["key"]["hard"] == (access == "label")
+    w, h, raw = _png_size(tmp_path / "run" / "mekd_samples.png")
+    assert (w, h) == (2 * 2 * (10 + 2), 2 * 4 * (10 + 2)) and raw == h * (1 + 3 * w)   # 4 class rows, RGB
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert set(metrics[0]["train"]) == {"img", "kl"}
+    # a second run reuses the generator
+    r2 = execute(spec, tmp_path / "run2", cache_dir=tmp_path / "cache", progress=False)
+    assert json.loads((tmp_path / "run2" / "mekd_generator.json").read_text())["trained"] is False
+    assert r2["top1"] == r["top1"]                             # same seed, same generator: same student
+
+
+@pytest.mark.parametrize("method,access", [("kd", "probs"), ("kd", "label"), ("ce", "label")])
+def test_black_box_baselines_through_execute(tmp_path, teacher_ckpt, method, access):
+    ckpt, _ = teacher_ckpt
+    spec = RunSpec(dataset=DATASET, student="fmnist_cnn_tiny", method=method, teacher="fmnist_cnn_tiny",
+                   teacher_ckpt=ckpt, access=access, train_fraction=0.5, hide_labels=True,
+                   train=TrainConfig(epochs=2, batch_size=8, device="cpu"))
+    r = execute(spec, tmp_path / "run", progress=False)
+    assert r["status"] == "finished"
+    assert r["teacher_queries"] == 32                           # the student side's 32 images, asked once
