@@ -97,28 +97,32 @@ def epoch_plan(n: int, seed: int, epoch: int, *, shuffle: bool, augment: Augment
 
 def crop_flip(images: Tensor, index: Tensor, dy: Tensor | None, dx: Tensor | None, flip: Tensor | None,
               padding: int) -> Tensor:
-    """``images[index]``, each randomly cropped and flipped, in one gather.
+    """``images[index]``, each randomly cropped and flipped.
 
-    Equivalent to zero-padding each image by ``padding`` on every side, taking the
-    window at offset (dy, dx) of the original size, then flipping it horizontally
-    where ``flip``. Works on any device, on the dtype of ``images`` (uint8).
+    Zero-pads each image by ``padding`` on every side, takes the window at offset
+    (dy, dx) of the original size, then flips it horizontally where ``flip``: the
+    selected images are padded as a batch and the windows gathered with one
+    flat ``index_select`` (several times faster on a CPU than advanced indexing,
+    one kernel on a GPU). Works on any device, on the dtype of ``images`` (uint8).
     """
-    n = index.shape[0]
-    _, c, h, w = images.shape
-    dev = images.device
+    x = images.index_select(0, index)
+    n, c, h, w = x.shape
+    p = padding if dy is not None else 0
+    if p > 0:
+        x = torch.nn.functional.pad(x, (p, p, p, p))
+    dev = x.device
+    height, width = h + 2 * p, w + 2 * p
     rows = torch.arange(h, device=dev).expand(n, h)
     cols = torch.arange(w, device=dev).expand(n, w)
-    if dy is not None:
-        rows = rows + (dy - padding)[:, None]
-        cols = cols + (dx - padding)[:, None]
+    if p > 0:
+        rows = rows + dy[:, None]
+        cols = cols + dx[:, None]
     if flip is not None:
         cols = torch.where(flip[:, None], cols.flip(1), cols)
-    out = images[index[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
-                 rows.clamp(0, h - 1)[:, None, :, None], cols.clamp(0, w - 1)[:, None, None, :]]
-    if dy is not None and padding > 0:
-        inside = (((rows >= 0) & (rows < h))[:, None, :, None]) & (((cols >= 0) & (cols < w))[:, None, None, :])
-        out = out * inside
-    return out
+    flat = ((torch.arange(n, device=dev) * (c * height * width))[:, None, None, None]
+            + (torch.arange(c, device=dev) * (height * width))[None, :, None, None]
+            + (rows * width)[:, None, :, None] + cols[:, None, None, :])
+    return x.reshape(-1).index_select(0, flat.reshape(-1)).view(n, c, h, w)
 
 
 def _storage_for(images: Tensor, device: torch.device, storage: str | torch.device | None) -> torch.device:
@@ -192,7 +196,7 @@ class TensorLoader:
             x = x.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else x.to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        x = (x.float() - self.mean) / self.std
+        x = x.to(torch.float32, copy=True).sub_(self.mean).div_(self.std)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -228,8 +232,8 @@ class TensorLoader:
             elif order is None:
                 x = self.images[start:stop]
             else:
-                x = self.images[idx_s]
-            yield self._finish(x), self.labels[idx], idx
+                x = self.images.index_select(0, idx_s)
+            yield self._finish(x), self.labels.index_select(0, idx), idx
 
 
 @contextlib.contextmanager
