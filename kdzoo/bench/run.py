@@ -7,6 +7,7 @@ that differ only in their method, sharing the data stream and teacher.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -51,6 +52,7 @@ class RunSpec:
     augment: bool = False
     label: str = ""                       # free-form tag (e.g. "shifted"); part of the hash
     student_shift: str = ""               # named shift of the student side's training images (kdzoo.data.shifts)
+    teacher_run: str | None = None        # config hash of the run that trained the teacher (bench run store)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -73,7 +75,11 @@ class RunSpec:
         """Stable content hash: same resolved config -> same hash; any change -> a new one."""
         d = self.to_dict()
         d["train"].pop("device", None)        # where a run executes does not change what it is
-        if d.get("teacher_ckpt"):
+        teacher_run = d.pop("teacher_run", None)  # absent from the hash when unset: older hashes stay valid
+        if teacher_run:
+            # a teacher trained by the sweep is identified by its own run, not by its (not yet written) file
+            d["teacher_ckpt"] = f"run:{teacher_run}"
+        elif d.get("teacher_ckpt"):
             d["teacher_ckpt"] = file_digest(d["teacher_ckpt"])
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -90,7 +96,13 @@ def file_digest(path: str) -> str:
     if not p.is_file():
         return f"missing:{path}"
     st = p.stat()
-    return f"{p.name}:{st.st_size}:{hashlib.sha256(p.read_bytes()).hexdigest()[:16]}"
+    return f"{p.name}:{st.st_size}:{_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)}"
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Read a file once per (path, size, mtime): a sweep hashes every run against the same teacher files."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def environment() -> dict[str, str]:
@@ -161,6 +173,11 @@ def load_teacher(spec: RunSpec, bundle: DataBundle) -> Teacher | None:
 
 def load_state(model: torch.nn.Module, path: str) -> None:
     """Load weights saved by kdzoo or in the RepDistiller layout ({"model": state_dict})."""
+    if getattr(model, "wrapped_model", None) is not None:
+        # tv:/timm: adapters also take a checkpoint of the bare model (e.g. torchvision's ImageNet files)
+        from ..models.checkpoint import load_weights
+        load_weights(model, path, strict=True)
+        return
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"teacher checkpoint not found: {path}")
