@@ -1,0 +1,832 @@
+"""Recipes: YAML files describing a benchmark sweep, validated into plain dataclasses.
+
+A recipe is checked completely before anything runs. Every problem raises
+``kdzoo.ConfigError`` with one line: ``FILE:LINE: KEY.PATH: what is wrong``
+(plus "did you mean ..." for misspelt names).
+
+Schema (only ``dataset``, ``teachers``, ``pairs`` and ``methods`` are required)::
+
+    name: quickstart                  # default: the file name without .yaml; names the output folder
+    description: one line
+    dataset: fashion-mnist            # a registered dataset (kdzoo list datasets)
+    teachers:                         # how each teacher is obtained; the key is the model name
+      fmnist_teacher: {train: {epochs: 4, lr: 0.05}}   # trained by the sweep (once, cached by hash)
+      resnet32x4: {ckpt: "${KDZOO_TEACHERS:-teachers}/resnet32x4_vanilla/ckpt_epoch_240.pth"}
+      # optional per teacher: model (architecture, default: the key), augment (when trained), seed (0)
+    pairs:
+      - {teacher: fmnist_teacher, student: fmnist_cnn_tiny}
+      - {teacher: resnet56, student: resnet20, method_args: {dkd: {beta: 2.0}}, train: {lr: 0.01}}
+    methods:                          # loss names, or {name, label, args, access}
+      - ce
+      - kd
+      - {name: kd, label: kd-T2, args: {temperature: 2}, access: [logits, probs]}
+    access: [logits]                  # teacher access levels swept: logits | probs | topk:K | label
+    seeds: [0, 1]
+    train: {epochs: 5, batch_size: 128, lr: 0.05}   # kdzoo.engine.TrainConfig fields, for the students
+    student_data: {train_fraction: 1.0, hide_labels: false, augment: false, val_size: 0, teacher_budget: null}
+    metric: top1                      # top1 (last epoch) | best_top1: what the summary compares and ranks
+    plugins: [my_losses.py, some.module]
+    reference:                        # published numbers shown beside ours (method: a label, or "teacher")
+      - {teacher: resnet32x4, student: resnet8x4, method: kd, top1: 73.33, source: "DKD paper, Table 1"}
+    slurm: {partition: gpu, time_min: 600, gpus_per_job: 1, cpus_per_task: 8, mem_gb: 32,
+            array_parallelism: 16, account: null, qos: null, constraint: null, additional: {}}
+
+Meaning of the less obvious parts:
+
+- **Teachers.** A teacher with ``ckpt`` is loaded from that file (kdzoo ``model.pt`` or the
+  RepDistiller/mdistiller layout ``{"model": state_dict}``). ``${VAR}`` and
+  ``${VAR:-default}`` are expanded; a relative path is relative to the directory
+  ``kdzoo bench`` runs in. A teacher with ``train`` is trained by the sweep before any
+  student, with method ``ce`` on the full labelled training split, seed ``seed`` (0), and
+  its own ``train`` block over the TrainConfig defaults (it does *not* inherit the
+  recipe's ``train``, so changing the students' schedule does not retrain the teacher).
+- **Methods.** ``label`` (default: the loss name) is what the leaderboard shows and
+  must be unique. ``args`` are the loss's hyperparameters (``kdzoo list losses``);
+  unspecified ones take the loss's defaults, and the resolved values are part of each
+  run's hash. ``access`` overrides the recipe's ``access`` list for this method.
+  ``pairs[i].method_args`` adds per-pair overrides keyed by a label, or by a loss name
+  (then it applies to every entry of that loss); ``pairs[i].train`` overrides training
+  settings for that pair's students (e.g. lr 0.01 for MobileNet students).
+- **The student alone.** A loss that never looks at the teacher (``requires: none``,
+  e.g. ``ce``) ignores ``access``: it runs once per pair and seed, with access
+  ``none``, and is shared by every pair with the same student. With
+  ``student_data.hide_labels: true`` the student side has no labels, so it instead
+  trains on the teacher's top-1 labels (pseudo-labelling); it then needs the teacher
+  and runs once per pair and seed with access ``label`` (every access level reveals
+  the top-1, so the result would be the same at any level).
+- **Plugins.** A recipe executes no code of its own: the only code it can bring in is
+  what its ``plugins`` list names, each a ``.py`` file (relative to the recipe's
+  folder) or an importable module, imported before the recipe's names are checked.
+  That is how a user's own loss, model or dataset joins a sweep
+  (``@kdzoo.register_loss("my_kd")`` in the file). Packages that register through
+  entry points (group ``kdzoo.losses`` etc.) are found without being listed.
+- **Numbers.** YAML reads ``5e-4`` as a string; float settings accept such strings.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError, KdzooError, did_you_mean
+
+ACCESS_HELP = "logits | probs | topk:K | label"
+METRICS = ("top1", "best_top1")
+TOP_KEYS = ("name", "description", "dataset", "teachers", "pairs", "methods", "access", "seeds", "train",
+            "student_data", "metric", "plugins", "reference", "slurm")
+TEACHER_KEYS = ("model", "ckpt", "train", "augment", "seed")
+PAIR_KEYS = ("teacher", "student", "method_args", "train")
+METHOD_KEYS = ("name", "label", "args", "access")
+REFERENCE_KEYS = ("teacher", "student", "method", "top1", "source", "access", "note")
+TEACHER_METHOD = "teacher"   # reference entries about the teacher's own accuracy
+
+
+# ----------------------------------------------------------------- dataclasses
+@dataclass
+class TeacherEntry:
+    name: str                          # key in `teachers:`
+    model: str                         # architecture
+    ckpt: str | None = None            # absolute path after expansion; None: trained by the sweep
+    train: dict[str, Any] = field(default_factory=dict)
+    augment: bool = False
+    seed: int = 0
+
+
+@dataclass
+class MethodEntry:
+    loss: str
+    label: str
+    args: dict[str, Any] = field(default_factory=dict)
+    access: list[str] | None = None    # None: the recipe's access list
+
+
+@dataclass
+class PairEntry:
+    teacher: str                       # a key of `teachers:`
+    student: str                       # model name
+    method_args: dict[str, dict[str, Any]] = field(default_factory=dict)   # label -> overrides
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReferenceEntry:
+    teacher: str
+    student: str
+    method: str                        # a method label, or "teacher"
+    top1: float
+    source: str
+    access: str | None = None
+    note: str = ""
+
+
+@dataclass
+class StudentData:
+    train_fraction: float = 1.0
+    hide_labels: bool = False
+    augment: bool = False
+    val_size: float = 0.0
+    teacher_budget: int | None = None
+
+
+@dataclass
+class SlurmSettings:
+    partition: str | None = None
+    time_min: int = 720
+    gpus_per_job: int = 1
+    cpus_per_task: int = 8
+    mem_gb: float | None = None
+    array_parallelism: int = 16
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    additional: dict[str, Any] = field(default_factory=dict)   # extra sbatch options
+
+
+@dataclass
+class Recipe:
+    name: str
+    dataset: str
+    teachers: dict[str, TeacherEntry]
+    pairs: list[PairEntry]
+    methods: list[MethodEntry]
+    description: str = ""
+    access: list[str] = field(default_factory=lambda: ["logits"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    train: dict[str, Any] = field(default_factory=dict)
+    student_data: StudentData = field(default_factory=StudentData)
+    metric: str = "top1"
+    plugins: list[str] = field(default_factory=list)     # resolved: absolute .py paths or module names
+    reference: list[ReferenceEntry] = field(default_factory=list)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    path: str = ""                     # the file it came from
+    text: str = ""                     # its YAML text, copied into the output folder
+
+    def method(self, label: str) -> MethodEntry:
+        return next(m for m in self.methods if m.label == label)
+
+    def access_for(self, method: MethodEntry) -> list[str]:
+        return list(method.access if method.access is not None else self.access)
+
+
+# ------------------------------------------------------- YAML with line numbers
+class _Map(dict):
+    """A mapping that remembers the line of each key (1-based)."""
+    line: int = 0
+    lines: dict
+
+
+class _Seq(list):
+    """A sequence that remembers the line of each item (1-based)."""
+    line: int = 0
+    lines: list
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
+    loader.flatten_mapping(node)
+    out = _Map()
+    out.line, out.lines = node.start_mark.line + 1, {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise _YamlProblem(line, "mapping keys must be plain names")
+        if key in out:
+            raise _YamlProblem(line, f"duplicate key '{key}' (first at line {out.lines[key]})")
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.lines[key] = line
+    return out
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
+    out = _Seq()
+    out.line, out.lines = node.start_mark.line + 1, []
+    for child in node.value:
+        out.append(loader.construct_object(child, deep=True))
+        out.lines.append(child.start_mark.line + 1)
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+
+
+class _YamlProblem(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML keeping line numbers; syntax errors become one-line ConfigErrors."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
+    except _YamlProblem as exc:
+        raise ConfigError(f"{source}:{exc.line}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        what = " ".join(str(exc.problem or exc.context or "syntax error").split())
+        raise ConfigError(f"{source}:{line}: invalid YAML: {what}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
+
+
+# ------------------------------------------------------------------ validation
+Path_ = tuple  # a key path: ("methods", 2, "args", "temperature")
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for k in path:
+        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
+    return out
+
+
+class _Checker:
+    """Holds the parsed tree so that any key path can be turned into a file line."""
+
+    def __init__(self, source: str, root: Any) -> None:
+        self.source = source
+        self.root = root
+
+    def line(self, path: Path_) -> int:
+        node, line = self.root, getattr(self.root, "line", 1)
+        for key in path:
+            if isinstance(node, _Map) and key in node:
+                line, node = node.lines[key], node[key]
+            elif isinstance(node, _Seq) and isinstance(key, int) and 0 <= key < len(node):
+                line, node = node.lines[key], node[key]
+            else:
+                break
+        return line or 1
+
+    def error(self, path: Path_, message: str) -> ConfigError:
+        message = " ".join(str(message).split())  # always one line
+        where = f"{format_path(path)}: " if path else ""
+        return ConfigError(f"{self.source}:{self.line(path)}: {where}{message}")
+
+    # -- shapes
+    def mapping(self, value: Any, path: Path_, allowed: tuple[str, ...] | None = None,
+                required: tuple[str, ...] = ()) -> dict:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping ({{key: value}}), got {_kind(value)}")
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    raise self.error((*path, key), f"unknown key '{key}'{did_you_mean(str(key), allowed)} "
+                                                   f"(allowed: {', '.join(allowed)})")
+        for key in required:
+            if key not in value:
+                raise self.error(path, f"missing required key '{key}'")
+        return value
+
+    def sequence(self, value: Any, path: Path_, *, scalar_ok: bool = False) -> list:
+        if scalar_ok and isinstance(value, (str, int)) and not isinstance(value, bool):
+            return [value]
+        if not isinstance(value, list):
+            raise self.error(path, f"expected a list, got {_kind(value)}")
+        return value
+
+    def string(self, value: Any, path: Path_, *, allow_empty: bool = False) -> str:
+        if not isinstance(value, str) or (not allow_empty and not value.strip()):
+            raise self.error(path, f"expected a non-empty string, got {_kind(value)}")
+        return value
+
+    def number(self, value: Any, path: Path_, *, integer: bool = False, low: float | None = None,
+               high: float | None = None, low_open: bool = False) -> Any:
+        number = _numeric(value, integer)
+        if number is None:
+            raise self.error(path, f"expected {'an integer' if integer else 'a number'}, got {_kind(value)}")
+        return self._range(number, path, low, high, low_open)
+
+    def _range(self, value: Any, path: Path_, low, high, low_open) -> Any:
+        if low is not None and (value < low or (low_open and value == low)):
+            raise self.error(path, f"must be {'>' if low_open else '>='} {low}, got {value}")
+        if high is not None and value > high:
+            raise self.error(path, f"must be <= {high}, got {value}")
+        return value
+
+    def boolean(self, value: Any, path: Path_) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(path, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def typed(self, value: Any, hint: Any, path: Path_) -> Any:
+        """Check ``value`` against a type hint (int, float, str, bool, list[X], X | None, dict, Any)."""
+        ok, out = _coerce(value, hint)
+        if not ok:
+            raise self.error(path, f"expected {_hint_name(hint)}, got {_kind(value)}")
+        return out
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"'{value}' (a string)"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _numeric(value: Any, integer: bool) -> Any:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if integer:
+            return int(value) if value.is_integer() else None
+        return value
+    if isinstance(value, str) and not integer:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _hint_name(hint: Any) -> str:
+    if hint is Any:
+        return "anything"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_hint_name(a) for a in typing.get_args(hint))
+    if origin is list:
+        (arg,) = typing.get_args(hint) or (Any,)
+        return f"a list of {_hint_name(arg)}"
+    if origin is dict or hint is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
+    if hint is Any:
+        return True, value
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None:
+            return (type(None) in args), None
+        for arg in args:
+            if arg is type(None):
+                continue
+            ok, out = _coerce(value, arg)
+            if ok:
+                return True, out
+        return False, value
+    if origin is list or hint is list:
+        (arg,) = typing.get_args(hint) or (Any,)
+        if not isinstance(value, list):
+            return False, value
+        items = [_coerce(v, arg) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
+    if origin is dict or hint is dict:
+        return isinstance(value, dict), (dict(value) if isinstance(value, dict) else value)
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        out = _numeric(value, integer=True)
+        return out is not None, out
+    if hint is float:
+        out = _numeric(value, integer=False)
+        return out is not None, (float(out) if out is not None else value)
+    if hint is str:
+        return isinstance(value, str), value
+    return isinstance(value, hint) if isinstance(hint, type) else True, value
+
+
+# ----------------------------------------------------------- env and plugins
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def expand_vars(text: str) -> str:
+    """Expand ``${VAR}``, ``${VAR:-default}`` and ``$VAR``; raise KeyError(VAR) for an unset one without default."""
+    def sub(m: re.Match) -> str:
+        name = m.group(1) or m.group(3)
+        value = os.environ.get(name)
+        if value:  # like the shell's ":-", an empty variable takes the default
+            return value
+        if m.group(1) and m.group(2) is not None:
+            return m.group(2)
+        if value is not None:
+            return value
+        raise KeyError(name)
+    return os.path.expanduser(_VAR.sub(sub, text))
+
+
+def import_plugin(ref: str) -> None:
+    """Import a plugin: an absolute ``.py`` path (once per file) or a module name."""
+    if ref.endswith(".py"):
+        path = Path(ref)
+        name = f"kdzoo_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_" \
+               f"{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+        if name in sys.modules:
+            return
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    else:
+        importlib.import_module(ref)
+
+
+def import_plugins(refs: list[str]) -> None:
+    for ref in refs:
+        import_plugin(ref)
+
+
+# ---------------------------------------------------------------- the checks
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read and validate a recipe file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"recipe not found: {path}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read recipe {path}: {exc}") from None
+    return parse_recipe(text, source=str(path), base_dir=p.resolve().parent, default_name=p.stem)
+
+
+def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.PathLike = ".",
+                 default_name: str = "recipe") -> Recipe:
+    root = parse_yaml(text, source)
+    c = _Checker(source, root)
+    doc = c.mapping(root, (), TOP_KEYS, required=("dataset", "teachers", "pairs", "methods"))
+
+    # plugins first: they may register the names the rest of the recipe uses
+    plugins = []
+    for i, ref in enumerate(c.sequence(doc.get("plugins") or [], ("plugins",))):
+        ref = c.string(ref, ("plugins", i))
+        try:
+            ref = expand_vars(ref)
+        except KeyError as exc:
+            raise c.error(("plugins", i), f"environment variable {exc.args[0]} is not set") from None
+        if ref.endswith(".py") or "/" in ref or os.sep in ref:
+            file = (Path(base_dir) / ref).resolve()
+            if not file.is_file():
+                raise c.error(("plugins", i), f"plugin file not found: {file}")
+            ref = str(file)
+        try:
+            import_plugin(ref)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise c.error(("plugins", i), f"cannot import plugin '{doc['plugins'][i]}': "
+                                           f"{type(exc).__name__}: {first}") from None
+        plugins.append(ref)
+
+    import kdzoo
+    from ..registry import DATASETS
+
+    name = c.string(doc.get("name", default_name), ("name",))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+        raise c.error(("name",), f"'{name}' must be a plain file name (letters, digits, _ . + -)")
+    description = c.string(doc.get("description", ""), ("description",), allow_empty=True)
+
+    dataset = c.string(doc["dataset"], ("dataset",))
+    kdzoo.list_datasets()
+    if dataset not in DATASETS:
+        raise c.error(("dataset",), f"unknown dataset '{dataset}'{did_you_mean(dataset, DATASETS.names())} "
+                                    f"(known: {', '.join(DATASETS.names())})")
+
+    seeds = _seeds(c, doc.get("seeds", [0]))
+    access = _access_list(c, doc.get("access", ["logits"]), ("access",))
+    train = _train(c, doc.get("train"), ("train",))
+    student_data = _student_data(c, doc.get("student_data"))
+    metric = c.string(doc.get("metric", "top1"), ("metric",))
+    if metric not in METRICS:
+        raise c.error(("metric",), f"'{metric}' is not one of {', '.join(METRICS)}{did_you_mean(metric, METRICS)}")
+
+    teachers = _teachers(c, doc["teachers"])
+    methods = _methods(c, doc["methods"], access, student_data)
+    pairs = _pairs(c, doc["pairs"], teachers, methods)
+    reference = _reference(c, doc.get("reference"), pairs, methods)
+    slurm = _slurm(c, doc.get("slurm"))
+    return Recipe(name=name, description=description, dataset=dataset, teachers=teachers, pairs=pairs,
+                  methods=methods, access=access, seeds=seeds, train=train, student_data=student_data,
+                  metric=metric, plugins=plugins, reference=reference, slurm=slurm, path=source, text=text)
+
+
+def _seeds(c: _Checker, value: Any) -> list[int]:
+    seeds = c.sequence(value, ("seeds",), scalar_ok=False)
+    if not seeds:
+        raise c.error(("seeds",), "needs at least one seed")
+    out = []
+    for i, s in enumerate(seeds):
+        s = c.number(s, ("seeds", i), integer=True, low=0)
+        if s in out:
+            raise c.error(("seeds", i), f"seed {s} is listed twice")
+        out.append(int(s))
+    return out
+
+
+def _access_list(c: _Checker, value: Any, path: Path_) -> list[str]:
+    from ..teachers import parse_access
+    items = c.sequence(value, path, scalar_ok=True)
+    if not items:
+        raise c.error(path, f"needs at least one teacher access level ({ACCESS_HELP})")
+    out = []
+    for i, a in enumerate(items):
+        a = c.string(a, (*path, i))
+        try:
+            parse_access(a)
+        except KdzooError as exc:
+            raise c.error((*path, i), str(exc)) from None
+        if a in out:
+            raise c.error((*path, i), f"access '{a}' is listed twice")
+        out.append(a)
+    return out
+
+
+def _train(c: _Checker, value: Any, path: Path_, *, teacher: bool = False) -> dict[str, Any]:
+    """Validate TrainConfig overrides; returns the coerced dict (not merged with defaults)."""
+    from ..engine import TrainConfig
+    d = c.mapping(value, path)
+    hints = typing.get_type_hints(TrainConfig)
+    names = [f.name for f in fields(TrainConfig)]
+    out: dict[str, Any] = {}
+    for key, v in d.items():
+        if key == "seed":
+            where = "the teacher's 'seed' key" if teacher else "the recipe's 'seeds' list"
+            raise c.error((*path, key), f"set seeds with {where}, not in 'train'")
+        if key not in names:
+            raise c.error((*path, key), f"unknown training setting '{key}'{did_you_mean(str(key), names)}")
+        out[key] = c.typed(v, hints[key], (*path, key))
+    try:
+        TrainConfig(**out)
+    except (ConfigError, TypeError, ValueError) as exc:
+        msg = str(exc)
+        bad = next((k for k in out if msg.startswith(k) or f"{k} '" in msg), None)
+        raise c.error((*path, bad) if bad else path, msg) from None
+    return out
+
+
+def _student_data(c: _Checker, value: Any) -> StudentData:
+    path = ("student_data",)
+    d = c.mapping(value, path, tuple(f.name for f in fields(StudentData)))
+    sd = StudentData()
+    if "train_fraction" in d:
+        sd.train_fraction = float(c.number(d["train_fraction"], (*path, "train_fraction"), low=0, high=1,
+                                           low_open=True))
+    if "hide_labels" in d:
+        sd.hide_labels = c.boolean(d["hide_labels"], (*path, "hide_labels"))
+    if "augment" in d:
+        sd.augment = c.boolean(d["augment"], (*path, "augment"))
+    if "val_size" in d:
+        v = c.number(d["val_size"], (*path, "val_size"), low=0)
+        sd.val_size = float(v) if v < 1 else v
+    if d.get("teacher_budget") is not None:
+        sd.teacher_budget = int(c.number(d["teacher_budget"], (*path, "teacher_budget"), integer=True, low=1))
+    return sd
+
+
+def _check_model(c: _Checker, name: str, path: Path_) -> None:
+    import kdzoo
+    from ..registry import MODELS
+    if ":" in name:
+        prefix, _, model = name.partition(":")
+        if prefix not in ("tv", "timm") or not model:
+            raise c.error(path, f"unknown model source in '{name}' (external models are tv:NAME or timm:NAME)"
+                                f"{did_you_mean(prefix, ['tv', 'timm'])}")
+        try:
+            if prefix == "tv":
+                import torchvision.models as tvm
+                known = tvm.list_models(module=tvm)
+                base = model
+            else:
+                import timm
+                known, base = timm.list_models(), model.split(".")[0]
+        except ImportError:
+            raise c.error(path, f"model '{name}' needs {'torchvision' if prefix == 'tv' else 'timm'}, "
+                                f"which is not installed") from None
+        if base not in known:
+            raise c.error(path, f"unknown {'torchvision' if prefix == 'tv' else 'timm'} model '{model}'"
+                                f"{did_you_mean(base, known)}")
+        return
+    kdzoo.list_models()
+    if name not in MODELS:
+        raise c.error(path, f"unknown model '{name}'{did_you_mean(name, MODELS.names())} (kdzoo list models)")
+
+
+def _teachers(c: _Checker, value: Any) -> dict[str, TeacherEntry]:
+    d = c.mapping(value, ("teachers",))
+    if not d:
+        raise c.error(("teachers",), "needs at least one teacher")
+    out = {}
+    for key, spec in d.items():
+        path = ("teachers", key)
+        if not isinstance(key, str) or not key:
+            raise c.error(path, "teacher names must be strings")
+        if spec is None:
+            raise c.error(path, "give the teacher a checkpoint ({ckpt: PATH}) or a training block ({train: {...}})")
+        spec = c.mapping(spec, path, TEACHER_KEYS)
+        model = c.string(spec.get("model", key), (*path, "model"))
+        _check_model(c, model, (*path, "model") if "model" in spec else path)
+        entry = TeacherEntry(name=key, model=model)
+        if ("ckpt" in spec) == ("train" in spec):
+            raise c.error(path, "give exactly one of 'ckpt' (load the teacher) or 'train' (train it first)")
+        if "ckpt" in spec:
+            raw = c.string(spec["ckpt"], (*path, "ckpt"))
+            try:
+                entry.ckpt = str(Path(expand_vars(raw)).absolute())
+            except KeyError as exc:
+                raise c.error((*path, "ckpt"), f"environment variable {exc.args[0]} is not set "
+                                               f"(write ${{{exc.args[0]}:-default}} for a fallback)") from None
+            for k in ("augment", "seed"):
+                if k in spec:
+                    raise c.error((*path, k), f"'{k}' applies only to a teacher trained by the sweep")
+        else:
+            entry.train = _train(c, spec["train"], (*path, "train"), teacher=True)
+            if "augment" in spec:
+                entry.augment = c.boolean(spec["augment"], (*path, "augment"))
+            if "seed" in spec:
+                entry.seed = int(c.number(spec["seed"], (*path, "seed"), integer=True, low=0))
+        out[key] = entry
+    return out
+
+
+def loss_requires(loss: str) -> str:
+    from ..registry import LOSSES
+    return getattr(LOSSES.entry(loss).factory, "requires", "logits")
+
+
+def _check_loss_args(c: _Checker, loss: str, args: dict[str, Any], path: Path_) -> dict[str, Any]:
+    """Check each hyperparameter's name, coerce numbers to the default's type, then build the loss once."""
+    from ..registry import LOSSES
+    entry = LOSSES.entry(loss)
+    defaults = entry.hyperparameters()
+    out = {}
+    for key, v in args.items():
+        default = defaults.get(key)
+        if isinstance(default, float) and not isinstance(v, bool):
+            num = _numeric(v, integer=False)   # "5e-4" (a string to YAML) and 4 (an int) become floats
+            v = float(num) if num is not None else v
+        try:
+            LOSSES.check_kwargs(loss, {key: v})
+        except ConfigError as exc:
+            raise c.error((*path, key), str(exc)) from None
+        out[key] = v
+    try:
+        LOSSES.build(loss, **out)
+    except (KdzooError, TypeError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        bad = next((k for k in out if f"{k} " in msg or f"'{k}'" in msg or msg.startswith(k)), None)
+        raise c.error((*path, bad) if bad else path, f"bad hyperparameters for loss '{loss}': {msg}") from None
+    return out
+
+
+def _methods(c: _Checker, value: Any, access: list[str], student_data: StudentData) -> list[MethodEntry]:
+    import kdzoo
+    from ..registry import LOSSES
+    from ..teachers import check_access
+    items = c.sequence(value, ("methods",))
+    if not items:
+        raise c.error(("methods",), "needs at least one method")
+    kdzoo.list_losses()
+    out: list[MethodEntry] = []
+    for i, item in enumerate(items):
+        path = ("methods", i)
+        if isinstance(item, str):
+            item = {"name": item}
+            name_path = path
+        else:
+            item = c.mapping(item, path, METHOD_KEYS, required=("name",))
+            name_path = (*path, "name")
+        loss = c.string(item["name"], name_path)
+        if loss not in LOSSES:
+            raise c.error(name_path, f"unknown loss '{loss}'{did_you_mean(loss, LOSSES.names())} "
+                                     f"(kdzoo list losses)")
+        label = c.string(item.get("label", loss), (*path, "label"))
+        if any(m.label == label for m in out):
+            hint = "give one of them a 'label'" if "label" not in item else "labels must be unique"
+            raise c.error((*path, "label") if "label" in item else path,
+                          f"method label '{label}' is used twice; {hint}")
+        if label == TEACHER_METHOD:
+            raise c.error((*path, "label"), f"'{TEACHER_METHOD}' is reserved for the teacher's own accuracy")
+        args = _check_loss_args(c, loss, c.mapping(item.get("args"), (*path, "args")), (*path, "args"))
+        m_access = _access_list(c, item["access"], (*path, "access")) if "access" in item else None
+        requires = loss_requires(loss)
+        if requires == "none" and m_access is not None:
+            raise c.error((*path, "access"), f"loss '{loss}' never looks at the teacher, so 'access' does not "
+                                             f"apply (it runs once per pair and seed)")
+        if requires != "none":
+            for j, a in enumerate(m_access if m_access is not None else access):
+                try:
+                    check_access(label, requires, a)
+                except KdzooError as exc:
+                    where = (*path, "access", j) if m_access is not None else path
+                    extra = "" if m_access is not None else " (give this method its own 'access' list)"
+                    raise c.error(where, f"{exc}{extra}") from None
+        out.append(MethodEntry(loss=loss, label=label, args=args, access=m_access))
+    return out
+
+
+def _pairs(c: _Checker, value: Any, teachers: dict[str, TeacherEntry], methods: list[MethodEntry]) -> list[PairEntry]:
+    items = c.sequence(value, ("pairs",))
+    if not items:
+        raise c.error(("pairs",), "needs at least one teacher-student pair")
+    labels = [m.label for m in methods]
+    losses = sorted({m.loss for m in methods})
+    out: list[PairEntry] = []
+    for i, item in enumerate(items):
+        path = ("pairs", i)
+        item = c.mapping(item, path, PAIR_KEYS, required=("teacher", "student"))
+        teacher = c.string(item["teacher"], (*path, "teacher"))
+        if teacher not in teachers:
+            raise c.error((*path, "teacher"), f"teacher '{teacher}' is not defined under 'teachers'"
+                                              f"{did_you_mean(teacher, teachers)}")
+        student = c.string(item["student"], (*path, "student"))
+        _check_model(c, student, (*path, "student"))
+        if any(p.teacher == teacher and p.student == student for p in out):
+            raise c.error(path, f"pair {teacher} -> {student} is listed twice")
+        method_args: dict[str, dict[str, Any]] = {}
+        overrides = c.mapping(item.get("method_args"), (*path, "method_args"))
+        for key, args in overrides.items():
+            apath = (*path, "method_args", key)
+            if key in labels:
+                targets = [key]
+            elif key in losses:
+                targets = [m.label for m in methods if m.loss == key]
+            else:
+                raise c.error(apath, f"'{key}' is neither a method label nor a loss in 'methods'"
+                                     f"{did_you_mean(str(key), labels + losses)}")
+            args = c.mapping(args, apath)
+            for label in targets:
+                m = next(x for x in methods if x.label == label)
+                merged = {**method_args.get(label, {}), **args}
+                _check_loss_args(c, m.loss, {**m.args, **merged}, apath)
+                method_args[label] = merged
+        train = _train(c, item.get("train"), (*path, "train"))
+        out.append(PairEntry(teacher=teacher, student=student, method_args=method_args, train=train))
+    return out
+
+
+def _reference(c: _Checker, value: Any, pairs: list[PairEntry], methods: list[MethodEntry]) -> list[ReferenceEntry]:
+    items = c.sequence(value or [], ("reference",))
+    labels = [m.label for m in methods] + [TEACHER_METHOD]
+    names = sorted({f"{p.teacher} -> {p.student}" for p in pairs})
+    out = []
+    for i, item in enumerate(items):
+        path = ("reference", i)
+        item = c.mapping(item, path, REFERENCE_KEYS, required=("teacher", "student", "method", "top1", "source"))
+        teacher = c.string(item["teacher"], (*path, "teacher"))
+        student = c.string(item["student"], (*path, "student"))
+        if not any(p.teacher == teacher and p.student == student for p in pairs):
+            raise c.error(path, f"no pair {teacher} -> {student} in 'pairs'"
+                                f"{did_you_mean(f'{teacher} -> {student}', names)}")
+        method = c.string(item["method"], (*path, "method"))
+        if method not in labels:
+            raise c.error((*path, "method"), f"'{method}' is not a method label of this recipe"
+                                             f"{did_you_mean(method, labels)} (or '{TEACHER_METHOD}')")
+        top1 = float(c.number(item["top1"], (*path, "top1"), low=0, high=100))
+        source = c.string(item["source"], (*path, "source"))
+        access = _access_list(c, item["access"], (*path, "access"))[0] if "access" in item else None
+        note = c.string(item.get("note", ""), (*path, "note"), allow_empty=True)
+        out.append(ReferenceEntry(teacher, student, method, top1, source, access, note))
+    return out
+
+
+def _slurm(c: _Checker, value: Any) -> SlurmSettings:
+    path = ("slurm",)
+    names = tuple(f.name for f in fields(SlurmSettings))
+    d = c.mapping(value, path, names)
+    hints = typing.get_type_hints(SlurmSettings)
+    out = SlurmSettings()
+    for key, v in d.items():
+        v = c.typed(v, hints[key], (*path, key))
+        if key in ("time_min", "gpus_per_job", "cpus_per_task", "array_parallelism", "mem_gb") and v is not None:
+            c._range(v, (*path, key), 0 if key == "gpus_per_job" else 1, None, False)
+        setattr(out, key, v)
+    return out
+
+
+__all__ = ["MethodEntry", "PairEntry", "Recipe", "ReferenceEntry", "SlurmSettings", "StudentData",
+           "TeacherEntry", "expand_vars", "format_path", "import_plugins", "load_recipe", "parse_recipe"]

@@ -1,0 +1,165 @@
+"""The run store: ``OUT/runs/<config_hash>/`` per run, plus the sweep's plan and recipe copy.
+
+- A run is *done* iff its ``result.json`` parses (its ``status`` says finished,
+  diverged or failed). Done runs are never recomputed (``--retry-failed`` re-runs
+  failed ones).
+- A run folder with a ``checkpoint.pt`` but no ``result.json`` was interrupted;
+  the trainer resumes it from the checkpoint when it runs again.
+- ``OUT/runs/<hash>/.lock`` is held with ``fcntl.flock`` while a process trains
+  the run, so two ``kdzoo bench`` processes (or Slurm jobs) on one folder never
+  train the same run at once. The kernel drops the lock when its holder dies,
+  even by SIGKILL. (On network filesystems this needs working ``flock``, as on
+  NFSv4 and Lustre mounted with ``flock``.)
+- Every file is written atomically (temporary file + rename).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from ..engine.checkpoint import atomic_write_json, atomic_write_text
+from .run import MODEL_FILE
+
+RESULT, LOCK, PLAN, RECIPE_COPY = "result.json", ".lock", "plan.json", "recipe.yaml"
+
+
+class RunLock:
+    """An exclusive ``flock`` on one run's lock file; release it (or let the process end) to free the run."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self._fd = path, fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __del__(self) -> None:  # pragma: no cover (safety net)
+        try:
+            self.release()
+        except Exception:
+            pass
+
+
+def _flock(path: Path, blocking: bool) -> int | None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class RunStore:
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).absolute()
+        self.runs = self.root / "runs"
+
+    def run_dir(self, h: str) -> Path:
+        return self.runs / h
+
+    # ---------------------------------------------------------------- results
+    def result(self, h: str) -> dict[str, Any] | None:
+        """The run's result record, or None while it has not ended (missing or unreadable file)."""
+        try:
+            record = json.loads((self.run_dir(h) / RESULT).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def is_done(self, h: str, retry_failed: bool = False) -> bool:
+        record = self.result(h)
+        if record is None:
+            return False
+        return not (retry_failed and record.get("status") == "failed")
+
+    def status(self, h: str) -> str:
+        """finished | diverged | failed | running (locked by a live process) | interrupted | pending."""
+        record = self.result(h)
+        if record is not None:
+            return str(record.get("status", "failed"))
+        if self.is_locked(h):
+            return "running"
+        if (self.run_dir(h) / "checkpoint.pt").exists():
+            return "interrupted"
+        return "pending"
+
+    def has_model(self, h: str) -> bool:
+        return (self.run_dir(h) / MODEL_FILE).is_file()
+
+    def write_result(self, h: str, record: dict[str, Any]) -> None:
+        atomic_write_json(self.run_dir(h) / RESULT, record)
+
+    def clear_result(self, h: str) -> None:
+        try:
+            (self.run_dir(h) / RESULT).unlink()
+        except FileNotFoundError:
+            pass
+
+    # ------------------------------------------------------------------ locks
+    def lock(self, h: str, *, blocking: bool = False, note: str = "") -> RunLock | None:
+        """Take the run's lock; None when another process holds it (and ``blocking`` is False)."""
+        path = self.run_dir(h) / LOCK
+        fd = _flock(path, blocking)
+        if fd is None:
+            return None
+        try:  # who holds it, for people looking at the folder; the lock itself is the flock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                          f"{' ' + note if note else ''}\n".encode(), 0)
+        except OSError:
+            pass
+        return RunLock(path, fd)
+
+    def is_locked(self, h: str) -> bool:
+        path = self.run_dir(h) / LOCK
+        if not path.exists():
+            return False
+        fd = _flock(path, blocking=False)
+        if fd is None:
+            return True
+        RunLock(path, fd).release()
+        return False
+
+    def wait_unlocked(self, h: str) -> None:
+        """Block until no other process holds the run's lock."""
+        path = self.run_dir(h) / LOCK
+        if path.exists():
+            fd = _flock(path, blocking=True)
+            if fd is not None:
+                RunLock(path, fd).release()
+
+    # ---------------------------------------------------------- plan / recipe
+    def write_plan(self, plan_dict: dict[str, Any]) -> None:
+        atomic_write_json(self.root / PLAN, plan_dict)
+
+    def read_plan(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.root / PLAN).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_recipe(self, text: str) -> None:
+        atomic_write_text(self.root / RECIPE_COPY, text)
+
+
+__all__ = ["RunLock", "RunStore"]

@@ -1,0 +1,213 @@
+"""Expand a recipe into runs: teachers first, then pairs x methods x access x seeds.
+
+Each run is a fully resolved ``RunSpec`` identified by its ``config_hash()``.
+A *plan* also keeps one entry per leaderboard row (pair, method label, access,
+seed -> run hash): a run that does not depend on the teacher (the student
+alone, ``ce``) is one run shared by every pair with that student and seed.
+
+Runs that differ only in their loss can train as a *cohort* (in lockstep on the
+same batches, one teacher forward per batch; results equal solo training).
+Losses with their own ``prepare`` stage always train alone.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..engine import TrainConfig
+from ..losses.base import DistillLoss
+from ..registry import LOSSES
+from .recipe import Recipe, loss_requires
+from .run import RunSpec
+
+TEACHER_ROLE, STUDENT_ROLE = "teacher", "student"
+
+# training-split sizes of the built-in datasets, for work estimates without loading them
+TRAIN_SIZES = {"fashion-mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000, "svhn": 73_257, "stl10": 5_000,
+               "tiny-imagenet": 100_000, "imagenet": 1_281_167}
+
+
+@dataclass
+class PlanEntry:
+    """One leaderboard row: which run answers (pair, method, access, seed)."""
+    role: str                 # teacher | student
+    teacher: str              # teacher name (key of the recipe's `teachers`)
+    teacher_model: str
+    student: str              # student model (the teacher's model for a teacher row)
+    method: str               # loss name
+    label: str                # method label shown in tables
+    access: str               # teacher access, "none" for the student alone
+    seed: int
+    hash: str                 # the run's config hash
+    teacher_hash: str | None = None   # the teacher run this run waits for (teachers trained by the sweep)
+
+
+@dataclass
+class Plan:
+    recipe: str
+    description: str
+    dataset: str
+    metric: str
+    entries: list[PlanEntry]
+    specs: dict[str, RunSpec]                         # hash -> spec, every distinct run
+    reference: list[dict[str, Any]] = field(default_factory=list)
+
+    def hashes(self, role: str | None = None) -> list[str]:
+        """Distinct run hashes in plan order (teachers first)."""
+        seen: dict[str, None] = {}
+        for e in self.entries:
+            if role is None or e.role == role:
+                seen.setdefault(e.hash, None)
+        return list(seen)
+
+    def depends_on(self) -> dict[str, str]:
+        """run hash -> hash of the teacher run it needs."""
+        return {e.hash: e.teacher_hash for e in self.entries if e.teacher_hash and e.role == STUDENT_ROLE}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe": self.recipe, "description": self.description, "dataset": self.dataset,
+                "metric": self.metric, "entries": [asdict(e) for e in self.entries],
+                "specs": {h: s.to_dict() for h, s in self.specs.items()}, "reference": self.reference}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        return cls(recipe=d["recipe"], description=d.get("description", ""), dataset=d["dataset"],
+                   metric=d.get("metric", "top1"), entries=[PlanEntry(**e) for e in d["entries"]],
+                   specs={h: RunSpec.from_dict(s) for h, s in d.get("specs", {}).items()},
+                   reference=list(d.get("reference", [])))
+
+
+def resolved_loss_kwargs(loss: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The loss's defaults with ``args`` on top: the values a run really uses (and so hashes)."""
+    entry = LOSSES.entry(loss)
+    out: dict[str, Any] = {}
+    try:
+        params = inspect.signature(entry.factory).parameters.values()
+    except (TypeError, ValueError):
+        params = []
+    for p in params:
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty and p.name != "self":
+            out[p.name] = p.default
+    out.update(entry.defaults)
+    out.update(args)
+    return out
+
+
+def teacher_spec(recipe: Recipe, name: str, device: str = "auto") -> RunSpec:
+    t = recipe.teachers[name]
+    cfg = TrainConfig(**{**t.train, "seed": t.seed, "device": device})
+    return RunSpec(dataset=recipe.dataset, student=t.model, method="ce", loss_kwargs=resolved_loss_kwargs("ce", {}),
+                   teacher=None, teacher_ckpt=None, access="none", seed=t.seed, train=cfg, augment=t.augment)
+
+
+def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
+    """All runs of a recipe whose run store is ``out`` (teachers trained by the sweep live there too)."""
+    runs_dir = Path(out).absolute() / "runs"
+    specs: dict[str, RunSpec] = {}
+    entries: list[PlanEntry] = []
+    teacher_runs: dict[str, str] = {}          # teacher name -> run hash (trained by the sweep)
+
+    used = list(dict.fromkeys(p.teacher for p in recipe.pairs))
+    for name in used:
+        t = recipe.teachers[name]
+        if t.ckpt is not None:
+            continue
+        spec = teacher_spec(recipe, name, device)
+        h = spec.config_hash()
+        specs[h] = spec
+        teacher_runs[name] = h
+        entries.append(PlanEntry(TEACHER_ROLE, name, t.model, t.model, "ce", TEACHER_ROLE, "none", t.seed, h))
+
+    sd = recipe.student_data
+    for seed in recipe.seeds:
+        for pair in recipe.pairs:
+            t = recipe.teachers[pair.teacher]
+            cfg = TrainConfig(**{**recipe.train, **pair.train, "seed": seed, "device": device})
+            t_run = teacher_runs.get(pair.teacher)
+            ckpt = str(runs_dir / t_run / "model.pt") if t_run else t.ckpt
+            for m in recipe.methods:
+                kwargs = resolved_loss_kwargs(m.loss, {**m.args, **pair.method_args.get(m.label, {})})
+                alone = loss_requires(m.loss) == "none"
+                if alone and not sd.hide_labels:
+                    levels = ["none"]
+                elif alone:
+                    levels = ["label"]        # pseudo-labels: only the teacher's top-1 is used
+                else:
+                    levels = recipe.access_for(m)
+                for access in levels:
+                    uses_teacher = access != "none"
+                    spec = RunSpec(dataset=recipe.dataset, student=pair.student, method=m.loss, loss_kwargs=kwargs,
+                                   teacher=t.model if uses_teacher else None,
+                                   teacher_ckpt=ckpt if uses_teacher else None, access=access,
+                                   teacher_budget=sd.teacher_budget if uses_teacher else None, seed=seed,
+                                   train=replace(cfg), train_fraction=sd.train_fraction, hide_labels=sd.hide_labels,
+                                   val_size=sd.val_size, augment=sd.augment,
+                                   teacher_run=t_run if uses_teacher else None)
+                    h = spec.config_hash()
+                    specs.setdefault(h, spec)
+                    entries.append(PlanEntry(STUDENT_ROLE, pair.teacher, t.model, pair.student, m.loss, m.label,
+                                             access, seed, h, t_run if uses_teacher else None))
+    # a teacher no run needs (e.g. only the student alone is benchmarked) is not trained
+    needed = {e.teacher_hash for e in entries if e.teacher_hash}
+    entries = [e for e in entries if e.role != TEACHER_ROLE or e.hash in needed]
+    specs = {h: s for h, s in specs.items() if h in {e.hash for e in entries}}
+    reference = [asdict(r) for r in recipe.reference]
+    return Plan(recipe=recipe.name, description=recipe.description, dataset=recipe.dataset, metric=recipe.metric,
+                entries=entries, specs=specs, reference=reference)
+
+
+def can_share_cohort(spec: RunSpec) -> bool:
+    """Only losses without their own ``prepare`` stage may train in lockstep with others."""
+    factory = LOSSES.entry(spec.method).factory
+    return isinstance(factory, type) and issubclass(factory, DistillLoss) and factory.prepare is DistillLoss.prepare
+
+
+def make_units(specs: dict[str, RunSpec], hashes: list[str], cohort: str = "auto") -> list[list[str]]:
+    """Group runs into units of work: one run each, or cohorts of runs with the same ``cohort_key``."""
+    if cohort not in ("auto", "off"):
+        raise ValueError(f"cohort must be 'auto' or 'off', got {cohort!r}")
+    units: list[list[str]] = []
+    by_key: dict[str, list[str]] = {}
+    for h in hashes:
+        spec = specs[h]
+        if cohort == "off" or not can_share_cohort(spec):
+            units.append([h])
+            continue
+        key = spec.cohort_key()
+        if key in by_key:
+            by_key[key].append(h)
+        else:
+            by_key[key] = [h]
+            units.append(by_key[key])
+    return units
+
+
+def train_images(spec: RunSpec, sizes: dict[str, int] | None = None) -> int | None:
+    """Training images one epoch of ``spec`` holds, or None when the dataset's size is unknown."""
+    n = (sizes or {}).get(spec.dataset, TRAIN_SIZES.get(spec.dataset))
+    if n is None:
+        return None
+    n = max(1, int(round(spec.train_fraction * n))) if spec.train_fraction < 1 else n
+    val = spec.val_size
+    n -= int(round(val * n)) if 0 < val < 1 else int(val)
+    return max(n, 0)
+
+
+def estimate(spec: RunSpec, sizes: dict[str, int] | None = None) -> tuple[int | None, int | None]:
+    """(images processed, optimizer steps) for a whole run; None when unknown."""
+    n = train_images(spec, sizes)
+    if n is None:
+        return None, None
+    cfg = spec.train
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    if cfg.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.steps_per_epoch)
+    images_per_epoch = min(n, steps_per_epoch * cfg.batch_size)
+    return images_per_epoch * cfg.epochs, steps_per_epoch * cfg.epochs
+
+
+__all__ = ["Plan", "PlanEntry", "can_share_cohort", "estimate", "expand", "make_units", "resolved_loss_kwargs",
+           "teacher_spec"]
