@@ -1,0 +1,304 @@
+"""Launchers: where units of work (one run, or a cohort of runs) execute.
+
+Every launcher calls ``execute_unit`` on a JSON-able payload, so a unit does
+the same thing in this process, in a local worker process, or in a Slurm job:
+import the recipe's plugins, take each run's lock (skipping runs that are done
+or locked by another process), train, and write ``result.json`` (a failure
+becomes a ``failed`` result with the error's first line; the traceback goes to
+``error.log`` in the run folder). All launchers write the same run store, so a
+sweep can move between them.
+
+- ``LocalLauncher(workers=1)``: in this process, with progress callbacks.
+- ``LocalLauncher(workers=N)``: a pool of N spawned processes, one unit each at a
+  time, ``torch.set_num_threads(max(1, cores // N))`` in every worker.
+- ``SlurmLauncher``: one submitit job per unit, submitted as job arrays
+  (partition, time, GPUs per job, array parallelism from the recipe's ``slurm``
+  block or the command line). A job that hits its time limit is requeued and
+  resumes from the run's checkpoint.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable
+
+from ..engine.checkpoint import atomic_write_text
+from ..errors import ConfigError
+from .recipe import SlurmSettings, import_plugins
+from .run import RunSpec, environment, execute_cohort
+from .store import RunStore
+
+Payload = dict[str, Any]
+OnDone = Callable[[int, dict[str, str]], None]     # (unit index, {hash: status}) after each unit
+ShouldStop = Callable[[], bool]
+LOCKED = "locked"          # status of a run another process is training
+SKIPPED = "skipped"        # status of a run that was already done
+INCOMPLETE = "incomplete"  # the unit ended without a result (killed job, lost worker)
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (macOS)
+        return os.cpu_count() or 1
+
+
+def make_payload(store: RunStore, specs: dict[str, RunSpec], unit: list[str], *, plugins: list[str],
+                 data_root: str | None, retry_failed: bool = False) -> Payload:
+    return {"out": str(store.root), "runs": [[h, specs[h].to_dict()] for h in unit], "plugins": list(plugins),
+            "data_root": data_root, "retry_failed": retry_failed}
+
+
+def failed_record(spec: RunSpec, h: str, exc: BaseException) -> dict[str, Any]:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return {"status": "failed", "message": message, "config_hash": h, "epochs": 0, **environment()}
+
+
+def execute_unit(payload: Payload, *, progress: bool = False, log: Callable[[str], None] | None = None,
+                 threads: int | None = None) -> dict[str, str]:
+    """Run one unit; returns {hash: status}: finished | diverged | failed for the runs it trained,
+    ``skipped`` for runs already done, ``locked`` for runs another process is training."""
+    import torch
+    threads = threads or payload.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    import_plugins(payload.get("plugins") or [])
+    store = RunStore(payload["out"])
+    retry = bool(payload.get("retry_failed"))
+    statuses: dict[str, str] = {}
+    todo: list[tuple[str, RunSpec]] = []
+    locks = []
+    try:
+        for h, spec_dict in payload["runs"]:
+            if store.is_done(h, retry):
+                statuses[h] = SKIPPED
+                continue
+            lock = store.lock(h)
+            if lock is None:
+                statuses[h] = LOCKED
+                continue
+            if store.is_done(h, retry):    # another process finished it between our two looks
+                lock.release()
+                statuses[h] = SKIPPED
+                continue
+            store.clear_result(h)           # only a failed result (retry) can be here
+            locks.append(lock)
+            todo.append((h, RunSpec.from_dict(spec_dict)))
+        if todo:
+            statuses.update(_train(store, todo, payload.get("data_root"), progress, log))
+    finally:
+        for lock in locks:
+            lock.release()
+    return statuses
+
+
+def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: bool,
+           log: Callable[[str], None] | None) -> dict[str, str]:
+    specs = [s for _, s in todo]
+    try:
+        records = execute_cohort(specs, [store.run_dir(h) for h, _ in todo], data_root=data_root,
+                                 cache_dir=store.root / "cache", progress=progress, log=log)
+    except Exception as exc:  # one broken run must not end the sweep: record it and go on
+        if len(todo) > 1:
+            # one member may have taken the cohort down: train each alone (from its own checkpoint)
+            if log:
+                log(f"[yellow]cohort failed ({type(exc).__name__}: {str(exc).strip()[:120]}); "
+                    f"training its runs one by one[/yellow]")
+            out: dict[str, str] = {}
+            for item in todo:
+                out.update(_train(store, [item], data_root, progress, log))
+            return out
+        h, spec = todo[0]
+        store.run_dir(h).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(store.run_dir(h) / "error.log", traceback.format_exc())
+        store.write_result(h, failed_record(spec, h, exc))
+        return {h: "failed"}
+    return {h: str(record.get("status", "failed")) for (h, _), record in zip(todo, records)}
+
+
+# ------------------------------------------------------------------- local
+def _worker_init(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def _worker_run(payload: Payload) -> dict[str, str]:
+    return execute_unit(payload, progress=False)
+
+
+class LocalLauncher:
+    """Run units here (``workers=1``) or in a pool of ``workers`` processes (kept until ``close``)."""
+
+    def __init__(self, workers: int = 1, *, log: Callable[[str], None] | None = None,
+                 on_start: Callable[[int], None] | None = None) -> None:
+        if int(workers) < 1:
+            raise ConfigError(f"--workers must be at least 1, got {workers}")
+        self.workers = int(workers)
+        self.log = log
+        self.on_start = on_start
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(self, payloads: list[Payload], on_done: OnDone, should_stop: ShouldStop = lambda: False) -> None:
+        if not payloads:
+            return
+        if self.workers == 1:
+            for i, payload in enumerate(payloads):
+                if should_stop():
+                    return
+                if self.on_start:
+                    self.on_start(i)
+                on_done(i, execute_unit(payload, progress=False, log=self.log))
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_init,
+                                             initargs=(max(1, cpu_count() // self.workers),))
+        futures = {}
+        try:
+            for i, payload in enumerate(payloads):
+                futures[self._pool.submit(_worker_run, payload)] = i
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = futures[fut]
+                    if fut.cancelled():
+                        continue
+                    try:
+                        statuses = fut.result()
+                    except Exception as exc:  # the worker process died (killed, out of memory)
+                        if self.log:
+                            self.log(f"[red]worker lost: {type(exc).__name__}: {exc}[/red]")
+                        statuses = {h: INCOMPLETE for h, _ in payloads[i]["runs"]}
+                    on_done(i, statuses)
+                if should_stop():
+                    for fut in pending:
+                        fut.cancel()
+                    pending = {f for f in pending if not f.cancelled()}
+        except BaseException:
+            self.close(abort=True)   # Ctrl-C: finished runs stay, started ones resume next time
+            raise
+
+    def close(self, abort: bool = False) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if abort:
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.terminate()
+        else:
+            pool.shutdown(wait=True)
+
+
+# ------------------------------------------------------------------- slurm
+class UnitJob:
+    """The callable each submitit job runs; requeued (and resumed from checkpoints) at its time limit."""
+
+    def __call__(self, payload: Payload) -> dict[str, str]:
+        return execute_unit(payload, progress=False)
+
+    def checkpoint(self, payload: Payload) -> Any:
+        from submitit.helpers import DelayedSubmission
+        return DelayedSubmission(self, payload)
+
+
+class SlurmLauncher:
+    """Submit each unit as a submitit job (job arrays); ``cluster`` "local"/"debug" runs them on this machine."""
+
+    def __init__(self, settings: SlurmSettings, folder: str | Path, *, name: str = "kdzoo",
+                 cluster: str | None = None, executor: Any = None, log: Callable[[str], None] | None = None,
+                 poll_seconds: float = 10.0) -> None:
+        self.settings, self.folder, self.name = settings, Path(folder), name
+        self.cluster, self.executor, self.log = cluster, executor, log
+        self.poll_seconds = poll_seconds
+
+    def make_executor(self) -> Any:
+        try:
+            import submitit
+        except ImportError:
+            raise ConfigError("--launcher slurm needs submitit: pip install submitit (or 'kdzoo[slurm]')") from None
+        if self.cluster in (None, "slurm") and shutil.which("sbatch") is None:
+            raise ConfigError("--launcher slurm: sbatch not found, so this machine cannot submit Slurm jobs; "
+                              "use --launcher local (or --slurm-cluster local to try the Slurm path here)")
+        s = self.settings
+        ex = submitit.AutoExecutor(folder=str(self.folder), cluster=self.cluster or "slurm")
+        params: dict[str, Any] = {"timeout_min": int(s.time_min), "gpus_per_node": int(s.gpus_per_job),
+                                  "cpus_per_task": int(s.cpus_per_task), "name": self.name,
+                                  "slurm_array_parallelism": int(s.array_parallelism)}
+        if s.mem_gb:
+            params["mem_gb"] = s.mem_gb
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(s, key):
+                params[f"slurm_{key}"] = getattr(s, key)
+        if s.additional:
+            params["slurm_additional_parameters"] = dict(s.additional)
+        ex.update_parameters(**params)
+        return ex
+
+    def close(self, abort: bool = False) -> None:
+        pass
+
+    def run(self, payloads: list[Payload], on_done: OnDone, should_stop: ShouldStop = lambda: False) -> None:
+        if not payloads:
+            return
+        ex = self.executor or self.make_executor()
+        # torch would otherwise use every core of the node, not the job's share
+        payloads = [{**p, "threads": int(self.settings.cpus_per_task)} for p in payloads]
+        jobs = ex.map_array(UnitJob(), payloads)
+        if self.log:
+            ids = sorted({str(j.job_id).split("_")[0] for j in jobs})
+            self.log(f"submitted {len(jobs)} job(s) ({', '.join(ids)}); logs in {self.folder}")
+        pending = dict(enumerate(jobs))
+        delay = 0.2
+        while pending:
+            progressed = False
+            for i, job in list(pending.items()):
+                if not _job_done(job):
+                    continue
+                progressed = True
+                del pending[i]
+                try:
+                    statuses = job.result()
+                except Exception as exc:  # killed, timed out without requeue, crashed before writing a result
+                    if self.log:
+                        first = (str(exc).strip().splitlines() or [""])[0]
+                        self.log(f"[red]job {job.job_id} ended without a result: {type(exc).__name__}: "
+                                 f"{first}[/red]")
+                    statuses = {h: INCOMPLETE for h, _ in payloads[i]["runs"]}
+                on_done(i, statuses)
+                if should_stop():
+                    for other in pending.values():
+                        _cancel(other)
+                    return
+            if pending and not progressed:
+                time.sleep(delay)
+                delay = min(delay * 1.5, self.poll_seconds)
+
+
+def _job_done(job: Any) -> bool:
+    # DebugJob runs when its result is asked for: it is always "ready"
+    if type(job).__name__ == "DebugJob":
+        return True
+    try:
+        return bool(job.done())
+    except Exception:
+        return True
+
+
+def _cancel(job: Any) -> None:
+    try:
+        job.cancel(check=False)
+    except Exception:
+        pass
+
+
+__all__ = ["INCOMPLETE", "LOCKED", "SKIPPED", "LocalLauncher", "SlurmLauncher", "UnitJob", "cpu_count", "execute_unit",
+           "make_payload"]
