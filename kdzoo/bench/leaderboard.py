@@ -338,10 +338,13 @@ def plot(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, path: Path) -> Non
     fig.suptitle(f"{plan.recipe} ({plan.dataset})", fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=130)
+    import io
+
+    from ..engine.checkpoint import atomic_write_bytes
+    buf = io.BytesIO()  # a unique temporary file per writer: two bench processes may rebuild at once
+    fig.savefig(buf, format="png", dpi=130)
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 # ---------------------------------------------------------------- build
