@@ -24,7 +24,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--cohort", choices=["auto", "off"], default="auto",
                    help="auto: runs differing only in method train in lockstep, sharing data and teacher (default)")
     p.add_argument("--dry-run", action="store_true", help="list the planned runs and the work left; run nothing")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed or diverged run")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs whose result is 'failed'")
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of a run's hash)")

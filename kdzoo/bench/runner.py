@@ -203,8 +203,8 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
                 colour = {"finished": "green", "diverged": "yellow"}.get(status, "red")
                 msg = f" ({record.get('message')})" if status != "finished" and record.get("message") else ""
                 display.print(f"[{colour}]{status}[/{colour}] {describe(plan, h)}{detail}{msg} [dim]({h})[/dim]")
-                if status == "failed" and fail_fast and not stop:
-                    stop.append(f"{describe(plan, h)} failed: {record.get('message', '')}")
+                if status in ("failed", "diverged") and fail_fast and not stop:
+                    stop.append(f"{describe(plan, h)} {status}: {record.get('message', '')}")
             display.unit_done(sum(1 for s in statuses.values() if s != LOCKED))
 
         runner.run(payloads, on_done, should_stop=lambda: bool(stop))
