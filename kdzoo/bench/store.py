@@ -79,12 +79,27 @@ class RunStore:
 
     # ---------------------------------------------------------------- results
     def result(self, h: str) -> dict[str, Any] | None:
-        """The run's result record, or None while it has not ended (missing or unreadable file)."""
+        """The run's result record, or None while it has not ended (missing or unreadable file).
+
+        A result.json that exists but does not parse as a record with a final status
+        (truncated or corrupt) is reported with a RecoveryWarning; the run counts as
+        not done, so the next sweep finishes it again from its checkpoint.
+        """
+        path = self.run_dir(h) / RESULT
         try:
-            record = json.loads((self.run_dir(h) / RESULT).read_text())
-        except (OSError, ValueError):
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
             return None
-        return record if isinstance(record, dict) else None
+        except (OSError, ValueError) as exc:
+            record, problem = None, f"cannot be read ({type(exc).__name__})"
+        else:
+            problem = "holds no result record"
+        if isinstance(record, dict) and record.get("status") in ("finished", "diverged", "failed"):
+            return record
+        from ..engine.recovery import warn
+        warn(f"{path} {problem} (truncated or corrupt); the run is not done and will be finished again "
+             f"from its checkpoint")
+        return None
 
     def is_done(self, h: str, retry_failed: bool = False) -> bool:
         record = self.result(h)

@@ -40,7 +40,7 @@ class RecoveryWarning(UserWarning):
 
 def warn(message: str, log: Callable[[str], None] | None = None) -> None:
     """Report a recovery as a ``RecoveryWarning`` (shown on stderr) and also to ``log`` if given."""
-    warnings.warn(message, RecoveryWarning, stacklevel=3)
+    warnings.warn(message, RecoveryWarning, stacklevel=2)  # located at the caller: repeats print once
     if log is not None:
         try:
             log(f"warning: {message}")
