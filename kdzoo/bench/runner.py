@@ -97,9 +97,9 @@ class _Display:
     def __init__(self, total: int, enabled: bool, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = enabled
+        self.live = enabled and self.console.is_terminal
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=self.console, transient=True,
-                            disable=not (enabled and self.console.is_terminal))
+                            TimeElapsedColumn(), console=self.console, transient=True, disable=not self.live)
         self.sweep = self.bar.add_task("runs", total=total)
         self.current: Any = None
 
@@ -123,7 +123,7 @@ class _Display:
     def trainer_log(self, message: str) -> None:
         try:  # a display problem must never fail a run
             m = self.EPOCH.search(message)
-            if m is None:
+            if m is None or not self.live:   # without a terminal (logs, CI) every epoch gets its line
                 self.print(message)
             elif self.current is not None and int(m.group(1)) > self.epoch:
                 self.epoch = int(m.group(1))

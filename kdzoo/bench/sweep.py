@@ -170,18 +170,20 @@ def make_units(specs: dict[str, RunSpec], hashes: list[str], cohort: str = "auto
     if cohort not in ("auto", "off"):
         raise ValueError(f"cohort must be 'auto' or 'off', got {cohort!r}")
     units: list[list[str]] = []
-    by_key: dict[str, list[str]] = {}
+    by_key: dict[str, list[list[str]]] = {}
     for h in hashes:
         spec = specs[h]
         if cohort == "off" or not can_share_cohort(spec):
             units.append([h])
             continue
-        key = spec.cohort_key()
-        if key in by_key:
-            by_key[key].append(h)
-        else:
-            by_key[key] = [h]
-            units.append(by_key[key])
+        # the trainer names cohort members by loss: two entries of one loss (kd, kd-T2) go to separate cohorts
+        groups = by_key.setdefault(spec.cohort_key(), [])
+        unit = next((u for u in groups if all(specs[o].method != spec.method for o in u)), None)
+        if unit is None:
+            unit = []
+            groups.append(unit)
+            units.append(unit)
+        unit.append(h)
     return units
 
 
