@@ -1,0 +1,50 @@
+"""The shipped recipes validate; the paper recipe dry-runs without data and stops with one line when run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kdzoo.bench.recipe import load_recipe
+from kdzoo.cli import main
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.fixture
+def no_data(monkeypatch, tmp_path):
+    """Every folder kdzoo searches for datasets is empty; no teacher folder either."""
+    import kdzoo.data.base as base
+    monkeypatch.setattr(base, "candidate_roots", lambda data_root: [tmp_path / "empty"])
+    monkeypatch.delenv("KDZOO_DATA", raising=False)
+    monkeypatch.setenv("KDZOO_TEACHERS", str(tmp_path / "no-teachers"))
+
+
+@pytest.mark.parametrize("name", ["quickstart", "fashion_mnist", "cifar100_paper", "imagenet_paper"])
+def test_shipped_recipes_validate(name):
+    recipe = load_recipe(RECIPES / f"{name}.yaml")
+    assert recipe.name == name
+
+
+def test_quickstart_is_the_documented_sweep():
+    r = load_recipe(RECIPES / "quickstart.yaml")
+    assert r.dataset == "fashion-mnist" and len(r.seeds) == 2
+    assert [m.label for m in r.methods] == ["ce", "kd", "dkd", "rld", "mcld"]
+    assert [(p.teacher, p.student) for p in r.pairs] == [("fmnist_teacher", "fmnist_cnn_tiny")]
+
+
+def test_cifar_paper_dry_run_lists_runs(no_data, capsys, tmp_path):
+    assert main(["bench", str(RECIPES / "cifar100_paper.yaml"), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet32x4 → resnet8x4" in out and "vgg13 → vgg8" in out
+    assert "90 leaderboard rows, 87 distinct runs" in out       # resnet20 alone is shared by two pairs
+    assert "87 pending" in out and "training images" in out
+    assert not (tmp_path / "out").exists()                      # a dry run writes nothing
+
+
+def test_cifar_paper_without_data_stops_with_one_sentence(no_data, capsys, tmp_path):
+    assert main(["bench", str(RECIPES / "cifar100_paper.yaml"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("kdzoo: error: cifar-100-python not found under")
+    assert "--data-root" in err
+    assert not (tmp_path / "out" / "runs").exists()

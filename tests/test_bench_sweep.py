@@ -1,0 +1,207 @@
+"""Sweep expansion, cohort grouping and run-hash stability."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+import kdzoo
+from kdzoo.bench.recipe import load_recipe
+from kdzoo.bench.run import RunSpec
+from kdzoo.bench.sweep import can_share_cohort, estimate, expand, make_units
+from kdzoo.engine import TrainConfig
+
+PLUGIN = Path(__file__).with_name("bench_plugin.py")
+
+
+def recipe_file(tmp_path: Path, ckpt: Path, extra: str = "") -> Path:
+    text = f"""\
+name: sweep
+dataset: bench-synth
+plugins: [{PLUGIN}]
+teachers:
+  fmnist_mlp: {{train: {{epochs: 3, batch_size: 16}}}}
+  big: {{model: fmnist_cnn_tiny, ckpt: {ckpt}}}
+pairs:
+  - {{teacher: fmnist_mlp, student: fmnist_cnn_tiny}}
+  - {{teacher: big, student: fmnist_cnn_tiny, method_args: {{dkd: {{beta: 2}}}}}}
+methods:
+  - ce
+  - kd
+  - {{name: dkd, access: [logits]}}
+access: [logits, probs]
+seeds: [0, 1]
+train: {{epochs: 2, batch_size: 16}}
+{extra}"""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "big.pt"
+    torch.save(kdzoo.build_model("fmnist_cnn_tiny", num_classes=4).state_dict(), path)
+    return path
+
+
+def test_expansion(tmp_path, ckpt):
+    out = tmp_path / "out"
+    plan = expand(load_recipe(recipe_file(tmp_path, ckpt)), out)
+    # 1 teacher row + 2 pairs x 2 seeds x (ce once + kd at 2 access levels + dkd at its 1)
+    assert len(plan.entries) == 1 + 2 * 2 * 4
+    assert plan.entries[0].role == "teacher"
+    t_hash = plan.entries[0].hash
+    t_spec = plan.specs[t_hash]
+    assert (t_spec.student, t_spec.method, t_spec.seed, t_spec.teacher) == ("fmnist_mlp", "ce", 0, None)
+    assert t_spec.train.epochs == 3 and t_spec.train_fraction == 1.0 and not t_spec.hide_labels
+    # the student-alone run is shared by both pairs: 15 distinct runs
+    assert len(plan.specs) == 1 + 2 * (1 + 2 * 3)
+    assert plan.hashes()[0] == t_hash
+
+    rows = {(e.teacher, e.label, e.access, e.seed): e for e in plan.entries if e.role == "student"}
+    assert rows[("fmnist_mlp", "ce", "none", 0)].hash == rows[("big", "ce", "none", 0)].hash
+    ce = plan.specs[rows[("fmnist_mlp", "ce", "none", 0)].hash]
+    assert ce.teacher is None and ce.teacher_ckpt is None and ce.access == "none"
+    kd = plan.specs[rows[("fmnist_mlp", "kd", "probs", 1)].hash]
+    assert kd.teacher == "fmnist_mlp" and kd.teacher_run == t_hash and kd.seed == 1 and kd.train.seed == 1
+    assert kd.teacher_ckpt == str(out.absolute() / "runs" / t_hash / "model.pt")
+    assert kd.loss_kwargs == {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9, "standardize": False}
+    assert rows[("fmnist_mlp", "kd", "probs", 1)].teacher_hash == t_hash
+    big = plan.specs[rows[("big", "dkd", "logits", 0)].hash]
+    assert big.teacher == "fmnist_cnn_tiny" and big.teacher_ckpt == str(ckpt) and big.teacher_run is None
+    assert big.loss_kwargs["beta"] == 2.0 and big.train.lr == 0.05
+    assert plan.specs[rows[("fmnist_mlp", "dkd", "logits", 0)].hash].loss_kwargs["beta"] == 8.0
+    assert ("fmnist_mlp", "dkd", "probs", 0) not in rows
+    assert plan.depends_on()[kd.config_hash()] == t_hash
+
+
+def test_pair_train_override(tmp_path, ckpt):
+    path = recipe_file(tmp_path, ckpt)
+    path.write_text(path.read_text().replace("{dkd: {beta: 2}}}", "{dkd: {beta: 2}}, train: {lr: 0.01}}"))
+    plan = expand(load_recipe(path), tmp_path)
+    lrs = {(e.teacher, e.label): plan.specs[e.hash].train.lr for e in plan.entries if e.role == "student"}
+    assert lrs[("big", "ce")] == lrs[("big", "kd")] == 0.01 and lrs[("fmnist_mlp", "kd")] == 0.05
+    assert len(plan.specs) == 1 + 2 * 2 * (1 + 3)   # ce is no longer shared: the pairs train differently
+
+
+def test_hidden_labels_make_ce_pseudo_label_training(tmp_path, ckpt):
+    plan = expand(load_recipe(recipe_file(tmp_path, ckpt, "student_data: {hide_labels: true}\n")), tmp_path)
+    ce = [e for e in plan.entries if e.label == "ce"]
+    assert {e.access for e in ce} == {"label"}
+    spec = plan.specs[ce[0].hash]
+    assert spec.teacher is not None and spec.hide_labels
+    assert ce[0].hash != next(e for e in ce if e.teacher != ce[0].teacher).hash   # no longer shared
+
+
+def test_cohorts(tmp_path, ckpt):
+    plan = expand(load_recipe(recipe_file(tmp_path, ckpt)), tmp_path)
+    students = plan.hashes("student")
+    auto = make_units(plan.specs, students, "auto")
+    assert sorted(len(u) for u in auto) == [1] * 2 + [1] * 4 + [2] * 4   # ce | kd@probs | kd+dkd@logits
+    for unit in auto:
+        assert len({plan.specs[h].cohort_key() for h in unit}) == 1
+    assert all(len(u) == 1 for u in make_units(plan.specs, students, "off"))
+
+    @kdzoo.register_loss("test_sweep_prepared")
+    class Prepared(kdzoo.DistillLoss):
+        requires = "logits"
+
+        def prepare(self, ctx):
+            pass
+
+    spec = plan.specs[students[1]]
+    other = dataclasses.replace(spec, method="test_sweep_prepared", loss_kwargs={})
+    assert can_share_cohort(spec) and not can_share_cohort(other)
+    specs = {"a": spec, "b": other, "c": dataclasses.replace(spec, method="ce", loss_kwargs={}),
+             "d": dataclasses.replace(spec, loss_kwargs={**spec.loss_kwargs, "temperature": 2.0})}
+    # one loss twice in a cohort is not allowed (members are named by loss): "d" starts a second cohort
+    assert make_units(specs, ["a", "b", "c", "d"]) == [["a", "c"], ["b"], ["d"]]
+
+
+def test_estimate():
+    spec = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", train=TrainConfig(epochs=2, batch_size=100),
+                   train_fraction=0.5, val_size=1000)
+    assert estimate(spec) == (2 * 29_000, 2 * 290)
+    spec.train = TrainConfig(epochs=3, batch_size=100, steps_per_epoch=10)
+    assert estimate(spec) == (3 * 1000, 30)
+    assert estimate(RunSpec(dataset="unknown", student="x")) == (None, None)
+
+
+# ---------------------------------------------------------------- hashes
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value + 0.25
+    if isinstance(value, str):
+        return {"sgd": "adamw", "cosine": "step", "auto": "off", "logits": "probs"}.get(value, value + "x")
+    if isinstance(value, dict):
+        return {**value, "temperature": 3.0}
+    if isinstance(value, list):
+        return value + [7]
+    if value is None:
+        return 5
+    raise AssertionError(value)
+
+
+def base_spec() -> RunSpec:
+    return RunSpec(dataset="fashion-mnist", student="fmnist_cnn_tiny", method="kd",
+                   loss_kwargs={"temperature": 4.0}, teacher="fmnist_teacher", teacher_ckpt="t.pt",
+                   teacher_run="abc123", train=TrainConfig(epochs=2))
+
+
+def test_same_config_same_hash():
+    assert base_spec().config_hash() == base_spec().config_hash()
+    a = RunSpec.from_dict(base_spec().to_dict())
+    assert a.config_hash() == base_spec().config_hash()
+    assert dataclasses.replace(base_spec(), loss_kwargs={"temperature": 4.0}).config_hash() == base_spec().config_hash()
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(RunSpec) if f.name not in ("train",)])
+def test_any_changed_run_field_changes_the_hash(name):
+    spec = base_spec()
+    changed = dataclasses.replace(spec, **{name: _changed(getattr(spec, name))})
+    if name == "teacher_ckpt":   # with a teacher run the run, not the file, identifies the teacher
+        assert changed.config_hash() == spec.config_hash()
+        spec, changed = (dataclasses.replace(s, teacher_run=None) for s in (spec, changed))
+    assert changed.config_hash() != spec.config_hash(), name
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrainConfig)])
+def test_any_changed_train_field_changes_the_hash(name):
+    spec = base_spec()
+    value = getattr(spec.train, name)
+    new = {"device": "cpu", "amp": "off", "milestones": [1]}.get(name, _changed(value))
+    changed = dataclasses.replace(spec, train=dataclasses.replace(spec.train, **{name: new}))
+    if name == "device":   # where a run executes is not what it is
+        assert changed.config_hash() == spec.config_hash()
+    else:
+        assert changed.config_hash() != spec.config_hash(), name
+
+
+def test_teacher_file_content_is_hashed(tmp_path):
+    path = tmp_path / "t.pt"
+    path.write_bytes(b"one")
+    spec = dataclasses.replace(base_spec(), teacher_ckpt=str(path), teacher_run=None)
+    h1 = spec.config_hash()
+    moved = tmp_path / "sub"
+    moved.mkdir()
+    (moved / "t.pt").write_bytes(b"one")
+    assert dataclasses.replace(spec, teacher_ckpt=str(moved / "t.pt")).config_hash() == h1
+    path.write_bytes(b"two")
+    assert spec.config_hash() != h1
+
+
+def test_plan_hashes_are_stable_across_expansions(tmp_path, ckpt):
+    recipe = load_recipe(recipe_file(tmp_path, ckpt))
+    a = expand(recipe, tmp_path / "out")
+    b = expand(load_recipe(recipe_file(tmp_path, ckpt)), tmp_path / "out", device="cpu")
+    assert [e.hash for e in a.entries] == [e.hash for e in b.entries]
+    c = expand(load_recipe(recipe_file(tmp_path, ckpt).with_name("sweep.yaml")), tmp_path / "elsewhere")
+    assert [e.hash for e in c.entries] == [e.hash for e in a.entries]   # the store's location is not hashed
