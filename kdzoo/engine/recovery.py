@@ -95,10 +95,10 @@ def save_checkpoint_keep_previous(obj: dict, path: str | os.PathLike) -> None:
 def verify(path: Path) -> str | None:
     """None when ``path`` is complete and matches its checksum, else what is wrong with it."""
     if not path.is_file():
-        return "missing"
+        return "is missing"
     size = path.stat().st_size
     if size == 0:
-        return "empty (0 bytes)"
+        return "is empty (0 bytes)"
     digest = _sidecar(path)
     if digest.is_file():
         want = digest.read_text().strip()
@@ -215,3 +215,54 @@ def resume_state(run_dir: str | os.PathLike, name: str = "checkpoint.pt", map_lo
     else:
         check_metrics(run_dir, records, metrics_name, log)
     return ckpt
+
+
+def _metrics_problem(path: Path, epochs: int) -> str | None:
+    """None when ``path`` holds exactly epochs 1..``epochs`` as JSON lines, else what is wrong."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None if epochs == 0 else "is missing"
+    try:
+        seen = [json.loads(line)["epoch"] for line in data.decode("utf-8").splitlines()]
+    except (ValueError, KeyError, TypeError):
+        return "has a line that is not a JSON epoch record (truncated or corrupt)"
+    if seen != list(range(1, epochs + 1)):
+        return f"holds epochs {seen[:3]}{'...' if len(seen) > 3 else ''} but the run ended after {epochs}"
+    return None
+
+
+def check_done_run(run_dir: str | os.PathLike, record: dict, log: Callable[[str], None] | None = None) -> str | None:
+    """Check the files of a run whose ``result.json`` says it ended; repair what can be repaired.
+
+    - ``metrics.jsonl`` truncated, corrupt or missing: rewritten from the final checkpoint.
+    - ``model.pt`` of a finished run missing or truncated (not a complete zip archive),
+      or ``metrics.jsonl`` bad with no final checkpoint to rebuild it from: returns what
+      was found, and the caller should drop the result so the run is finished again
+      (the trainer then resumes from its last good checkpoint).
+
+    Returns None when the run's files are fine (or were repaired). Cheap: reads
+    ``metrics.jsonl`` and the end of ``model.pt``; loads a checkpoint only to repair.
+    """
+    import zipfile
+
+    status = record.get("status")
+    if status not in ("finished", "diverged"):
+        return None
+    run_dir = Path(run_dir)
+    problem = None
+    if status == "finished":
+        model = run_dir / "model.pt"
+        if not model.is_file() or not zipfile.is_zipfile(model):
+            problem = f"{model} is {'truncated or corrupt' if model.is_file() else 'missing'}"
+    epochs = int(record.get("epochs") or 0)
+    bad = _metrics_problem(run_dir / "metrics.jsonl", epochs)
+    if bad and problem is None:
+        ckpt = load_last_good(run_dir / "checkpoint.pt", log=log)
+        if ckpt is not None and int(ckpt["epoch"]) == epochs:
+            check_metrics(run_dir, list(ckpt.get("metrics", [])), log=log)
+        else:
+            problem = f"{run_dir / 'metrics.jsonl'} {bad} and no checkpoint of epoch {epochs} is left to rebuild it"
+    if problem:
+        warn(f"{problem}; the run is finished again from its last good checkpoint", log)
+    return problem
