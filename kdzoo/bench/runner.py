@@ -25,6 +25,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..engine.recovery import check_done_run
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
 from .launch import LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
@@ -155,8 +156,15 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     report = SweepReport(out=store.root, plan=plan)
 
     all_runs = plan.hashes()
+    for h in all_runs:  # damaged files of ended runs: repaired, or the run is finished again (check_done_run)
+        record = store.result(h)
+        if record is not None and check_done_run(store.run_dir(h), record) is not None:
+            store.clear_result(h)
     todo = [h for h in all_runs if not store.is_done(h, retry_failed)]
     report.skipped_done = len(all_runs) - len(todo)
+    if launcher == "local" and todo:
+        from ..engine import resolve_device
+        resolve_device(device)   # "--device cuda" without a GPU: one line now, not a failed run each
     preflight(recipe, plan, todo, data_root)
     store.root.mkdir(parents=True, exist_ok=True)
     store.write_recipe(recipe.text)
