@@ -86,10 +86,17 @@ INT_COLUMNS = ["seed", "best_epoch", "epochs", "epochs_done", "teacher_queries"]
 def load_plan(out: str | Path) -> Plan:
     store = RunStore(out)
     d = store.read_plan()
+    again = f"run 'kdzoo bench RECIPE.yaml --out {out}' again to rewrite it"
     if d is None:
+        if (store.root / "plan.json").exists():
+            raise ConfigError(f"{store.root / 'plan.json'} is truncated or corrupt; {again}")
         raise ConfigError(f"{store.root} holds no plan.json: it is not a kdzoo bench output folder "
                           f"(run 'kdzoo bench RECIPE.yaml --out {out}' first)")
-    return Plan.from_dict(d)
+    try:
+        return Plan.from_dict(d)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{store.root / 'plan.json'} is not a kdzoo plan ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}); {again}") from None
 
 
 def rows(plan: Plan, store: RunStore) -> pd.DataFrame:
