@@ -17,15 +17,18 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from ..engine.checkpoint import atomic_write_json, atomic_write_text
+from ..errors import ConfigError
 from .run import MODEL_FILE
 
 RESULT, LOCK, PLAN, RECIPE_COPY = "result.json", ".lock", "plan.json", "recipe.yaml"
+_RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,128}")
 
 
 class RunLock:
@@ -75,6 +78,9 @@ class RunStore:
         self.runs = self.root / "runs"
 
     def run_dir(self, h: str) -> Path:
+        # a run id is a plain name (a config hash): '../x' or '/abs' from a damaged plan cannot leave OUT/runs
+        if not isinstance(h, str) or not _RUN_ID.fullmatch(h):
+            raise ConfigError(f"run id {h!r} is not a plain name; refusing a path outside {self.runs}")
         return self.runs / h
 
     # ---------------------------------------------------------------- results
