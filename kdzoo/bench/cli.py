@@ -53,6 +53,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    slurm_flags = [f"--{k.replace('_', '-')}" for k in ("partition", "time_min", "gpus_per_job", "cpus_per_task",
+                                                        "array_parallelism", "slurm_cluster")
+                   if getattr(args, k) is not None]
+    if slurm_flags and args.launcher != "slurm":
+        raise ConfigError(f"{', '.join(slurm_flags)} only apply with --launcher slurm")
+    if args.workers != 1 and args.launcher == "slurm":
+        raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else default_out(recipe)
     if args.dry_run:
