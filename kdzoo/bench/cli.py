@@ -57,7 +57,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                                         "array_parallelism", "slurm_cluster")
                    if getattr(args, k) is not None]
     if slurm_flags and args.launcher != "slurm":
-        raise ConfigError(f"{', '.join(slurm_flags)} only apply with --launcher slurm")
+        raise ConfigError(f"{', '.join(slurm_flags)}: Slurm options, given without --launcher slurm")
     if args.workers != 1 and args.launcher == "slurm":
         raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
     recipe = load_recipe(args.recipe)
