@@ -94,7 +94,7 @@ class RunStore:
         path = self.run_dir(h) / RESULT
         try:
             record = json.loads(path.read_text())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except (OSError, ValueError) as exc:
             record, problem = None, f"cannot be read ({type(exc).__name__})"
