@@ -167,3 +167,150 @@ def test_entry_point_plugin_that_fails_to_import(capsys, monkeypatch):
                                                 "group 'kdzoo.losses' failed to import")
     monkeypatch.setattr(LOSSES, "_plugins_loaded", False)
     expect_debug_traceback(["list", "losses"])
+
+
+# ------------------------------------------------------------ kdzoo bench / kdzoo leaderboard
+# (tests/test_bench_recipe.py covers misspelt names, unknown keys, bad seeds/labels/args, YAML syntax errors,
+#  duplicate keys and plugins that are missing or raise ImportError; these are the rest.)
+RECIPE = {
+    "name": "bad", "dataset": "reltest-tiny", "plugins": f"[{PLUGIN}]",
+    "teachers": "{fmnist_cnn_tiny: {train: {epochs: 1, batch_size: 16}}}",
+    "pairs": "[{teacher: fmnist_cnn_tiny, student: fmnist_mlp}]",
+    "methods": "[ce, kd]", "seeds": "[0]", "train": "{epochs: 1, batch_size: 16}",
+}
+
+
+def recipe_text(**override) -> str:
+    d = {**RECIPE, **override}
+    return "".join(f"{k}: {v}\n" for k, v in d.items() if v is not None)
+
+
+BENCH_CASES = [
+    # YAML that would run code, or is not a recipe at all
+    ("yaml-python-object-apply", recipe_text(name="!!python/object/apply:os.system ['touch {tmp}/pwned']"),
+     "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"),
+    ("yaml-python-name", recipe_text(train="!!python/name:os.system"), "python/name:os.system"),
+    ("yaml-top-level-list", "- dataset: reltest-tiny\n- methods: [ce]\n", "expected a mapping"),
+    ("yaml-empty-file", "", "missing required key 'dataset'"),
+    ("yaml-tab-indent", "name: bad\n\tdataset: reltest-tiny\n", "invalid YAML"),
+    ("recipe-not-utf8", b"\xff\xfe\x00name: x", "cannot read recipe"),
+    # wrong types and values
+    ("plugins-not-a-list", recipe_text(plugins=str(PLUGIN)), "plugins: expected a list"),
+    ("epochs-a-string", recipe_text(train="{epochs: ten}"), "train.epochs: expected an integer, got 'ten'"),
+    ("batch-size-negative", recipe_text(train="{batch_size: -1}"), "train.batch_size: batch_size must be a positive"),
+    ("lr-nan", recipe_text(train="{lr: .nan}"), "train.lr: lr must be a finite number"),
+    ("teacher-epochs-zero", recipe_text(teachers="{fmnist_cnn_tiny: {train: {epochs: 0}}}"),
+     "epochs must be a positive integer"),
+    # output paths that would leave the output folder
+    ("name-with-dotdot", recipe_text(name="../escape"), "name: '../escape' must be a plain file name"),
+    ("name-absolute", recipe_text(name="/tmp/escape"), "name: '/tmp/escape' must be a plain file name"),
+    # plugins
+    ("plugin-syntax-error", recipe_text(plugins=f"[{PLUGIN}, {{tmp}}/syntax_plugin.py]"),
+     "cannot import plugin '{tmp}/syntax_plugin.py': SyntaxError"),
+    ("plugin-registers-existing-name", recipe_text(plugins=f"[{PLUGIN}, {{tmp}}/dup_plugin.py]"),
+     "ConfigError: loss 'kd' is already registered by kdzoo"),
+]
+
+
+@pytest.fixture(scope="module")
+def bench_files(files):
+    root = Path(files["tmp"])
+    (root / "syntax_plugin.py").write_text("def broken(:\n")
+    (root / "dup_plugin.py").write_text("import kdzoo\n\n\n@kdzoo.register_loss('kd')\nclass K(kdzoo.DistillLoss):\n"
+                                        "    pass\n")
+    return files
+
+
+def _fill(text: str, names: dict) -> str:
+    """Replace {name} placeholders (YAML braces elsewhere in the text stay as they are)."""
+    for key, value in names.items():
+        text = text.replace("{" + key + "}", str(value))
+    return text
+
+
+def _bench(tmp: Path, name: str, text: str | bytes, files: dict) -> list[str]:
+    path = tmp / f"{name}.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text.replace("{tmp}", files["tmp"]))
+    return ["bench", str(path), "--out", str(tmp / f"out-{name}"), "--device", "cpu", "--no-progress"]
+
+
+@pytest.mark.parametrize("text,message", [c[1:] for c in BENCH_CASES], ids=[c[0] for c in BENCH_CASES])
+def test_bench_bad_recipe(capsys, bench_files, tmp_path, text, message):
+    argv = _bench(tmp_path, "r", text, bench_files)
+    check(capsys, argv + ["--dry-run"], message.replace("{tmp}", bench_files["tmp"]))
+    assert not (Path(bench_files["tmp"]) / "pwned").exists()
+
+
+def test_bench_yaml_tags_never_run_code(bench_files, tmp_path):
+    """The safe loader refuses every python/* tag, so no recipe can run code except through 'plugins'."""
+    from kdzoo.bench.recipe import parse_recipe
+    for tag in ("!!python/object/apply:os.system ['true']", "!!python/object/new:os.system ['true']",
+                "!!python/object:os.system {}", "!!python/module:os", "!!python/name:os.system"):
+        with pytest.raises(kdzoo.ConfigError, match="could not determine a constructor"):
+            parse_recipe(recipe_text(description=tag), source="r.yaml")
+
+
+# cases that pass the recipe check and fail in the preflight (before anything trains)
+PREFLIGHT_CASES = [
+    ("teacher-ckpt-missing", dict(teachers="{fmnist_cnn_tiny: {ckpt: {tmp}/nope.pt}}"), {},
+     "teacher checkpoint for 'fmnist_cnn_tiny' not found"),
+    ("teacher-ckpt-not-a-state-dict", dict(teachers="{fmnist_cnn_tiny: {ckpt: {tensor}}}"), {},
+     "does not hold a state dict"),
+    ("teacher-other-class-count", dict(teachers="{fmnist_cnn_tiny: {ckpt: {t10}}}"), {}, "does not fit the model"),
+    ("teacher-other-channels", dict(teachers="{fmnist_cnn_tiny: {ckpt: {t4}}}"), {"KDZOO_RELTEST_CHANNELS": "3"},
+     "does not fit the model"),
+    ("student-cannot-take-image-size", dict(pairs="[{teacher: fmnist_cnn_tiny, student: vgg11}]"),
+     {"KDZOO_RELTEST_SIZE": "2"}, "model 'vgg11' cannot take reltest-tiny images (1x2x2)"),
+]
+
+
+@pytest.mark.parametrize("override,env,message", [c[1:] for c in PREFLIGHT_CASES],
+                         ids=[c[0] for c in PREFLIGHT_CASES])
+def test_bench_preflight(capsys, bench_files, tmp_path, monkeypatch, override, env, message):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    text = recipe_text(**{k: _fill(v, bench_files) for k, v in override.items()})
+    argv = _bench(tmp_path, "r", text, bench_files)
+    check(capsys, argv, message)
+    assert not (tmp_path / "out-r" / "runs").exists()        # refused before any run started
+
+
+def test_bench_missing_data(capsys, bench_files, tmp_path, monkeypatch):
+    import kdzoo.data.base as base
+    monkeypatch.setattr(base, "candidate_roots", lambda data_root: [tmp_path / "empty"])
+    text = recipe_text(dataset="fashion-mnist", plugins=None, teachers="{fmnist_mlp: {train: {epochs: 1}}}",
+                       pairs="[{teacher: fmnist_mlp, student: fmnist_cnn_tiny}]")
+    check(capsys, _bench(tmp_path, "r", text, bench_files), "fashion-mnist not found under")
+
+
+OTHER_CASES = [
+    ("recipe-is-a-folder", ["bench", "{tmp}"], "recipe not found"),
+    ("workers-zero", ["bench", "{recipe}", "--workers", "0"], "--workers must be at least 1"),
+    ("slurm-flags-without-slurm", ["bench", "{recipe}", "--partition", "gpu", "--time-min", "5"],
+     "--partition, --time-min: Slurm options, given without --launcher slurm"),
+    ("workers-with-slurm", ["bench", "{recipe}", "--launcher", "slurm", "--workers", "4"],
+     "--workers applies to --launcher local"),
+    ("cohort-unknown", ["bench", "{recipe}", "--cohort", "sometimes"], "invalid choice: 'sometimes'"),
+    ("bench-device-unknown", ["bench", "{recipe}", "--device", "tpu", "--out", "{tmp}/o-dev"],
+     "device 'tpu' is not a device"),
+    ("bench-out-under-a-file", ["bench", "{recipe}", "--out", "{afile}/out"], "Not a directory: "),
+    ("leaderboard-no-folder", ["leaderboard", "{tmp}/nowhere"], "no such folder"),
+    ("leaderboard-not-a-bench-folder", ["leaderboard", "{tmp}"], "holds no plan.json"),
+    ("leaderboard-corrupt-plan", ["leaderboard", "{badplan}"], "plan.json is truncated or corrupt"),
+    ("leaderboard-foreign-plan", ["leaderboard", "{foreignplan}"], "plan.json is not a kdzoo plan (KeyError"),
+]
+
+
+@pytest.mark.parametrize("argv,message", [c[1:] for c in OTHER_CASES], ids=[c[0] for c in OTHER_CASES])
+def test_bench_and_leaderboard_flags(capsys, bench_files, tmp_path, argv, message):
+    recipe = tmp_path / "ok.yaml"
+    recipe.write_text(recipe_text())
+    for name, text in (("badplan", '{"entries": ['), ("foreignplan", '{"entries": []}')):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "plan.json").write_text(text)
+    names = {**bench_files, "recipe": str(recipe), "badplan": str(tmp_path / "badplan"),
+             "foreignplan": str(tmp_path / "foreignplan")}
+    check(capsys, [a.format(**names) for a in argv] + (["--no-progress"] if argv[0] == "bench" else []), message)
