@@ -130,3 +130,66 @@ def test_restricted_unpicklers_refuse_globals():
                 with pytest.raises(pickle.UnpicklingError):
                     cls(io.BytesIO(payload)).load()
     assert found >= 1
+
+
+# ------------------------------------------------------------------ outputs stay inside OUT
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_hostile_labels_and_tags_cannot_write_outside_out(tmp_path):
+    """Labels and loss arguments are data: they name nothing on disk, whatever they contain."""
+    from kdzoo.bench.runner import run_bench
+    from reliability_harness import leaderboard, write_recipe
+
+    absolute = tmp_path / "absolute-escape"
+    recipe = write_recipe(tmp_path / "recipe", seeds=(0,), name="relpaths", methods=[
+        "{name: reltest_count, label: ../../../dotdot-escape, args: {tag: ../../tag-escape}}",
+        f"{{name: reltest_count, label: '{absolute}', args: {{tag: '{absolute}-tag'}}}}",
+    ])
+    recipe.write_text(recipe.read_text().replace("train: {epochs: 3,", "train: {epochs: 1,"))
+    out = tmp_path / "a" / "b" / "out"
+    before = _tree(tmp_path)
+    run_bench(recipe, out, device="cpu", progress=False)
+    created = _tree(tmp_path) - before
+    outside = sorted(p for p in created if not (tmp_path / p).is_relative_to(out) and tmp_path / p not in out.parents)
+    assert outside == [], outside
+    assert not absolute.exists() and not list(tmp_path.rglob("*escape*"))
+    labels = {r["label"] for r in leaderboard(out)}
+    assert {"../../../dotdot-escape", str(absolute)} <= labels
+    for run in (out / "runs").iterdir():
+        assert len(run.name) == 16 and all(c in "0123456789abcdef" for c in run.name)
+
+
+@pytest.mark.parametrize("bad", ["../x", "..", "/etc", "a/b", "", ".", "x\n", "a b"])
+def test_run_ids_cannot_name_a_path(tmp_path, bad):
+    from kdzoo import ConfigError
+    from kdzoo.bench.store import RunStore
+    store = RunStore(tmp_path / "out")
+    with pytest.raises(ConfigError, match="is not a plain name"):
+        store.run_dir(bad)
+
+
+def test_a_plan_pointing_outside_out_is_refused(tmp_path, capsys):
+    """A damaged or hand-edited plan.json cannot make kdzoo read or write run folders outside OUT."""
+    import json
+
+    from kdzoo.bench.runner import run_bench
+    from kdzoo.cli import main
+    from reliability_harness import write_recipe
+
+    recipe = write_recipe(tmp_path / "recipe", seeds=(0,), name="relplan",
+                          methods=["{name: reltest_count, label: c, args: {tag: c}}"])
+    recipe.write_text(recipe.read_text().replace("train: {epochs: 3,", "train: {epochs: 1,"))
+    out = tmp_path / "out"
+    run_bench(recipe, out, device="cpu", progress=False)
+    plan = json.loads((out / "plan.json").read_text())
+    victim = tmp_path / "victim"
+    (victim / "runs" / "x").mkdir(parents=True)
+    plan["entries"][0]["hash"] = "../../victim/runs/x"
+    (out / "plan.json").write_text(json.dumps(plan))
+    before = _tree(victim)
+    assert main(["leaderboard", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not a plain name" in err, err
+    assert _tree(victim) == before
