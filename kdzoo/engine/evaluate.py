@@ -30,4 +30,5 @@ def evaluate(model: nn.Module, loader: Any) -> dict[str, float]:
     model.train(was_training)
     if n == 0:
         return {"top1": float("nan"), "top5": float("nan"), "loss": float("nan")}
-    return {"top1": 100.0 * float(correct1) / n, "top5": 100.0 * float(correct5) / n, "loss": float(loss) / n}
+    c1, c5, total = torch.stack([correct1.double(), correct5.double(), loss.double()]).tolist()  # the one sync
+    return {"top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "loss": total / n}

@@ -324,6 +324,8 @@ class Trainer:
             self.teacher.to(self.device)
             if self.cfg.channels_last:
                 self.teacher.model.to(memory_format=torch.channels_last)
+            if self.cfg.compile and getattr(self.teacher.model, "_compiled_call_impl", None) is None:
+                self.teacher.model.compile()  # in place: the module (and its state_dict keys) stay as they are
         for m in self.members:
             self._setup_member(m)
             if m.done_epochs >= self.cfg.epochs:
