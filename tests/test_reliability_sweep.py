@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 
@@ -64,8 +65,11 @@ def _again(swept, out, counts, match: str | None):
             warnings.simplefilter("error", RecoveryWarning)
             report = _sweep(swept["recipe"], out, counts)
     else:
-        with pytest.warns(RecoveryWarning, match=match):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RecoveryWarning)
             report = _sweep(swept["recipe"], out, counts)
+        found = [str(w.message) for w in caught if issubclass(w.category, RecoveryWarning)]
+        assert any(re.search(match, m) for m in found), found
     assert leaderboard(out) == swept["rows"]
     trained = counts.read_text().split("\n")[:-1] if counts.exists() else []
     return report, [line.rsplit(" ", 1)[0] for line in trained]    # "TAG EPOCH"
