@@ -28,6 +28,7 @@ to results/).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -160,7 +161,8 @@ def main() -> None:
     batches = [4, 8] if smoke else [int(b) for b in args.batches.split(",")]
     split = synthetic_cifar(64 if smoke else args.images)
     torch.manual_seed(1)
-    teacher = kdzoo.build_model("resnet8" if smoke else "resnet32x4", num_classes=100).to(device).eval()
+    # every variant gets its own copy: the Trainer converts (channels_last) and compiles its teacher in place
+    teacher_template = kdzoo.build_model("resnet8" if smoke else "resnet32x4", num_classes=100).eval()
     variants = {"gpu-loader fp32": dict(amp="off", channels_last=False, compile_=False),
                 "fast": dict(amp="bf16", channels_last=True, compile_=False)}
     if not args.no_compile and not smoke:
@@ -179,6 +181,7 @@ def main() -> None:
             for name in ips:
                 torch.manual_seed(0)
                 student = kdzoo.build_model("resnet8" if smoke else "resnet8x4", num_classes=100).to(device)
+                teacher = copy.deepcopy(teacher_template).to(device)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 try:
