@@ -343,7 +343,10 @@ def plot(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, path: Path) -> Non
         handles.append(plt.Line2D([], [], marker="x", color="C3", linestyle="", label="published"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(f"{plan.recipe} ({plan.dataset})", fontsize=11)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    import warnings
+    with warnings.catch_warnings():   # very long labels: matplotlib warns and keeps the default layout
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     import io
 
