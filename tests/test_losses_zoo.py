@@ -174,7 +174,7 @@ DEFAULTS = {
                 standardize=False),
     "rld+ls": dict(temperature=2.0, scd_temperature=None, ce_weight=1.0, alpha=9.0, beta=72.0, warmup=20,
                    standardize=True),
-    "mcld": dict(tau=0.1, ce_weight=1.0, w_ins=1.0, w_sam=1.0, w_cat=1.0, warmup=20, target_mask=True,
+    "mcld": dict(tau=1.0, ce_weight=1.0, w_ins=0.25, w_sam=0.25, w_cat=0.25, warmup=20, target_mask=True,
                  normalize="zscore"),
     "mse": dict(ce_weight=1.0, mse_weight=1.0),
 }
