@@ -31,8 +31,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TEACHER_CKPT = REPO / "results" / "train_fashion_mnist" / "runs" / "teacher" / "model.pt"
-TAUS = (0.05, 0.1, 0.2, 0.5)
-WEIGHTS = (0.5, 1.0, 2.0)
+TAUS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 
 
 def ensure_teacher(path: Path) -> None:
@@ -139,7 +139,7 @@ def main() -> None:
     p.add_argument("--student", default="fmnist_mlp")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--steps", type=int, default=None, help="cap on steps per epoch (smoke tests)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--train-fraction", type=float, default=0.1)
     p.add_argument("--val-size", type=int, default=5000)
     p.add_argument("--teacher", type=Path, default=TEACHER_CKPT)
@@ -159,12 +159,16 @@ def main() -> None:
             run_cohort(stage1_methods(), seed, args, log_path, 1)
     rows = [json.loads(line) for line in log_path.read_text().splitlines()]
     rows = [r for r in rows if r["epochs_planned"] == args.epochs]
+    rows = [r for r in rows if r["stage"] == 1]
     if args.stage in ("2", "all"):
         best = best_mcld(summarize(rows))
+        ablations = stage2_methods(best["tau"], best["w_ins"])
         for seed in args.seeds:
-            run_cohort(stage2_methods(best["tau"], best["w_ins"]), seed, args, log_path, 2)
+            run_cohort(ablations, seed, args, log_path, 2)
         rows = [json.loads(line) for line in log_path.read_text().splitlines()]
-        rows = [r for r in rows if r["epochs_planned"] == args.epochs]
+        # stage 2 of an earlier, smaller grid (another best) stays in runs.jsonl only
+        keep = {label for label, _, _ in ablations}
+        rows = [r for r in rows if r["epochs_planned"] == args.epochs and (r["stage"] == 1 or r["label"] in keep)]
     write_csv(args.out / "runs.csv", [{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()}
                                       for r in rows])
     summary = sorted(summarize(rows), key=lambda s: (s["stage"], -s["val_top1_mean"]))
