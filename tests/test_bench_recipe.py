@@ -99,6 +99,8 @@ MALFORMED = [
      "teachers.fmnist_mlp.ckpt", "KDZOO_SURELY_UNSET", "KDZOO_SURELY_UNSET is not set"),
     ("name: tiny", "name: tiny\nstudent_data: {train_fraction: 1.5}", "student_data.train_fraction",
      "train_fraction", "must be <= 1"),
+    ("name: tiny", "name: tiny\nstudent_data: {student_shift: \"rotate:25+nois:20\"}", "student_data.student_shift",
+     "student_shift", "did you mean 'noise'"),
     ("name: tiny", "name: tiny\nreference:\n  - {teacher: resnet56, student: resnet20, method: kd, top1: 70.66, "
      "source: paper}", "reference[0]", "resnet56", "no pair resnet56 -> resnet20"),
     ("{teacher: fmnist_mlp, student: fmnist_cnn_tiny}", "{teacher: fmnist_mlp, student: fmnist_cnn_tiny, "

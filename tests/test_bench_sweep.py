@@ -97,6 +97,18 @@ def test_hidden_labels_make_ce_pseudo_label_training(tmp_path, ckpt):
     assert ce[0].hash != next(e for e in ce if e.teacher != ce[0].teacher).hash   # no longer shared
 
 
+def test_student_shift_reaches_every_student_run_but_not_the_teacher(tmp_path, ckpt):
+    plain = expand(load_recipe(recipe_file(tmp_path, ckpt)), tmp_path)
+    plan = expand(load_recipe(recipe_file(tmp_path, ckpt, 'student_data: {student_shift: "rotate:25+noise:20"}\n')),
+                  tmp_path)
+    for e in plan.entries:
+        expected = "" if e.role == "teacher" else "rotate:25+noise:20"
+        assert plan.specs[e.hash].student_shift == expected, e
+    # the teacher run is the same; every student run is a new one
+    assert plan.entries[0].hash == plain.entries[0].hash
+    assert not {e.hash for e in plan.entries[1:]} & {e.hash for e in plain.entries[1:]}
+
+
 def test_cohorts(tmp_path, ckpt):
     plan = expand(load_recipe(recipe_file(tmp_path, ckpt)), tmp_path)
     students = plan.hashes("student")

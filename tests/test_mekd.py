@@ -222,9 +222,11 @@ def test_mekd_end_to_end_through_execute(tmp_path, teacher_ckpt, access):
                    hide_labels=True, train=TrainConfig(epochs=1, batch_size=8, steps_per_epoch=3, device="cpu"))
     r = execute(spec, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
     assert r["status"] == "finished" and math.isfinite(r["top1"])
-    assert r["teacher_queries"] == 3 * 8                        # distillation: one query per generated image
     info = json.loads((tmp_path / "run" / "mekd_generator.json").read_text())
     assert info["trained"] and info["queries"] == 3 * 8 + 4 * 2 * 4 and info["key"]["hard"] == (access == "label")
+    # the generator's queries (3 GAN steps of 8, then a 4-class grid of 2x4 samples) are part of the price
+    assert r["prepare_queries"] == 3 * 8 + 4 * 2 * 4
+    assert r["teacher_queries"] == 3 * 8 + r["prepare_queries"]   # distillation: one query per generated image
     w, h, raw = _png_size(tmp_path / "run" / "mekd_samples.png")
     assert (w, h) == (2 * 2 * (10 + 2), 2 * 4 * (10 + 2)) and raw == h * (1 + 3 * w)   # 4 class rows, RGB
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -233,6 +235,7 @@ def test_mekd_end_to_end_through_execute(tmp_path, teacher_ckpt, access):
     r2 = execute(spec, tmp_path / "run2", cache_dir=tmp_path / "cache", progress=False)
     assert json.loads((tmp_path / "run2" / "mekd_generator.json").read_text())["trained"] is False
     assert r2["top1"] == r["top1"]                             # same seed, same generator: same student
+    assert r2["teacher_queries"] == r["teacher_queries"]       # a cached generator still costs what it cost
 
 
 @pytest.mark.parametrize("method,access", [("kd", "probs"), ("kd", "label"), ("ce", "label")])

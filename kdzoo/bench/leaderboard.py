@@ -76,11 +76,11 @@ def paired_ci(diffs: list[float]) -> tuple[float, float, float, int]:
 # ------------------------------------------------------------------ rows
 COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "label", "access", "seed", "top1", "top5",
            "best_top1", "best_epoch", "val_top1", "teacher_top1", "epochs", "epochs_done", "train_seconds",
-           "images_per_second", "teacher_queries", "student_params", "status", "message", "role",
+           "images_per_second", "teacher_queries", "prepare_queries", "student_params", "status", "message", "role",
            "teacher_model", "loss_args", "config_hash", "kdzoo_version", "git_commit", "torch_version", "device"]
 FLOAT_COLUMNS = ["top1", "top5", "best_top1", "val_top1", "teacher_top1", "train_seconds", "images_per_second",
                  "student_params"]
-INT_COLUMNS = ["seed", "best_epoch", "epochs", "epochs_done", "teacher_queries"]
+INT_COLUMNS = ["seed", "best_epoch", "epochs", "epochs_done", "teacher_queries", "prepare_queries"]
 
 
 def load_plan(out: str | Path) -> Plan:
@@ -130,7 +130,8 @@ def rows(plan: Plan, store: RunStore) -> pd.DataFrame:
             "epochs": spec.train.epochs if spec else int(r.get("epochs") or 0),
             "epochs_done": int(r.get("epochs") or 0), "train_seconds": _num(r.get("train_seconds")),
             "images_per_second": _num(r.get("images_per_second")),
-            "teacher_queries": int(r.get("teacher_queries") or 0), "student_params": _num(r.get("student_params")),
+            "teacher_queries": int(r.get("teacher_queries") or 0),
+            "prepare_queries": int(r.get("prepare_queries") or 0), "student_params": _num(r.get("student_params")),
             "status": status, "message": " ".join(message.split()), "role": e.role,
             "teacher_model": e.teacher_model,
             "loss_args": json.dumps(spec.loss_kwargs, sort_keys=True, default=str) if spec else "",

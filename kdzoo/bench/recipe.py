@@ -23,7 +23,8 @@ Schema (only ``dataset``, ``teachers``, ``pairs`` and ``methods`` are required):
     access: [logits]                  # teacher access levels swept: logits | probs | topk:K | label
     seeds: [0, 1]
     train: {epochs: 5, batch_size: 128, lr: 0.05}   # kdzoo.engine.TrainConfig fields, for the students
-    student_data: {train_fraction: 1.0, hide_labels: false, augment: false, val_size: 0, teacher_budget: null}
+    student_data: {train_fraction: 1.0, hide_labels: false, augment: false, val_size: 0, teacher_budget: null,
+                   student_shift: ""}            # e.g. "rotate:25+noise:20" (kdzoo.data.shifts)
     metric: top1                      # top1 (last epoch) | best_top1: what the summary compares and ranks
     plugins: [my_losses.py, some.module]
     reference:                        # published numbers shown beside ours (method: a label, or "teacher")
@@ -136,6 +137,7 @@ class StudentData:
     augment: bool = False
     val_size: float = 0.0
     teacher_budget: int | None = None
+    student_shift: str = ""            # e.g. "rotate:25+noise:20" (kdzoo.data.shifts), training split only
 
 
 @dataclass
@@ -605,6 +607,13 @@ def _student_data(c: _Checker, value: Any) -> StudentData:
         sd.val_size = float(v) if v < 1 else v
     if d.get("teacher_budget") is not None:
         sd.teacher_budget = int(c.number(d["teacher_budget"], (*path, "teacher_budget"), integer=True, low=1))
+    if d.get("student_shift"):
+        from ..data.shifts import parse_shift
+        sd.student_shift = c.string(d["student_shift"], (*path, "student_shift"))
+        try:
+            parse_shift(sd.student_shift)
+        except ConfigError as e:
+            raise c.error((*path, "student_shift"), str(e)) from None
     return sd
 
 

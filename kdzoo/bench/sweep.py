@@ -144,7 +144,7 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
                                    teacher_ckpt=ckpt if uses_teacher else None, access=access,
                                    teacher_budget=sd.teacher_budget if uses_teacher else None, seed=seed,
                                    train=replace(cfg), train_fraction=sd.train_fraction, hide_labels=sd.hide_labels,
-                                   val_size=sd.val_size, augment=sd.augment,
+                                   val_size=sd.val_size, augment=sd.augment, student_shift=sd.student_shift,
                                    teacher_run=t_run if uses_teacher else None)
                     h = spec.config_hash()
                     specs.setdefault(h, spec)

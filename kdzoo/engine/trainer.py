@@ -57,7 +57,8 @@ class RunResult:
     val_top1: float = float("nan")
     train_seconds: float = 0.0
     images_per_second: float = 0.0
-    teacher_queries: int = 0
+    teacher_queries: int = 0           # images sent to the teacher, preparation stage included
+    prepare_queries: int = 0           # of which the preparation stage (e.g. MEKD's generator)
     message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +78,9 @@ class PrepareContext:
     config: TrainConfig
     progress: bool = True
     student: nn.Module | None = None
+    # set by the loss: teacher queries the stage cost; work reused from a cache still counts
+    # what it cost when it was done, so the run reports the method's full price
+    queries: int = 0
 
 
 @dataclass
@@ -95,7 +99,8 @@ class Member:
     done_epochs: int = 0
     metrics: list[dict[str, Any]] = field(default_factory=list)
     result: RunResult = field(default_factory=RunResult)
-    queries: int = 0
+    queries: int = 0                   # teacher queries of student training
+    prepare_queries: int = 0
     clip_params: list[Tensor] = field(default_factory=list)
 
     @property
@@ -231,6 +236,7 @@ class Trainer:
                                  seed=m.seed, config=self.cfg, progress=self.progress.enabled, student=m.student)
             m.loss.prepare(ctx)
             self.train_loader = ctx.train_loader
+            m.prepare_queries = int(ctx.queries)
 
     def _setup_member(self, m: Member) -> None:
         m.student.to(self.device)
@@ -264,6 +270,7 @@ class Trainer:
         m.metrics = list(ckpt["metrics"])
         m.queries = int(ckpt["queries"])
         m.result = RunResult(**{**ckpt["result"], "status": "pending"})
+        m.prepare_queries = m.result.prepare_queries
 
     def _save(self, m: Member) -> None:
         if m.run_dir is None or not self.dist.is_main:
@@ -279,7 +286,8 @@ class Trainer:
     def _finish(self, m: Member, status: str, message: str = "") -> None:
         m.result.status = status
         m.result.message = message
-        m.result.teacher_queries = m.queries
+        m.result.teacher_queries = m.queries + m.prepare_queries
+        m.result.prepare_queries = m.prepare_queries
 
     # ---------------------------------------------------------------- teacher
     def _amp_ctx(self):
@@ -449,7 +457,7 @@ class Trainer:
         values = torch.stack(list(sums.values())).tolist() if sums else []
         train = {k: v / n_steps for k, v in zip(sums, values)}
         record: dict[str, Any] = {"epoch": epoch, "lr": lr, "train": train, "train_loss": sum(train.values()),
-                                  "seconds": seconds, "teacher_queries": m.queries}
+                                  "seconds": seconds, "teacher_queries": m.queries + m.prepare_queries}
         m.student.eval()
         for split, loader in (self.eval_loaders.items() if self.dist.is_main else ()):
             with self._amp_ctx():
@@ -463,7 +471,8 @@ class Trainer:
         r.val_top1 = record.get("val_top1", float("nan"))
         if not r.best_top1 >= r.top1:  # also true while best_top1 is NaN
             r.best_top1, r.best_epoch = r.top1, epoch
-        r.teacher_queries = m.queries
+        r.teacher_queries = m.queries + m.prepare_queries
+        r.prepare_queries = m.prepare_queries
         m.metrics.append(record)
         self._save(m)
         if epoch >= self.cfg.epochs:

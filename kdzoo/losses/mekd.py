@@ -153,6 +153,7 @@ class MEKD(DistillLoss):
         if ctx.progress:
             print(f"mekd: generator {digest} {'trained' if self.info['trained'] else 'reused from cache'} "
                   f"({self.info['queries']} teacher queries spent on it)")
+        ctx.queries = int(self.info["queries"])
         steps = ctx.config.steps_per_epoch or self.steps_per_epoch
         ctx.train_loader = _GeneratedLoader(self, ctx.config.batch_size, steps, ctx.seed, ctx.config.channels_last)
 
