@@ -177,7 +177,7 @@ def run_config(label: str, teacher_name: str, teacher_kw: dict, student_name: st
     ratio_parts = median([a / b for a, b in zip(times["bare_with_kdzoo_parts"], times["bare_fused_sgd"])])
     per_step_ms = {k: 1e3 * median(v) / steps for k, v in times.items()}
     print(f"{label}: {teacher_name} -> {student_name}, batch {batch}, {steps} steps, data: {data}")
-    print(f"  CPU ms/step (median): " + ", ".join(f"{k} {v:.3f}" for k, v in per_step_ms.items()))
+    print("  CPU ms/step (median): " + ", ".join(f"{k} {v:.3f}" for k, v in per_step_ms.items()))
     print(f"  kdzoo / bare(fused SGD)   = {ratio_fused:.3f}   <- the trainer's own overhead")
     print(f"  kdzoo / bare(default SGD) = {ratio_default:.3f}")
     print(f"  (wall-clock kdzoo / bare(fused SGD) = {wall_ratio_fused:.3f}; shared machine, noisier)")

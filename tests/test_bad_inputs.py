@@ -10,7 +10,6 @@ refusal). Both files together form the catalogue.
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.data import build_dataset, make_loader
-from kdzoo.data.base import Augment, TensorSplit, find_dataset_dir
+from kdzoo.data import build_dataset
+from kdzoo.data.base import Augment, TensorSplit
 from kdzoo.data.fashion_mnist import read_idx
 from kdzoo.data.loader import TensorLoader
 

@@ -6,7 +6,6 @@ import zlib
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import kdzoo
 from kdzoo.bench.run import RunSpec, execute

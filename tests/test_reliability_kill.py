@@ -19,6 +19,7 @@ import random
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 

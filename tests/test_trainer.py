@@ -1,6 +1,5 @@
 """The shared trainer: exact resume, cohort equality, divergence, schedules, access checks."""
 import json
-import math
 
 import pytest
 import torch

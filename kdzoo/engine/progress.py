@@ -1,7 +1,6 @@
 """Rich progress bars that vanish when output is not a terminal (logs, CI, workers)."""
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console

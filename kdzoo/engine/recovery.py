@@ -26,7 +26,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 
 from ..errors import CheckpointError
 from .checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
@@ -72,10 +71,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
                 os.fsync(f.fileno())
         os.replace(tmp, dst)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError, KdzooError
+from ..errors import ConfigError
 from ..losses.base import DistillLoss
 from ..teachers import Teacher, check_access
 from . import distributed

@@ -296,8 +296,8 @@ def load_student(path: str | Path, *, student: str | None = None, source_dataset
     elif p.is_file():
         weights = p
         if not student or not source_dataset:
-            raise ConfigError(f"a weights file needs --student NAME and --source-dataset NAME (the dataset it was "
-                              f"trained on); or pass a kdzoo run folder")
+            raise ConfigError("a weights file needs --student NAME and --source-dataset NAME (the dataset it was "
+                              "trained on); or pass a kdzoo run folder")
     else:
         raise CheckpointError(f"no run folder or weights file at {p}")
     bundle = build_dataset(source_dataset, data_root=data_root)

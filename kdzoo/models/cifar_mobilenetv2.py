@@ -7,11 +7,10 @@ is average-pooled. Names follow the reference: ``conv1``, ``blocks.i.j.conv.k``,
 """
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
 
 from ..registry import register_model
+from ._init import init_weights
 
 # (expansion, output channels, repeats, first stride); expansion None = the model's T
 _SETTING = [(1, 16, 1, 1), (None, 24, 2, 1), (None, 32, 3, 2), (None, 64, 4, 2),
@@ -59,16 +58,7 @@ class CifarMobileNetV2(nn.Module):
         self.conv2 = _conv_bn_relu(cin, last, 1, 1)
         self.num_features = last
         self.classifier = nn.Sequential(nn.Linear(last, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, conv="fan_out", linear_std=0.01)
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.conv1(x)

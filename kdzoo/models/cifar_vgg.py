@@ -8,12 +8,11 @@ no fully connected hidden layers. ``vgg8/11/13/16/19`` here are RepDistiller's
 """
 from __future__ import annotations
 
-import math
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import register_model
+from ._init import init_weights
 
 CONFIGS: dict[str, list[list[int]]] = {
     "vgg8": [[64], [128], [256], [512], [512]],
@@ -46,17 +45,7 @@ class CifarVGG(nn.Module):
         self.pool4 = nn.AdaptiveAvgPool2d((1, 1))
         self.num_features = cin
         self.classifier = nn.Linear(cin, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, conv="fan_out", linear_std=0.01)
 
     def forward_features(self, x: Tensor) -> Tensor:
         pool_before_last = x.shape[2] >= 64  # the reference pools once more for 64x64 (Tiny-ImageNet) input

@@ -6,11 +6,10 @@ follow the published CIFAR-100 teacher checkpoints (``wrn_40_2``).
 """
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
 
 from ..registry import register_model
+from ._init import init_weights
 
 
 class WideBlock(nn.Module):
@@ -63,15 +62,7 @@ class WideResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.num_features = widths[3]
         self.fc = nn.Linear(widths[3], num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_weights(self, conv="fan_out", zero_linear_bias=True)
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.block3(self.block2(self.block1(self.conv1(x))))

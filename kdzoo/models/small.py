@@ -5,9 +5,7 @@ students are deliberately weak so that distillation has room to show.
 """
 from __future__ import annotations
 
-import math
 
-import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
