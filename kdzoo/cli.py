@@ -152,21 +152,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
             paper = info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else "")
             defaults = ", ".join(f"{k}={v}" for k, v in info["defaults"].items())
             table.add_row(name, paper, info["requires"], defaults, info["source"])
-    elif args.what == "models":
-        kdzoo.list_models()
-        table.add_column("name")
-        table.add_column("description", overflow="fold")
-        for name in MODELS.names():
-            doc = (MODELS.entry(name).factory.__doc__ or "").strip().splitlines()
-            table.add_row(name, doc[0] if doc else "")
-        table.caption = "also timm:NAME and tv:NAME (torchvision), built without downloading weights"
     else:
-        kdzoo.list_datasets()
+        # listing through the API first imports the built-in models or datasets
+        registry = MODELS if args.what == "models" else DATASETS
+        (kdzoo.list_models if args.what == "models" else kdzoo.list_datasets)()
         table.add_column("name")
         table.add_column("description", overflow="fold")
-        for name in DATASETS.names():
-            doc = (DATASETS.entry(name).factory.__doc__ or "").strip().splitlines()
+        for name in registry.names():
+            doc = (registry.entry(name).factory.__doc__ or "").strip().splitlines()
             table.add_row(name, doc[0] if doc else "")
+        if args.what == "models":
+            table.caption = "also timm:NAME and tv:NAME (torchvision), built without downloading weights"
     Console(width=max(Console().width, 160)).print(table)
     return 0
 
