@@ -3,8 +3,9 @@
     python results/b2kd_fashion_mnist/summarize.py results/b2kd_fashion_mnist [more run stores ...]
 
 Reads ``plan.json`` and ``runs/<hash>/result.json`` (as written by ``kdzoo bench``); for MEKD also
-``runs/<hash>/mekd_generator.json``, the queries its generator cost (``result.json`` counts only the
-queries of student training). Writes ``b2kd_table.md`` into each store and copies the seed-0
+``runs/<hash>/mekd_generator.json``, the queries its generator cost. (Since 6a958c6 ``result.json``
+counts them in ``teacher_queries`` and alone in ``prepare_queries``; runs written before that count
+only the queries of student training.) Writes ``b2kd_table.md`` into each store and copies the seed-0
 generator sample grids there (``mekd-<label>_samples_seed0.png``).
 """
 from __future__ import annotations
@@ -33,9 +34,11 @@ def summarize(store: Path) -> str:
             continue
         gen = json.loads((run / "mekd_generator.json").read_text()) if (run / "mekd_generator.json").is_file() else {}
         teacher_top1 = r.get("teacher_top1", teacher_top1)
+        gen_q = r["prepare_queries"] if "prepare_queries" in r else gen.get("queries", 0)
+        distill_q = r["teacher_queries"] - r.get("prepare_queries", 0)
         rows.setdefault((e["label"], e["access"]), []).append(
-            {"seed": e["seed"], "top1": r["top1"], "best": r["best_top1"], "distill_q": r["teacher_queries"],
-             "gen_q": gen.get("queries", 0), "seconds": r["train_seconds"] + gen.get("seconds", 0.0), "run": run})
+            {"seed": e["seed"], "top1": r["top1"], "best": r["best_top1"], "distill_q": distill_q,
+             "gen_q": gen_q, "seconds": r["train_seconds"] + gen.get("seconds", 0.0), "run": run})
     base = rows.get(("ce-pseudo", "label"))
     base_mean = statistics.mean(x["top1"] for x in base) if base else None
     lines = [f"Teacher top-1 (clean test split): {teacher_top1:.2f}%" if teacher_top1 is not None else "",
