@@ -65,6 +65,7 @@ class Registry:
             try:
                 ep.load()
             except Exception as exc:  # a broken plugin must not take kdzoo down silently
+                self._plugins_loaded = False  # so every later lookup reports it too, not only the first
                 raise ConfigError(f"plugin entry point '{ep.name}' ({ep.value}) of group "
                                   f"'{self.group}' failed to import: {exc}") from exc
 
