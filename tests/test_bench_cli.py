@@ -20,10 +20,13 @@ def no_data(monkeypatch, tmp_path):
     monkeypatch.setenv("KDZOO_TEACHERS", str(tmp_path / "no-teachers"))
 
 
-@pytest.mark.parametrize("name", ["quickstart", "fashion_mnist", "cifar100_paper", "imagenet_paper"])
-def test_shipped_recipes_validate(name):
-    recipe = load_recipe(RECIPES / f"{name}.yaml")
-    assert recipe.name == name
+def test_every_shipped_recipe_validates():
+    names = sorted(p.stem for p in RECIPES.glob("*.yaml"))
+    assert {"quickstart", "fashion_mnist", "cifar100_paper", "imagenet_paper", "b2kd_fashion_mnist",
+            "b2kd_fashion_mnist_shift"} <= set(names)
+    for name in names:
+        assert load_recipe(RECIPES / f"{name}.yaml").name == name
+    assert load_recipe(RECIPES / "b2kd_fashion_mnist_shift.yaml").student_data.student_shift == "rotate:25+noise:20"
 
 
 def test_quickstart_is_the_documented_sweep():
