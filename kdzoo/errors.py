@@ -29,3 +29,11 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return " did you mean 'x'?" for the closest choice, or "" when none is close."""
     matches = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
     return f"; did you mean '{matches[0]}'?" if matches else ""
+
+
+def reject_unknown(keys: Iterable[str], known: Iterable[str], what: str) -> None:
+    """Raise ConfigError for the first key not in ``known``: "unknown WHAT 'key'; did you mean ...?"."""
+    known = list(known)
+    for key in keys:
+        if key not in known:
+            raise ConfigError(f"unknown {what} '{key}'{did_you_mean(key, known)}")

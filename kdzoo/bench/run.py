@@ -26,7 +26,7 @@ from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, atomic_write_json, distributed, evaluate, resolve_device
 from ..engine.checkpoint import atomic_write_bytes
-from ..errors import CheckpointError, ConfigError, did_you_mean
+from ..errors import CheckpointError, ConfigError, reject_unknown
 from ..registry import LOSSES
 from ..teachers import Teacher, check_access
 
@@ -63,10 +63,7 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
-        names = [f.name for f in fields(cls)]
-        for key in d:
-            if key not in names:
-                raise ConfigError(f"unknown run setting '{key}'{did_you_mean(key, names)}")
+        reject_unknown(d, [f.name for f in fields(cls)], "run setting")
         d = dict(d)
         d["train"] = TrainConfig.from_dict(d.get("train", {}))
         return cls(**d)

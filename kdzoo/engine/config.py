@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, did_you_mean, reject_unknown
 
 
 @dataclass
@@ -89,10 +89,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = [f.name for f in fields(cls)]
-        for key in d:
-            if key not in names:
-                raise ConfigError(f"unknown training setting '{key}'{did_you_mean(key, names)}")
+        reject_unknown(d, [f.name for f in fields(cls)], "training setting")
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
