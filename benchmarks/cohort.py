@@ -123,7 +123,7 @@ class Setup:
     def trainer(self, members: list[Member], cache: bool) -> Trainer:
         c = self.cfg
         config = TrainConfig(epochs=c["epochs"], batch_size=c["batch"], lr=0.05, device="cpu", amp="off",
-                             cache_teacher=cache, seed=0)
+                             cache_teacher=cache, seed=0, cpu_threads=torch.get_num_threads())
         train = TensorLoader(self.train, c["batch"], mean=self.mean, std=self.std, shuffle=True, seed=0,
                              max_batches=c["steps"])
         test = {"test": TensorLoader(self.test, 500, mean=self.mean, std=self.std)}

@@ -76,7 +76,7 @@ def run_cohort(methods, seed: int, args, log_path: Path, stage: int) -> None:
     todo = [m for m in methods if (m[0], seed, args.epochs) not in done]
     if not todo:
         return
-    train = TrainConfig(epochs=args.epochs, device="cpu", steps_per_epoch=args.steps)
+    train = TrainConfig(epochs=args.epochs, device="cpu", steps_per_epoch=args.steps, cpu_threads=args.threads)
     specs = [RunSpec(dataset="fashion-mnist", student=args.student, method=loss, loss_kwargs=kw,
                      teacher="fmnist_teacher", teacher_ckpt=str(args.teacher), access="logits", seed=seed,
                      train=train, train_fraction=args.train_fraction, val_size=args.val_size)

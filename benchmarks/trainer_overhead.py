@@ -120,7 +120,8 @@ def parts_loop(teacher: Teacher, student: torch.nn.Module, loss_fn, loader: Tens
 
 def kdzoo_fit(teacher: torch.nn.Module, student: torch.nn.Module, loader: TensorLoader, batch: int) -> None:
     cfg = TrainConfig(epochs=1, batch_size=batch, lr=LR, momentum=MOMENTUM, weight_decay=WD, schedule="cosine",
-                      device="cpu", cache_teacher=False, amp="off")
+                      device="cpu", cache_teacher=False, amp="off",
+                      cpu_threads=torch.get_num_threads())  # the same threads as the bare loop
     member = Member("kd", student, kdzoo.build_loss("kd", temperature=T, ce_weight=CE_W, kd_weight=KD_W))
     Trainer([member], loader, {}, Teacher(teacher), cfg, progress=False, log=lambda _msg: None).fit()
     assert member.result.status == "finished", member.result

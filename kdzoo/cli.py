@@ -61,6 +61,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--amp", default="auto", help="auto | off | bf16 | fp16 (GPU only)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the student")
+    p.add_argument("--cpu-threads", type=int, default=1,
+                   help="torch threads when training on a CPU (default 1; the count changes the numbers)")
     p.add_argument("--augment", action="store_true", help="random crop + horizontal flip")
     p.add_argument("--val-size", type=float, default=0.0, help="validation images (count, or fraction if < 1)")
     p.add_argument("--seed", type=int, default=0)
@@ -104,7 +106,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                       weight_decay=args.weight_decay, schedule=args.schedule, milestones=args.milestones,
                       warmup_epochs=args.warmup_epochs, steps_per_epoch=args.steps_per_epoch, amp=args.amp,
-                      channels_last=args.channels_last, compile=args.compile, seed=args.seed, device=args.device)
+                      channels_last=args.channels_last, compile=args.compile, seed=args.seed, device=args.device,
+                      cpu_threads=args.cpu_threads)
     spec = RunSpec(dataset=args.dataset, student=args.student, method=method, loss_kwargs=dict(args.loss_kwargs),
                    teacher=teacher, teacher_ckpt=args.teacher_ckpt, access=args.access,
                    teacher_budget=args.teacher_budget, seed=args.seed, train=cfg, val_size=args.val_size,

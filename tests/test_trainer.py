@@ -179,3 +179,39 @@ def test_learning_rate_schedules():
 def test_bad_train_config(bad, match):
     with pytest.raises(kdzoo.ConfigError, match=match):
         TrainConfig(**bad)
+
+
+class ThreadProbe(kdzoo.DistillLoss):
+    """ce that records how many torch threads each training step ran with."""
+    requires = "none"
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def forward(self, student_logits, teacher_logits, target, *, epoch=1, **batch):
+        self.seen.add(torch.get_num_threads())
+        return {"ce": torch.nn.functional.cross_entropy(student_logits, target)}
+
+
+@pytest.mark.parametrize("cpu_threads", [1, 3])
+def test_cpu_threads_are_a_run_setting_not_the_callers(cpu_threads):
+    """On a CPU the thread count changes the numbers, so training uses the config's count whatever
+    the calling process (a --workers pool, a notebook) had set, and puts the caller's back after."""
+    bundle = make_bundle()
+    probe = ThreadProbe()
+    before = torch.get_num_threads()
+    other = 2 if cpu_threads != 2 else 1
+    torch.set_num_threads(other)
+    try:
+        (r,) = _trainer(bundle, [Member("ce", _model(0, bundle), probe)], epochs=1, cpu_threads=cpu_threads).fit()
+        assert r.status == "finished"
+        assert probe.seen == {cpu_threads}
+        assert torch.get_num_threads() == other
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cpu_threads_must_be_positive():
+    with pytest.raises(kdzoo.ConfigError, match="cpu_threads must be a positive integer"):
+        TrainConfig(cpu_threads=0)

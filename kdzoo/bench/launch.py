@@ -10,7 +10,8 @@ sweep can move between them.
 
 - ``LocalLauncher(workers=1)``: in this process, with progress callbacks.
 - ``LocalLauncher(workers=N)``: a pool of N spawned processes, one unit each at a
-  time, ``torch.set_num_threads(max(1, cores // N))`` in every worker.
+  time, ``torch.set_num_threads(max(1, cores // N))`` in every worker (training
+  itself runs with the run's ``cpu_threads``, so N never changes a result).
 - ``SlurmLauncher``: one submitit job per unit, submitted as job arrays
   (partition, time, GPUs per job, array parallelism from the recipe's ``slurm``
   block or the command line). A job that hits its time limit is requeued and

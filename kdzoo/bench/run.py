@@ -72,6 +72,8 @@ class RunSpec:
         """Stable content hash: same resolved config -> same hash; any change -> a new one."""
         d = self.to_dict()
         d["train"].pop("device", None)        # where a run executes does not change what it is
+        if d["train"].get("cpu_threads") == 1:
+            del d["train"]["cpu_threads"]     # the default: absent, so hashes of earlier (1-thread) runs stay valid
         teacher_run = d.pop("teacher_run", None)  # absent from the hash when unset: older hashes stay valid
         if teacher_run:
             # a teacher trained by the sweep is identified by its own run, not by its (not yet written) file

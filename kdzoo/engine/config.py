@@ -25,6 +25,10 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"              # auto | cpu | cuda | cuda:N
+    # torch intra-op threads while training on a CPU. Part of a run's identity: on a CPU the
+    # thread count changes float summation order, hence the trained weights, so it is fixed
+    # (not "all cores") to give the same numbers on every machine and with any --workers.
+    cpu_threads: int = 1
     seed: int = 0
     steps_per_epoch: int | None = None  # cap on batches per epoch (quick runs, tests)
     eval_batch_size: int = 512
@@ -49,6 +53,8 @@ class TrainConfig:
             value = getattr(self, key)
             if value not in allowed:
                 raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}{did_you_mean(value, allowed)}")
+        if int(self.cpu_threads) < 1:
+            raise ConfigError(f"cpu_threads must be a positive integer, got {self.cpu_threads}")
         if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
             raise ConfigError(f"steps_per_epoch must be a positive integer, got {self.steps_per_epoch}")
         for key in ("momentum", "weight_decay", "warmup_epochs", "grad_clip"):

@@ -327,6 +327,16 @@ class Trainer:
 
     # ------------------------------------------------------------------- loop
     def fit(self) -> list[RunResult]:
+        if self.device.type != "cpu":
+            return self._fit()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(int(self.cfg.cpu_threads))
+        try:
+            return self._fit()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self) -> list[RunResult]:
         self._check_access()
         if self.teacher is not None:
             self.teacher.to(self.device)
