@@ -61,6 +61,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--amp", default="auto", help="auto | off | bf16 | fp16 (GPU only)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the student")
+    p.add_argument("--ema-decay", type=float, default=0.0,
+                   help="keep a moving average of the weights with this decay (e.g. 0.999); it is what is "
+                        "evaluated and saved (default 0: off)")
     p.add_argument("--cpu-threads", type=int, default=1,
                    help="torch threads when training on a CPU (default 1; the count changes the numbers)")
     p.add_argument("--augment", action="store_true", help="random crop + horizontal flip")
@@ -107,7 +110,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       weight_decay=args.weight_decay, schedule=args.schedule, milestones=args.milestones,
                       warmup_epochs=args.warmup_epochs, steps_per_epoch=args.steps_per_epoch, amp=args.amp,
                       channels_last=args.channels_last, compile=args.compile, seed=args.seed, device=args.device,
-                      cpu_threads=args.cpu_threads)
+                      cpu_threads=args.cpu_threads, ema_decay=args.ema_decay)
     spec = RunSpec(dataset=args.dataset, student=args.student, method=method, loss_kwargs=dict(args.loss_kwargs),
                    teacher=teacher, teacher_ckpt=args.teacher_ckpt, access=args.access,
                    teacher_budget=args.teacher_budget, seed=args.seed, train=cfg, val_size=args.val_size,

@@ -217,3 +217,15 @@ def test_plan_hashes_are_stable_across_expansions(tmp_path, ckpt):
     assert [e.hash for e in a.entries] == [e.hash for e in b.entries]
     c = expand(load_recipe(recipe_file(tmp_path, ckpt).with_name("sweep.yaml")), tmp_path / "elsewhere")
     assert [e.hash for e in c.entries] == [e.hash for e in a.entries]   # the store's location is not hashed
+
+
+@pytest.mark.parametrize("name", ["quickstart", "fashion_mnist", "b2kd_fashion_mnist", "b2kd_fashion_mnist_shift"])
+def test_committed_results_keep_their_run_hashes(tmp_path, name):
+    """Settings added later (student_shift, cpu_threads, ema_decay, ...) must leave the hashes of runs
+    that did not use them unchanged, or every committed result and every user's run store would be
+    orphaned: the shipped recipes still expand to the hashes in their committed plan.json."""
+    import json
+    repo = Path(__file__).resolve().parents[1]
+    plan = expand(load_recipe(repo / "recipes" / f"{name}.yaml"), tmp_path / "out")
+    committed = json.loads((repo / "results" / name / "plan.json").read_text())
+    assert sorted(e.hash for e in plan.entries) == sorted(e["hash"] for e in committed["entries"])

@@ -215,3 +215,81 @@ def test_cpu_threads_are_a_run_setting_not_the_callers(cpu_threads):
 def test_cpu_threads_must_be_positive():
     with pytest.raises(kdzoo.ConfigError, match="cpu_threads must be a positive integer"):
         TrainConfig(cpu_threads=0)
+
+
+# ---------------------------------------------------------------- EMA of the weights
+class RecordingTrainer(Trainer):
+    """Keeps a copy of the student's weights after every optimizer step (nothing else changes)."""
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.snapshots = []
+
+    def _update_ema(self, m):
+        self.snapshots.append({k: v.clone() for k, v in m.student.state_dict().items()})
+        super()._update_ema(m)
+
+
+def test_ema_of_the_weights_equals_a_plain_moving_average_and_is_what_is_evaluated():
+    bundle = make_bundle()
+    decay = 0.8
+    student = _model(0, bundle)
+    start = {k: v.clone() for k, v in student.state_dict().items()}
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.1, device="cpu", ema_decay=decay)
+    trainer = RecordingTrainer([Member("ce", student, kdzoo.build_loss("ce"))],
+                               make_loader(bundle, "train", 16, train=True, seed=0),
+                               {"test": make_loader(bundle, "test", 64, train=False)}, None, config, progress=False)
+    (r,) = trainer.fit()
+    m = trainer.members[0]
+    assert len(trainer.snapshots) == 2 * len(bundle.train) // 16
+    expected = {}
+    for k, v0 in start.items():
+        if not v0.is_floating_point():   # BatchNorm's step counter is the student's own
+            expected[k] = trainer.snapshots[-1][k]
+            continue
+        e = v0.double()
+        for snap in trainer.snapshots:
+            e = decay * e + (1 - decay) * snap[k].double()
+        expected[k] = e
+    got = m.ema.state_dict()
+    for k, v in expected.items():
+        torch.testing.assert_close(got[k].double(), v.double(), rtol=1e-5, atol=1e-6, msg=k)
+    first = next(iter(start))   # the first conv's weight: the average is not the last weights
+    assert not torch.equal(got[first], student.state_dict()[first])
+    # the run is judged by the averaged weights
+    from kdzoo.engine import evaluate
+    assert r.top1 == evaluate(m.ema, make_loader(bundle, "test", 64, train=False))["top1"]
+    assert m.evaluated is m.ema
+
+
+def test_ema_resumes_exactly(tmp_path):
+    bundle = make_bundle()
+    ref = Member("kd", _model(0, bundle), kdzoo.build_loss("kd"), run_dir=tmp_path / "ref")
+    _trainer(bundle, [ref], _teacher(bundle), ema_decay=0.9).fit()
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(bundle, [Member("kd", _model(0, bundle), Interrupt(at_epoch=2), run_dir=run)], _teacher(bundle),
+                 ema_decay=0.9).fit()
+    resumed = Member("kd", _model(99, bundle), kdzoo.build_loss("kd"), run_dir=run)
+    (r,) = _trainer(bundle, [resumed], _teacher(bundle), ema_decay=0.9).fit()
+    assert r.status == "finished" and _same_weights(resumed.ema, ref.ema) and _same_weights(resumed.student,
+                                                                                           ref.student)
+    assert r.top1 == ref.result.top1
+
+
+def test_ema_decay_must_be_below_one():
+    with pytest.raises(kdzoo.ConfigError, match=r"ema_decay must be in \[0, 1\)"):
+        TrainConfig(ema_decay=1.0)
+
+
+def test_a_run_with_ema_saves_the_averaged_weights(tmp_path):
+    from kdzoo.bench.run import RunSpec, execute
+    kdzoo.register_dataset("ema-synth", lambda data_root=None, val_size=0, seed=0, augment=False: make_bundle(),
+                           overwrite=True)
+    spec = RunSpec(dataset="ema-synth", student="fmnist_cnn_tiny", method="ce",
+                   train=TrainConfig(epochs=2, batch_size=16, device="cpu", ema_decay=0.9))
+    r = execute(spec, tmp_path / "run", progress=False)
+    assert r["status"] == "finished"
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in ckpt["ema"].items())
+    assert not all(torch.equal(saved[k], v) for k, v in ckpt["model"].items())

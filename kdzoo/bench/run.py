@@ -74,6 +74,8 @@ class RunSpec:
         d["train"].pop("device", None)        # where a run executes does not change what it is
         if d["train"].get("cpu_threads") == 1:
             del d["train"]["cpu_threads"]     # the default: absent, so hashes of earlier (1-thread) runs stay valid
+        if not d["train"].get("ema_decay"):
+            d["train"].pop("ema_decay", None)  # off: absent, so hashes of runs from before EMA existed stay valid
         teacher_run = d.pop("teacher_run", None)  # absent from the hash when unset: older hashes stay valid
         if teacher_run:
             # a teacher trained by the sweep is identified by its own run, not by its (not yet written) file
@@ -266,7 +268,7 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         if m.run_dir is not None and dist.is_main:
             if res.status == "finished":
                 buf = io.BytesIO()
-                torch.save(m.student.state_dict(), buf)
+                torch.save(m.evaluated.state_dict(), buf)  # the EMA weights when the run keeps an EMA
                 atomic_write_bytes(m.run_dir / MODEL_FILE, buf.getvalue())
             atomic_write_json(m.run_dir / "result.json", record)
         records.append(record)

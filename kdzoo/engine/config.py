@@ -21,6 +21,7 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_epochs: float = 0.0        # linear learning-rate warm-up
     grad_clip: float = 0.0            # max global grad norm; 0 disables
+    ema_decay: float = 0.0            # > 0: evaluate and save an exponential moving average of the weights
     amp: str = "auto"                 # auto (bf16 on a GPU that has it) | off | bf16 | fp16
     channels_last: bool = False
     compile: bool = False
@@ -53,6 +54,8 @@ class TrainConfig:
             value = getattr(self, key)
             if value not in allowed:
                 raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}{did_you_mean(value, allowed)}")
+        if not 0.0 <= float(self.ema_decay) < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if int(self.cpu_threads) < 1:
             raise ConfigError(f"cpu_threads must be a positive integer, got {self.cpu_threads}")
         if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:

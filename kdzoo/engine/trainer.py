@@ -23,6 +23,7 @@ It never names a method: losses are reached through ``DistillLoss`` only.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import time
@@ -102,6 +103,14 @@ class Member:
     queries: int = 0                   # teacher queries of student training
     prepare_queries: int = 0
     clip_params: list[Tensor] = field(default_factory=list)
+    ema: nn.Module | None = None       # moving average of the student's weights (TrainConfig.ema_decay)
+    ema_floats: tuple[list[Tensor], list[Tensor]] = field(default_factory=lambda: ([], []))  # (ema, student)
+    ema_others: list[tuple[Tensor, Tensor]] = field(default_factory=list)   # integer buffers
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights a run is judged by, and saves: the moving average when it keeps one."""
+        return self.ema if self.ema is not None else self.student
 
     @property
     def active(self) -> bool:
@@ -247,6 +256,13 @@ class Trainer:
         m.clip_params = [p for p in m.student.parameters() if p.requires_grad]
         m.optimizer = _make_optimizer(self.cfg, params)
         m.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        if self.cfg.ema_decay > 0:
+            m.ema = copy.deepcopy(m.student).eval().requires_grad_(False)
+            # state_dict() tensors share storage with the modules, so updating them updates the models
+            pairs = list(zip(m.ema.state_dict().values(), m.student.state_dict().values()))
+            m.ema_floats = ([e for e, _ in pairs if e.is_floating_point()],
+                            [s for e, s in pairs if e.is_floating_point()])
+            m.ema_others = [(e, s) for e, s in pairs if not e.is_floating_point()]
         model = distributed.wrap_model(m.student, self.device)  # DDP (+ SyncBatchNorm on GPUs) under torchrun
         m.forward = torch.compile(model) if self.cfg.compile else model
         torch.manual_seed(m.seed)
@@ -263,6 +279,8 @@ class Trainer:
         m.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("loss"):
             m.loss.load_state_dict(ckpt["loss"])
+        if m.ema is not None:
+            m.ema.load_state_dict(ckpt["ema"])
         if m.scaler is not None and ckpt.get("scaler"):
             m.scaler.load_state_dict(ckpt["scaler"])
         m.rng = {k: v.cpu() for k, v in ckpt["rng"].items()}
@@ -278,6 +296,7 @@ class Trainer:
         save_checkpoint_keep_previous({
             "epoch": m.done_epochs, "model": m.student.state_dict(), "optimizer": m.optimizer.state_dict(),
             "loss": m.loss.state_dict(), "scaler": m.scaler.state_dict() if m.scaler else None,
+            "ema": m.ema.state_dict() if m.ema is not None else None,
             "rng": m.rng, "metrics": m.metrics, "queries": m.queries, "result": m.result.to_dict(),
         }, m.run_dir / CHECKPOINT)
         atomic_write_text(m.run_dir / "metrics.jsonl",
@@ -433,10 +452,21 @@ class Trainer:
             m.scaler.update()
         else:
             m.optimizer.step()
+        if m.ema is not None:
+            self._update_ema(m)
         for k, v in terms.items():
             pending.setdefault(k, []).append(v.detach())
         if swap:
             m.rng = _get_rng(self._rng_gens)
+
+    @torch.no_grad()
+    def _update_ema(self, m: Member) -> None:
+        """ema <- decay * ema + (1 - decay) * weights, for every parameter and float buffer (BatchNorm
+        statistics too); integer buffers (BatchNorm's batch counter) are copied."""
+        if m.ema_floats[0]:
+            torch._foreach_lerp_(m.ema_floats[0], m.ema_floats[1], 1.0 - self.cfg.ema_decay)
+        for e, s in m.ema_others:
+            e.copy_(s)
 
     def _flush(self, live: list[Member], pending: dict[str, dict[str, list[Tensor]]],
                sums: dict[str, dict[str, Tensor]], epoch: int) -> None:
@@ -471,7 +501,7 @@ class Trainer:
         m.student.eval()
         for split, loader in (self.eval_loaders.items() if self.dist.is_main else ()):
             with self._amp_ctx():
-                record.update({f"{split}_{k}": v for k, v in evaluate(m.student, loader).items()})
+                record.update({f"{split}_{k}": v for k, v in evaluate(m.evaluated, loader).items()})
         m.done_epochs = epoch
         r = m.result
         r.epochs = epoch
