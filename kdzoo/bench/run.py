@@ -31,6 +31,9 @@ from ..registry import LOSSES
 from ..teachers import Teacher, check_access
 
 MODEL_FILE = "model.pt"
+# Training settings added after runs were first hashed, with their defaults: at the default they
+# stay out of the hash, so every run made before they existed keeps its hash (and its results).
+TRAIN_HASHED_WHEN_SET = {"cpu_threads": 1, "ema_decay": 0.0}
 
 
 @dataclass
@@ -72,10 +75,9 @@ class RunSpec:
         """Stable content hash: same resolved config -> same hash; any change -> a new one."""
         d = self.to_dict()
         d["train"].pop("device", None)        # where a run executes does not change what it is
-        if d["train"].get("cpu_threads") == 1:
-            del d["train"]["cpu_threads"]     # the default: absent, so hashes of earlier (1-thread) runs stay valid
-        if not d["train"].get("ema_decay"):
-            d["train"].pop("ema_decay", None)  # off: absent, so hashes of runs from before EMA existed stay valid
+        for key, default in TRAIN_HASHED_WHEN_SET.items():
+            if d["train"].get(key) == default:
+                del d["train"][key]
         teacher_run = d.pop("teacher_run", None)  # absent from the hash when unset: older hashes stay valid
         if teacher_run:
             # a teacher trained by the sweep is identified by its own run, not by its (not yet written) file

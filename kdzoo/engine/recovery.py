@@ -26,7 +26,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-
 from ..errors import CheckpointError
 from .checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
 

@@ -107,6 +107,11 @@ class Member:
     ema_floats: tuple[list[Tensor], list[Tensor]] = field(default_factory=lambda: ([], []))  # (ema, student)
     ema_others: list[tuple[Tensor, Tensor]] = field(default_factory=list)   # integer buffers
 
+    def record_queries(self) -> None:
+        """Teacher queries into the result: student training plus the preparation stage."""
+        self.result.teacher_queries = self.queries + self.prepare_queries
+        self.result.prepare_queries = self.prepare_queries
+
     @property
     def evaluated(self) -> nn.Module:
         """The weights a run is judged by, and saves: the moving average when it keeps one."""
@@ -305,8 +310,7 @@ class Trainer:
     def _finish(self, m: Member, status: str, message: str = "") -> None:
         m.result.status = status
         m.result.message = message
-        m.result.teacher_queries = m.queries + m.prepare_queries
-        m.result.prepare_queries = m.prepare_queries
+        m.record_queries()
 
     # ---------------------------------------------------------------- teacher
     def _amp_ctx(self):
@@ -346,10 +350,9 @@ class Trainer:
 
     # ------------------------------------------------------------------- loop
     def fit(self) -> list[RunResult]:
-        if self.device.type != "cpu":
-            return self._fit()
         threads = torch.get_num_threads()
-        torch.set_num_threads(int(self.cfg.cpu_threads))
+        if self.device.type == "cpu":
+            torch.set_num_threads(int(self.cfg.cpu_threads))
         try:
             return self._fit()
         finally:
@@ -496,8 +499,9 @@ class Trainer:
                    seen: int, lr: float) -> None:
         values = torch.stack(list(sums.values())).tolist() if sums else []
         train = {k: v / n_steps for k, v in zip(sums, values)}
+        m.record_queries()
         record: dict[str, Any] = {"epoch": epoch, "lr": lr, "train": train, "train_loss": sum(train.values()),
-                                  "seconds": seconds, "teacher_queries": m.queries + m.prepare_queries}
+                                  "seconds": seconds, "teacher_queries": m.result.teacher_queries}
         m.student.eval()
         for split, loader in (self.eval_loaders.items() if self.dist.is_main else ()):
             with self._amp_ctx():
@@ -511,8 +515,6 @@ class Trainer:
         r.val_top1 = record.get("val_top1", float("nan"))
         if not r.best_top1 >= r.top1:  # also true while best_top1 is NaN
             r.best_top1, r.best_epoch = r.top1, epoch
-        r.teacher_queries = m.queries + m.prepare_queries
-        r.prepare_queries = m.prepare_queries
         m.metrics.append(record)
         self._save(m)
         if epoch >= self.cfg.epochs:
