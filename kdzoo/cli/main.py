@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from .errors import ConfigError, KdzooError
+from ..errors import ConfigError, KdzooError
+from .bench import add_commands as add_bench_commands
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -86,10 +87,10 @@ def _teacher_name_from_ckpt(ckpt: str) -> str | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .bench.run import RunSpec, execute
-    from .data import build_dataset  # noqa: F401  (validates the dataset name early)
-    from .engine import TrainConfig
-    from .registry import DATASETS
+    from ..bench.run import RunSpec, execute
+    from ..data import build_dataset  # noqa: F401  (validates the dataset name early)
+    from ..engine import TrainConfig
+    from ..registry import DATASETS
 
     DATASETS.entry(args.dataset)
     teacher = args.teacher
@@ -118,7 +119,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.download:
         build_dataset(args.dataset, data_root=args.data_root, download=True)
     out = Path(args.out or f"runs/{args.dataset}-{args.student}-{method}-s{args.seed}")
-    from .engine import distributed
+    from ..engine import distributed
     try:  # under torchrun (several processes) only rank 0 writes and prints; see engine/distributed.py
         record = execute(spec, out, data_root=args.data_root, progress=not args.no_progress)
         main_process = distributed.is_main()
@@ -147,7 +148,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     import kdzoo
-    from .registry import DATASETS, MODELS
+    from ..registry import DATASETS, MODELS
 
     table = Table(title=f"kdzoo {args.what}")
     if args.what == "losses":
@@ -202,10 +203,10 @@ def _add_transfer(sub: Any) -> None:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    from .data import build_dataset
-    from .engine.checkpoint import atomic_write_json
-    from .engine.transfer import load_student, transfer_evaluate
-    from .registry import DATASETS
+    from ..data import build_dataset
+    from ..engine.checkpoint import atomic_write_json
+    from ..engine.transfer import load_student, transfer_evaluate
+    from ..registry import DATASETS
 
     DATASETS.entry(args.dataset)
     model, fmt, info = load_student(args.run, student=args.student, source_dataset=args.source_dataset,
@@ -235,17 +236,12 @@ COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_list, _add_transfer]
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kdzoo", description="kdzoo: logit knowledge distillation, comparable and easy to use.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    from . import __version__
+    from .. import __version__
     parser.add_argument("--version", action="version", version=f"kdzoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in COMMANDS:
         add(sub)
-    try:
-        from .bench.cli import add_commands
-    except ImportError:  # bench CLI not present in this build
-        pass
-    else:
-        add_commands(sub)
+    add_bench_commands(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``kdzoo bench`` and ``kdzoo leaderboard`` (added to the main CLI by ``add_commands``)."""
+"""``kdzoo bench`` and ``kdzoo leaderboard`` (added to the parser of main.py by ``add_commands``)."""
 from __future__ import annotations
 
 import argparse
@@ -48,8 +48,8 @@ def add_commands(sub: Any) -> None:
 
 # ------------------------------------------------------------------ bench
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .recipe import load_recipe
-    from .runner import default_out, run_bench
+    from ..bench.recipe import load_recipe
+    from ..bench.runner import default_out, run_bench
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
@@ -115,8 +115,8 @@ def _ci(r: Any, name: str) -> str:
 
 
 def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
-    from .store import RunStore
-    from .sweep import TRAIN_SIZES, estimate, expand, make_units
+    from ..bench.store import RunStore
+    from ..bench.sweep import TRAIN_SIZES, estimate, expand, make_units
 
     plan = expand(recipe, out, device=args.device)
     store = RunStore(out)
@@ -182,7 +182,7 @@ def _big(n: int | None) -> str:
 
 # ------------------------------------------------------------- leaderboard
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from . import leaderboard
+    from ..bench import leaderboard
 
     out = Path(args.out)
     if not out.is_dir():
