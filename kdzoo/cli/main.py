@@ -205,7 +205,7 @@ def _add_transfer(sub: Any) -> None:
 def _cmd_transfer(args: argparse.Namespace) -> int:
     from ..data import build_dataset
     from ..engine.checkpoint import atomic_write_json
-    from ..engine.transfer import load_student, transfer_evaluate
+    from ..apps.transfer import load_student, transfer_evaluate
     from ..registry import DATASETS
 
     DATASETS.entry(args.dataset)
