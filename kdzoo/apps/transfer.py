@@ -27,7 +27,6 @@ that probe is scored on the test split.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import build_dataset, make_loader
+from ..engine import runfolder
 from ..engine.trainer import resolve_device
 from ..errors import CheckpointError, ConfigError, did_you_mean
 from ..models import create
@@ -278,11 +278,10 @@ def load_student(path: str | Path, *, student: str | None = None, source_dataset
     p = Path(path)
     info: dict[str, Any] = {}
     if p.is_dir():
-        weights = p / "model.pt"
-        cfg_path = p / "config.json"
+        weights = p / runfolder.MODEL
         if not weights.is_file():
             raise CheckpointError(f"{p} has no model.pt: the run has not finished (or is not a kdzoo run folder)")
-        cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+        cfg = runfolder.read_config(p) or {}
         student = student or cfg.get("student")
         source_dataset = source_dataset or cfg.get("dataset")
         info["run"] = str(p)

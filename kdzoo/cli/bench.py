@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..engine.runfolder import ENDED
 from ..errors import ConfigError
 
 
@@ -147,7 +148,7 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
         seen.add(e.hash)
         if first:
             statuses[status] = statuses.get(status, 0) + 1
-            if status not in ("finished", "diverged", "failed"):
+            if status not in ENDED:
                 left += 1
                 if images is None:
                     unknown = True
@@ -162,9 +163,8 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
     distinct = len(plan.specs)
     print(f"{len(plan.entries)} leaderboard rows, {distinct} distinct runs ({len(teachers)} of them teachers trained "
           f"first): " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
-    ended = ("finished", "diverged", "failed")
-    n_units = (sum(1 for h in teachers if store.status(h) not in ended)
-               + sum(1 for u in units if any(store.status(h) not in ended for h in u)))
+    n_units = (sum(1 for h in teachers if store.status(h) not in ENDED)
+               + sum(1 for u in units if any(store.status(h) not in ENDED for h in u)))
     print(f"left to run: {left} runs in {n_units} units of work (cohort {args.cohort}); about "
           f"{_big(total_images)} training images through a student, {_big(total_steps)} optimizer steps"
           f"{' (plus runs on a dataset of unknown size)' if unknown else ''}")

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
+from ..engine import runfolder
 from ..errors import ConfigError, KdzooError
 from .bench import add_commands as add_bench_commands
 
@@ -79,11 +80,8 @@ def _add_train(sub: Any) -> None:
 
 
 def _teacher_name_from_ckpt(ckpt: str) -> str | None:
-    cfg = Path(ckpt).parent / "config.json"
-    if cfg.is_file():
-        import json
-        return json.loads(cfg.read_text()).get("student")
-    return None
+    cfg = runfolder.read_config(Path(ckpt).parent)
+    return cfg.get("student") if cfg else None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -126,14 +124,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     finally:
         distributed.shutdown()
     if not main_process:
-        return 0 if record["status"] == "finished" else 1
+        return 0 if record["status"] == runfolder.FINISHED else 1
     line = (f"{record['status']}: {args.student} {method} top1={record['top1']:.2f} (best {record['best_top1']:.2f} "
             f"@ epoch {record['best_epoch']})")
     if teacher:
         line += f", teacher top1={record['teacher_top1']:.2f}, teacher queries={record['teacher_queries']}"
     print(line)
-    print(f"run folder: {out} (weights: {out / 'model.pt'})")
-    return 0 if record["status"] == "finished" else 1
+    print(f"run folder: {out} (weights: {out / runfolder.MODEL})")
+    return 0 if record["status"] == runfolder.FINISHED else 1
 
 
 # ----------------------------------------------------------------------- list
@@ -217,7 +215,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size)
     record = {**info, "target_dataset": args.dataset, "solver": args.solver, "epochs": args.epochs,
               "seed": args.seed, **res.to_dict()}
-    out = Path(args.out) if args.out else (Path(args.run) / f"transfer-{args.dataset}.json"
+    out = Path(args.out) if args.out else (Path(args.run) / runfolder.transfer_file(args.dataset)
                                            if Path(args.run).is_dir() else None)
     if out is not None:
         atomic_write_json(out, record)
