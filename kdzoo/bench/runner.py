@@ -28,7 +28,8 @@ from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, FAILED, FINISHED
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
 from .launch import LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
-from .recipe import Recipe, SlurmSettings, load_recipe
+from .recipe import load_recipe
+from .recipe_types import Recipe, SlurmSettings
 from .run import build_student, check_model_fits, load_teacher_weights
 from .store import RunStore, check_done_run
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, expand, make_units

@@ -21,7 +21,8 @@ from ..engine import TrainConfig
 from ..engine.runfolder import MODEL
 from ..losses.base import DistillLoss
 from ..registry import LOSSES
-from .recipe import Recipe, loss_requires
+from .recipe import loss_requires
+from .recipe_types import Recipe
 from .run import RunSpec
 
 TEACHER_ROLE, STUDENT_ROLE = "teacher", "student"
