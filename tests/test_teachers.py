@@ -6,8 +6,8 @@ from torch import nn
 import kdzoo
 from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.data import make_loader
-from kdzoo.losses.base import ACCESS_RANK, DistillLoss
-from kdzoo.teachers import Teacher, check_access, parse_access
+from kdzoo.losses.base import DistillLoss
+from kdzoo.teachers import ACCESS_RANK, Teacher, check_access, parse_access
 
 from conftest import make_bundle
 
