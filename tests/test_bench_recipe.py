@@ -7,6 +7,8 @@ import pytest
 
 from kdzoo.bench.plugins import expand_vars
 from kdzoo.bench.recipe import load_recipe, parse_recipe
+from kdzoo.bench.recipe_types import (MethodEntry, PairEntry, Recipe, SlurmSettings, StudentData,
+                                      TeacherEntry)
 from kdzoo.errors import ConfigError
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
@@ -167,5 +169,44 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
 
 
 def test_parse_recipe_from_text():
+    """Every field of the parsed recipe, written out: a validator that drops or alters a value fails."""
     r = parse_recipe(BASE, source="inline.yaml", base_dir=".")
-    assert r.path == "inline.yaml" and len(r.pairs) == 1
+    assert r == Recipe(
+        name="tiny", dataset="bench-synth",
+        teachers={"fmnist_mlp": TeacherEntry(name="fmnist_mlp", model="fmnist_mlp", ckpt=None,
+                                             train={"epochs": 1, "batch_size": 16}, augment=False, seed=0)},
+        pairs=[PairEntry(teacher="fmnist_mlp", student="fmnist_cnn_tiny", method_args={}, train={})],
+        methods=[MethodEntry(loss="ce", label="ce", args={}, access=None),
+                 MethodEntry(loss="kd", label="kd", args={}, access=None),
+                 MethodEntry(loss="kd", label="kd-T2", args={"temperature": 2.0}, access=None)],
+        description="", access=["logits"], seeds=[0, 1], train={"epochs": 1, "batch_size": 16, "lr": 0.05},
+        student_data=StudentData(), metric="top1", plugins=[str(PLUGIN.resolve())], reference=[],
+        slurm=SlurmSettings(), path="inline.yaml", text=BASE)
+
+
+MCLD_L2 = BASE.replace("  - {name: kd, label: kd-T2, args: {temperature: 2}}\n",
+                       "  - {name: mcld, label: mcld-l2, args: {normalize: l2}}\n").replace(
+    "  - kd\n", "  - {name: kd, access: [probs]}\n").replace("access: [logits]", "access: [probs]")
+
+
+def test_mcld_l2_at_probs_is_refused_at_validation(tmp_path, capsys):
+    """mcld with normalize: l2 needs raw logits (its instance says so, not its class): a recipe running it at
+    access probs is refused by the recipe check, one line, exit 2, before anything loads."""
+    from kdzoo.cli import main
+    path = write(tmp_path, MCLD_L2)
+    assert main(["bench", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"kdzoo: error: {path}:{_line_of(MCLD_L2, '  - {name: mcld')}: methods[2]: loss 'mcld-l2' needs "
+                   f"teacher access 'logits' or richer, but the teacher gives 'probs'; pick a loss that works with "
+                   f"that or give more access (give this method its own 'access' list)")
+    # the same method at logits, and mcld's default normalization at probs, are fine
+    load_recipe(write(tmp_path, MCLD_L2.replace("access: [probs]", "access: [logits]")))
+    load_recipe(write(tmp_path, MCLD_L2.replace("args: {normalize: l2}", "args: {normalize: zscore}")))
+
+
+def test_mcld_l2_from_a_pair_override_is_refused(tmp_path):
+    text = MCLD_L2.replace("args: {normalize: l2}", "args: {}").replace(
+        "student: fmnist_cnn_tiny}", "student: fmnist_cnn_tiny, method_args: {mcld: {normalize: l2}}}")
+    with pytest.raises(ConfigError, match=r"pairs\[0\]\.method_args\.mcld: loss 'mcld-l2' needs teacher access "
+                                          r"'logits' or richer, but the teacher gives 'probs'"):
+        load_recipe(write(tmp_path, text))

@@ -246,3 +246,13 @@ def test_teacher_checkpoint_of_a_compiled_or_wrapped_model_loads(tmp_path, layou
     load_teacher_weights(fresh, str(tmp_path / "teacher.pt"))
     for key, value in saved.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_execute_refuses_mcld_l2_at_probs_before_loading_anything(tmp_path):
+    """The run's own check reads ``requires`` from the built loss: with a missing dataset and teacher file,
+    the access error comes first (nothing was loaded)."""
+    from kdzoo.bench.run import RunSpec, execute
+    spec = RunSpec(dataset="no-such-dataset", student="fmnist_mlp", method="mcld", loss_kwargs={"normalize": "l2"},
+                   teacher="fmnist_mlp", teacher_ckpt=str(tmp_path / "missing.pt"), access="probs")
+    with pytest.raises(kdzoo.AccessError, match="loss 'mcld' needs teacher access 'logits' or richer"):
+        execute(spec, None, progress=False)

@@ -148,7 +148,7 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
 
     teachers = _teachers(c, doc["teachers"])
     methods = _methods(c, doc["methods"], access, student_data)
-    pairs = _pairs(c, doc["pairs"], teachers, methods)
+    pairs = _pairs(c, doc["pairs"], teachers, methods, access)
     reference = _reference(c, doc.get("reference"), pairs, methods)
     slurm = _slurm(c, doc.get("slurm"))
     return Recipe(name=name, description=description, dataset=dataset, teachers=teachers, pairs=pairs,
@@ -296,8 +296,23 @@ def _teachers(c: Checker, value: Any) -> dict[str, TeacherEntry]:
     return out
 
 
-def loss_requires(loss: str) -> str:
-    return getattr(LOSSES.entry(loss).factory, "requires", "logits")
+def loss_requires(loss: str, args: dict[str, Any] | None = None) -> str:
+    """The teacher access ``loss`` built with ``args`` needs: read from the instance, since a
+    hyperparameter may change it (mcld with ``normalize: l2`` needs raw logits)."""
+    return getattr(LOSSES.build(loss, **(args or {})), "requires", "logits")
+
+
+def _check_method_access(c: Checker, m: MethodEntry, requires: str, recipe_access: list[str], path: Path_) -> None:
+    """Refuse a method whose loss (as configured) needs more teacher access than a level it is run at."""
+    if requires == "none":
+        return
+    for j, a in enumerate(m.access if m.access is not None else recipe_access):
+        try:
+            check_access(m.label, requires, a)
+        except KdzooError as exc:
+            where = (*path, "access", j) if m.access is not None and path[0] == "methods" else path
+            extra = "" if m.access is not None else " (give this method its own 'access' list)"
+            raise c.error(where, f"{exc}{extra}") from None
 
 
 def _check_loss_args(c: Checker, loss: str, args: dict[str, Any], path: Path_) -> dict[str, Any]:
@@ -351,23 +366,18 @@ def _methods(c: Checker, value: Any, access: list[str], student_data: StudentDat
             raise c.error((*path, "label"), f"'{TEACHER_METHOD}' is reserved for the teacher's own accuracy")
         args = _check_loss_args(c, loss, c.mapping(item.get("args"), (*path, "args")), (*path, "args"))
         m_access = _access_list(c, item["access"], (*path, "access")) if "access" in item else None
-        requires = loss_requires(loss)
+        requires = loss_requires(loss, args)
         if requires == "none" and m_access is not None:
             raise c.error((*path, "access"), f"loss '{loss}' never looks at the teacher, so 'access' does not "
                                              f"apply (it runs once per pair and seed)")
-        if requires != "none":
-            for j, a in enumerate(m_access if m_access is not None else access):
-                try:
-                    check_access(label, requires, a)
-                except KdzooError as exc:
-                    where = (*path, "access", j) if m_access is not None else path
-                    extra = "" if m_access is not None else " (give this method its own 'access' list)"
-                    raise c.error(where, f"{exc}{extra}") from None
-        out.append(MethodEntry(loss=loss, label=label, args=args, access=m_access))
+        entry = MethodEntry(loss=loss, label=label, args=args, access=m_access)
+        _check_method_access(c, entry, requires, access, path)
+        out.append(entry)
     return out
 
 
-def _pairs(c: Checker, value: Any, teachers: dict[str, TeacherEntry], methods: list[MethodEntry]) -> list[PairEntry]:
+def _pairs(c: Checker, value: Any, teachers: dict[str, TeacherEntry], methods: list[MethodEntry],
+           access: list[str]) -> list[PairEntry]:
     items = c.sequence(value, ("pairs",))
     if not items:
         raise c.error(("pairs",), "needs at least one teacher-student pair")
@@ -401,6 +411,7 @@ def _pairs(c: Checker, value: Any, teachers: dict[str, TeacherEntry], methods: l
                 m = next(x for x in methods if x.label == label)
                 merged = {**method_args.get(label, {}), **args}
                 _check_loss_args(c, m.loss, {**m.args, **merged}, apath)
+                _check_method_access(c, m, loss_requires(m.loss, {**m.args, **merged}), access, apath)
                 method_args[label] = merged
         train = _train(c, item.get("train"), (*path, "train"))
         out.append(PairEntry(teacher=teacher, student=student, method_args=method_args, train=train))

@@ -208,9 +208,9 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     if len(keys) != 1:
         raise ConfigError("a cohort's runs must differ only in method and loss settings")
     head = specs[0]
-    for s in specs:
+    for s in specs:  # refused before data and teacher load; ``requires`` is read from the built loss
         LOSSES.check_kwargs(s.method, s.loss_kwargs)
-        check_access(s.method, getattr(LOSSES.entry(s.method).factory, "requires", "logits"),
+        check_access(s.method, getattr(build_loss(s.method, **s.loss_kwargs), "requires", "logits"),
                      s.access if s.teacher else "none")
     # under torchrun: join the process group, one device per local rank (engine/distributed.py)
     dist, device_name = distributed.init_from_env(head.train.device)
@@ -226,6 +226,7 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             if dist.is_main:
                 runfolder.write_config(run_dir, spec.to_dict())
+        # built again after build_student seeds the RNG, so a loss with parameters always starts the same
         members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
                               run_dir=Path(run_dir) if run_dir else None, seed=spec.seed))
     train_loader, eval_loaders = _loaders(head, bundle, device, dist)

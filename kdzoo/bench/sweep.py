@@ -132,7 +132,7 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
             ckpt = str(runs_dir / t_run / MODEL) if t_run else t.ckpt
             for m in recipe.methods:
                 kwargs = resolved_loss_kwargs(m.loss, {**m.args, **pair.method_args.get(m.label, {})})
-                alone = loss_requires(m.loss) == "none"
+                alone = loss_requires(m.loss, kwargs) == "none"
                 if alone and not sd.hide_labels:
                     levels = ["none"]
                 elif alone:
