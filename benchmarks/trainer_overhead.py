@@ -195,7 +195,7 @@ def run_config(label: str, teacher_name: str, teacher_kw: dict, student_name: st
 
 def rng_swap_us(n: int = 20_000) -> float:
     """CPU microseconds of one cohort RNG swap (set a member's state before its step, save it after)."""
-    from kdzoo.engine.trainer import _get_rng, _rng_generators, _set_rng
+    from kdzoo.engine.device import get_rng as _get_rng, rng_generators as _rng_generators, set_rng as _set_rng
     import time
     gens = _rng_generators(torch.device("cpu"))
     state = _get_rng(gens)

@@ -12,7 +12,8 @@ import kdzoo
 from kdzoo.data.base import Augment
 from kdzoo.data.loader import TensorLoader
 from kdzoo.engine import Member, Trainer, TrainConfig
-from kdzoo.engine.trainer import _make_optimizer, amp_dtype
+from kdzoo.engine.device import amp_dtype
+from kdzoo.engine.trainer import _make_optimizer
 from kdzoo.teachers import Teacher
 
 from conftest import make_bundle

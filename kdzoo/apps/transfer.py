@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from ..data import build_dataset, make_loader
 from ..engine import runfolder
-from ..engine.trainer import resolve_device
+from ..engine.device import resolve_device
 from ..errors import CheckpointError, ConfigError, did_you_mean
 from ..models import create
 from ..models.checkpoint import load_weights

@@ -42,6 +42,8 @@ from .checkpoint import atomic_write_text
 from .recovery import resume_state, save_checkpoint_keep_previous
 from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS
 from .config import TrainConfig
+from .device import amp_dtype, resolve_device
+from .device import get_rng as _get_rng, rng_generators as _rng_generators, set_rng as _set_rng
 from .evaluate import evaluate
 from .progress import Progress
 
@@ -122,25 +124,6 @@ class Member:
         return self.result.status == "pending"
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' requested but no CUDA GPU is available; use --device cpu")
-    return device
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return None
-
-
 def learning_rate(cfg: TrainConfig, progress: float) -> float:
     """Learning rate at ``progress`` epochs into training (fractional, from 0)."""
     if cfg.warmup_epochs > 0 and progress < cfg.warmup_epochs:
@@ -171,29 +154,6 @@ def _make_optimizer(cfg: TrainConfig, params: Iterable[Tensor]) -> torch.optim.O
         except (RuntimeError, ValueError, TypeError):
             pass
     return make()
-
-
-def _rng_generators(device: torch.device) -> list[torch.Generator]:
-    """The global generators a member's step may draw from (CPU, and the GPU's when training on one)."""
-    gens = [torch.default_generator]
-    if device.type == "cuda":
-        torch.cuda.init()  # default_generators is filled on CUDA's (lazy) initialization
-        gens.append(torch.cuda.default_generators[device.index if device.index is not None
-                                                  else torch.cuda.current_device()])
-    return gens
-
-
-def _get_rng(gens: list[torch.Generator]) -> dict[str, Any]:
-    state = {"cpu": gens[0].get_state()}
-    if len(gens) > 1:
-        state["cuda"] = gens[1].get_state()
-    return state
-
-
-def _set_rng(state: dict[str, Any], gens: list[torch.Generator]) -> None:
-    gens[0].set_state(state["cpu"])
-    if len(gens) > 1 and "cuda" in state:
-        gens[1].set_state(state["cuda"])
 
 
 def _sum_terms(terms: dict[str, Tensor]) -> Tensor:
