@@ -4,8 +4,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+from matplotlib.collections import PathCollection
 
 from kdzoo.bench import leaderboard
 from kdzoo.bench.leaderboard import paired_ci, t_quantile_975
@@ -120,7 +122,37 @@ def test_leaderboard_outputs(store):
     assert "| 1 | `my_kd` |" in md and "Made-up et al. 2024" in md and "published 95.00" in md
     assert "+2.33 [-1.46, +6.13] (n=3)" in md
     assert "## Runs that did not finish" in md and "RuntimeError: out of luck" in md
-    assert paths["plot"].stat().st_size > 5000
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_leaderboard_plot_shows_each_run_mean_ce_line_and_published(store, monkeypatch):
+    """The figure's content, read back from matplotlib before it is closed: every finished seed is a dot at its
+    top-1, each method's mean a marker, the student-alone CE mean a dashed line, the published number a cross."""
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    s, _ = store
+    paths = leaderboard.build(s.root)
+    (fig,) = figures
+    (ax,) = [a for a in fig.axes if a.axison]
+    assert "fmnist_mlp → fmnist_cnn_tiny" in ax.get_title() and "teacher 93.00" in ax.get_title()
+    row = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())}
+    assert sorted(row) == ["ce", "kd", "my_kd"]
+    seeds: dict[float, list[float]] = {}
+    crosses = []
+    for coll in ax.collections:
+        if isinstance(coll, PathCollection):
+            for x, y in coll.get_offsets():
+                (seeds.setdefault(float(y), []) if coll.get_sizes()[0] == 14 else crosses).append(float(x))
+    for label in ("ce", "kd", "my_kd"):
+        assert sorted(seeds[row[label]]) == sorted(v for (lb, _), v in TOP1.items() if lb == label), label
+    assert crosses == [81.5]
+    means = {float(y): float(x) for line in ax.lines if line.get_marker() == "o"
+             for x, y in zip(line.get_xdata(), line.get_ydata())}
+    assert means[row["ce"]] == pytest.approx(80.0) and means[row["kd"]] == pytest.approx(247 / 3)
+    assert means[row["my_kd"]] == pytest.approx(82.75)
+    (ce_line,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert list(ce_line.get_xdata()) == [80.0, 80.0]
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_pending_runs_are_listed_and_cli_rebuilds(store, capsys):

@@ -202,3 +202,65 @@ def test_external_pretrained_from_local_file(tmp_path):
     assert model.net.classifier[3].weight.shape == (10, 1024)  # new head keeps its fresh init
     with pytest.raises(CheckpointError, match="only the classifier"):
         create("tv:resnet18", num_classes=10, pretrained=str(tmp_path / "mbv3.pth"))
+
+
+def test_forward_features_by_hand_on_a_tiny_mlp():
+    """fmnist_mlp on 1x2x2 images, 2 hidden units, weights set by hand: features = relu(W x + b)."""
+    model = create("fmnist_mlp", num_classes=3, in_channels=1, image_size=2, hidden=2).eval()
+    lin = model.body[1]
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, -1.0, 0.0, 2.0], [0.5, 0.5, 0.5, 0.5]]))
+        lin.bias.copy_(torch.tensor([0.1, -3.0]))
+        x = torch.tensor([[1.0, 2.0, 3.0, 4.0], [-1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]).view(3, 1, 2, 2)
+        feats = model.forward_features(x)
+    # row 1: 1 - 2 + 0 + 8 + 0.1 = 7.1 and 0.5 * 10 - 3 = 2; row 2: -0.9 and -3.5, both cut to 0; row 3: 2.1, -2.5
+    assert torch.allclose(feats, torch.tensor([[7.1, 2.0], [0.0, 0.0], [2.1, 0.0]]), atol=1e-6)
+
+
+def _bn(x, bn):
+    """Eval-mode batch norm written out: (x - running mean) / sqrt(running var + eps) * weight + bias."""
+    shape = (1, -1, 1, 1)
+    return ((x - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps)
+            * bn.weight.view(shape) + bn.bias.view(shape))
+
+
+def test_forward_features_of_resnet8_equal_a_plainly_written_forward():
+    """Transfer evaluation probes these values: the pooled output of the last stage, here recomputed with
+    plain conv/BN/ReLU formulas from the model's parameters (random BN statistics, so BN is not identity)."""
+    torch.manual_seed(0)
+    model = create("resnet8", num_classes=5, in_channels=3).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
+        x = torch.randn(2, 3, 32, 32)
+        relu = lambda t: t.clamp_min(0)  # noqa: E731
+        y = relu(_bn(torch.nn.functional.conv2d(x, model.conv1.weight, padding=1), model.bn1))
+        for stage in (model.layer1, model.layer2, model.layer3):
+            for block in stage:
+                stride = block.conv1.stride
+                h = relu(_bn(torch.nn.functional.conv2d(y, block.conv1.weight, stride=stride, padding=1), block.bn1))
+                h = _bn(torch.nn.functional.conv2d(h, block.conv2.weight, padding=1), block.bn2)
+                short = y if block.downsample is None else _bn(
+                    torch.nn.functional.conv2d(y, block.downsample[0].weight, stride=stride), block.downsample[1])
+                y = relu(h + short)
+        expected = y.sum(dim=(2, 3)) / (y.shape[2] * y.shape[3])
+        feats = model.forward_features(x)
+        logits = model(x)
+    assert y.shape[2:] == (8, 8) and feats.shape == (2, 64)
+    assert torch.allclose(feats, expected, atol=1e-5)
+    assert torch.allclose(logits, expected @ model.fc.weight.T + model.fc.bias, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
+def test_forward_features_are_the_classifier_input(name):
+    """For every zoo model, logits = features @ W.T + b with the last linear layer: the features transfer
+    evaluation probes are exactly what the classifier sees."""
+    torch.manual_seed(0)
+    model = create(name, num_classes=7).eval()
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        feats, logits = model.forward_features(x), model(x)
+    assert torch.allclose(logits, feats @ head.weight.T + head.bias, atol=1e-4, rtol=1e-4)
