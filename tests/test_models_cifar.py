@@ -217,7 +217,7 @@ def test_forward_features_by_hand_on_a_tiny_mlp():
     assert torch.allclose(feats, torch.tensor([[7.1, 2.0], [0.0, 0.0], [2.1, 0.0]]), atol=1e-6)
 
 
-def _bn(x, bn):
+def _bn_eval(x, bn):
     """Eval-mode batch norm written out: (x - running mean) / sqrt(running var + eps) * weight + bias."""
     shape = (1, -1, 1, 1)
     return ((x - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps)
@@ -236,13 +236,13 @@ def test_forward_features_of_resnet8_equal_a_plainly_written_forward():
                 m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
         x = torch.randn(2, 3, 32, 32)
         relu = lambda t: t.clamp_min(0)  # noqa: E731
-        y = relu(_bn(torch.nn.functional.conv2d(x, model.conv1.weight, padding=1), model.bn1))
+        y = relu(_bn_eval(torch.nn.functional.conv2d(x, model.conv1.weight, padding=1), model.bn1))
         for stage in (model.layer1, model.layer2, model.layer3):
             for block in stage:
                 stride = block.conv1.stride
-                h = relu(_bn(torch.nn.functional.conv2d(y, block.conv1.weight, stride=stride, padding=1), block.bn1))
-                h = _bn(torch.nn.functional.conv2d(h, block.conv2.weight, padding=1), block.bn2)
-                short = y if block.downsample is None else _bn(
+                h = relu(_bn_eval(torch.nn.functional.conv2d(y, block.conv1.weight, stride=stride, padding=1), block.bn1))
+                h = _bn_eval(torch.nn.functional.conv2d(h, block.conv2.weight, padding=1), block.bn2)
+                short = y if block.downsample is None else _bn_eval(
                     torch.nn.functional.conv2d(y, block.downsample[0].weight, stride=stride), block.downsample[1])
                 y = relu(h + short)
         expected = y.sum(dim=(2, 3)) / (y.shape[2] * y.shape[3])
