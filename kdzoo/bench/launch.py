@@ -28,6 +28,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from ..engine.checkpoint import atomic_write_text
 from ..errors import ConfigError
 from .plugins import import_plugins
@@ -66,7 +68,6 @@ def execute_unit(payload: Payload, *, progress: bool = False, log: Callable[[str
                  threads: int | None = None) -> dict[str, str]:
     """Run one unit; returns {hash: status}: finished | diverged | failed for the runs it trained,
     ``skipped`` for runs already done, ``locked`` for runs another process is training."""
-    import torch
     threads = threads or payload.get("threads")
     if threads:
         torch.set_num_threads(int(threads))
@@ -126,7 +127,6 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
 
 # ------------------------------------------------------------------- local
 def _worker_init(threads: int) -> None:
-    import torch
     torch.set_num_threads(threads)
 
 
@@ -208,7 +208,7 @@ class UnitJob:
         return execute_unit(payload, progress=False)
 
     def checkpoint(self, payload: Payload) -> Any:
-        from submitit.helpers import DelayedSubmission
+        from submitit.helpers import DelayedSubmission  # optional dependency (the 'slurm' extra)
         return DelayedSubmission(self, payload)
 
 
@@ -224,7 +224,7 @@ class SlurmLauncher:
 
     def make_executor(self) -> Any:
         try:
-            import submitit
+            import submitit  # optional dependency (the 'slurm' extra)
         except ImportError:
             raise ConfigError("--launcher slurm needs submitit: pip install submitit (or 'kdzoo[slurm]')") from None
         if self.cluster in (None, "slurm") and shutil.which("sbatch") is None:

@@ -18,13 +18,16 @@ the runs' ``result.json`` files, so ``kdzoo leaderboard OUT`` needs nothing else
 """
 from __future__ import annotations
 
+import io
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..engine.checkpoint import atomic_write_bytes, atomic_write_text
 from ..errors import ConfigError
 from .store import RunStore
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan
@@ -46,7 +49,7 @@ def t_quantile_975(df: int) -> float:
     if df < 1:
         return float("nan")
     try:
-        from scipy.stats import t  # type: ignore
+        from scipy.stats import t  # type: ignore  # optional dependency (the 'test' extra)
         return float(t.ppf(0.975, df))
     except ImportError:
         pass
@@ -293,6 +296,7 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
 # ------------------------------------------------------------------ plot
 def plot(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
     """One panel per pair: methods down the side, each seed a dot, mean ± std, CE dashed, published ×."""
+    # matplotlib only when a plot is drawn: pyplot costs about 0.5 s of start-up for every bench command
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -343,14 +347,10 @@ def plot(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, path: Path) -> Non
         handles.append(plt.Line2D([], [], marker="x", color="C3", linestyle="", label="published"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(f"{plan.recipe} ({plan.dataset})", fontsize=11)
-    import warnings
     with warnings.catch_warnings():   # very long labels: matplotlib warns and keeps the default layout
         warnings.simplefilter("ignore", UserWarning)
         fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    import io
-
-    from ..engine.checkpoint import atomic_write_bytes
     buf = io.BytesIO()  # a unique temporary file per writer: two bench processes may rebuild at once
     fig.savefig(buf, format="png", dpi=130)
     plt.close(fig)
@@ -360,7 +360,6 @@ def plot(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, path: Path) -> Non
 # ---------------------------------------------------------------- build
 def build(out: str | Path) -> dict[str, Path]:
     """Write the four outputs into ``out`` from its plan and run store; returns their paths."""
-    from ..engine.checkpoint import atomic_write_text
     out = Path(out)
     plan = load_plan(out)
     store = RunStore(out)

@@ -24,6 +24,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .. import build_model
+from ..data import build_dataset
+from ..engine import resolve_device
 from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, FAILED, FINISHED
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
@@ -66,8 +69,6 @@ def default_out(recipe: Recipe) -> Path:
 
 def preflight(recipe: Recipe, plan: Plan, todo: list[str], data_root: str | None) -> None:
     """Fail early, with one line, when the data, a teacher checkpoint or a model cannot work."""
-    from ..data import build_dataset
-    from .. import build_model
     if not todo:
         return
     bundle = build_dataset(recipe.dataset, data_root=data_root)  # DataNotFoundError: the one-sentence data message
@@ -163,7 +164,6 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     todo = [h for h in all_runs if not store.is_done(h, retry_failed)]
     report.skipped_done = len(all_runs) - len(todo)
     if launcher == "local" and todo:
-        from ..engine import resolve_device
         resolve_device(device)   # "--device cuda" without a GPU: one line now, not a failed run each
     preflight(recipe, plan, todo, data_root)
     store.root.mkdir(parents=True, exist_ok=True)

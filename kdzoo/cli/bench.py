@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..data import build_dataset
 from ..engine.runfolder import ENDED
 from ..errors import ConfigError
 
@@ -49,6 +50,7 @@ def add_commands(sub: Any) -> None:
 
 # ------------------------------------------------------------------ bench
 def cmd_bench(args: argparse.Namespace) -> int:
+    # kdzoo.bench is imported when a command needs it: it loads pandas, about 0.9 s of every start-up
     from ..bench.recipe import load_recipe
     from ..bench.runner import default_out, run_bench
 
@@ -85,7 +87,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def print_summary(path: Path, metric: str) -> None:
-    import pandas as pd
+    import pandas as pd  # lazy like kdzoo.bench (see cmd_bench)
     try:
         summary = pd.read_csv(path)
     except (OSError, ValueError):
@@ -116,7 +118,7 @@ def _ci(r: Any, name: str) -> str:
 
 
 def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
-    from ..bench.store import RunStore
+    from ..bench.store import RunStore  # lazy like kdzoo.bench (see cmd_bench)
     from ..bench.sweep import TRAIN_SIZES, estimate, expand, make_units
 
     plan = expand(recipe, out, device=args.device)
@@ -124,7 +126,6 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
     sizes = dict(TRAIN_SIZES)
     if recipe.dataset not in sizes:
         try:  # a dataset kdzoo does not know the size of (a plugin's): look if it is at hand
-            from ..data import build_dataset
             sizes[recipe.dataset] = len(build_dataset(recipe.dataset, data_root=args.data_root).train)
         except Exception:
             pass
@@ -182,7 +183,7 @@ def _big(n: int | None) -> str:
 
 # ------------------------------------------------------------- leaderboard
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ..bench import leaderboard
+    from ..bench import leaderboard  # lazy like kdzoo.bench (see cmd_bench)
 
     out = Path(args.out)
     if not out.is_dir():

@@ -11,9 +11,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import yaml
+from rich.console import Console
+from rich.table import Table
 
-from ..engine import runfolder
+from .. import __version__, list_datasets, list_losses, list_models, loss_info
+from ..data import build_dataset
+from ..engine import TrainConfig, distributed, runfolder
+from ..engine.checkpoint import atomic_write_json
 from ..errors import ConfigError, KdzooError
+from ..registry import DATASETS, MODELS
 from .bench import add_commands as add_bench_commands
 
 EXIT_USAGE = 2
@@ -85,10 +91,9 @@ def _teacher_name_from_ckpt(ckpt: str) -> str | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    # imported here, not at the top: kdzoo.bench loads pandas, about 0.9 s of start-up (python -X importtime),
+    # which `kdzoo list` and `--help` do not need
     from ..bench.run import RunSpec, execute
-    from ..data import build_dataset  # noqa: F401  (validates the dataset name early)
-    from ..engine import TrainConfig
-    from ..registry import DATASETS
 
     DATASETS.entry(args.dataset)
     teacher = args.teacher
@@ -117,7 +122,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.download:
         build_dataset(args.dataset, data_root=args.data_root, download=True)
     out = Path(args.out or f"runs/{args.dataset}-{args.student}-{method}-s{args.seed}")
-    from ..engine import distributed
     try:  # under torchrun (several processes) only rank 0 writes and prints; see engine/distributed.py
         record = execute(spec, out, data_root=args.data_root, progress=not args.no_progress)
         main_process = distributed.is_main()
@@ -142,25 +146,19 @@ def _add_list(sub: Any) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    import kdzoo
-    from ..registry import DATASETS, MODELS
-
     table = Table(title=f"kdzoo {args.what}")
     if args.what == "losses":
         for col in ("name", "paper", "requires", "defaults", "source"):
             table.add_column(col, overflow="fold")
-        for name in kdzoo.list_losses():
-            info = kdzoo.loss_info(name)
+        for name in list_losses():
+            info = loss_info(name)
             paper = info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else "")
             defaults = ", ".join(f"{k}={v}" for k, v in info["defaults"].items())
             table.add_row(name, paper, info["requires"], defaults, info["source"])
     else:
         # listing through the API first imports the built-in models or datasets
         registry = MODELS if args.what == "models" else DATASETS
-        (kdzoo.list_models if args.what == "models" else kdzoo.list_datasets)()
+        (list_models if args.what == "models" else list_datasets)()
         table.add_column("name")
         table.add_column("description", overflow="fold")
         for name in registry.names():
@@ -201,10 +199,7 @@ def _add_transfer(sub: Any) -> None:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    from ..data import build_dataset
-    from ..engine.checkpoint import atomic_write_json
-    from ..apps.transfer import load_student, transfer_evaluate
-    from ..registry import DATASETS
+    from ..apps.transfer import load_student, transfer_evaluate  # lazy like kdzoo.bench (see _cmd_train)
 
     DATASETS.entry(args.dataset)
     model, fmt, info = load_student(args.run, student=args.student, source_dataset=args.source_dataset,
@@ -234,7 +229,6 @@ COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_list, _add_transfer]
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kdzoo", description="kdzoo: logit knowledge distillation, comparable and easy to use.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    from .. import __version__
     parser.add_argument("--version", action="version", version=f"kdzoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in COMMANDS:

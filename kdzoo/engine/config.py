@@ -1,8 +1,11 @@
 """Training settings shared by every method."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+import torch
 
 from ..errors import ConfigError, did_you_mean, reject_unknown
 
@@ -66,7 +69,6 @@ class TrainConfig:
         if not float(self.gamma) > 0:
             raise ConfigError(f"gamma must be > 0, got {self.gamma}")
         if self.device != "auto":
-            import torch
             try:
                 torch.device(self.device)
             except (RuntimeError, ValueError):
@@ -74,7 +76,6 @@ class TrainConfig:
 
     def _check_types(self) -> None:
         """Wrong types (e.g. ``epochs: ten`` in a recipe, or a NaN rate) are ConfigErrors, not tracebacks."""
-        import math
         for f in fields(self):
             value, default = getattr(self, f.name), f.default
             if isinstance(default, bool):

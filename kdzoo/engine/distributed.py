@@ -57,6 +57,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError
 
@@ -168,8 +169,6 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     """
     if not world_size() > 1:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     if device.type != "cpu" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         for name, child in list(model.named_children()):
             setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
