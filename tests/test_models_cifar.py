@@ -240,7 +240,8 @@ def test_forward_features_of_resnet8_equal_a_plainly_written_forward():
         for stage in (model.layer1, model.layer2, model.layer3):
             for block in stage:
                 stride = block.conv1.stride
-                h = relu(_bn_eval(torch.nn.functional.conv2d(y, block.conv1.weight, stride=stride, padding=1), block.bn1))
+                h = torch.nn.functional.conv2d(y, block.conv1.weight, stride=stride, padding=1)
+                h = relu(_bn_eval(h, block.bn1))
                 h = _bn_eval(torch.nn.functional.conv2d(h, block.conv2.weight, padding=1), block.bn2)
                 short = y if block.downsample is None else _bn_eval(
                     torch.nn.functional.conv2d(y, block.downsample[0].weight, stride=stride), block.downsample[1])

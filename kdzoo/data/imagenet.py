@@ -22,7 +22,7 @@ LAYOUT = ("train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (the validation images sort
 
 
 def transforms_for(train: bool, size: int = 224, resize: int = 256):
-    from torchvision import transforms as T
+    from torchvision import transforms as T  # torchvision takes seconds to import: only for ImageNet
     if train:
         steps = [T.RandomResizedCrop(size), T.RandomHorizontalFlip()]
     else:
@@ -31,7 +31,7 @@ def transforms_for(train: bool, size: int = 224, resize: int = 256):
 
 
 def _folder(path: Path, transform):
-    from torchvision.datasets import ImageFolder
+    from torchvision.datasets import ImageFolder  # see transforms_for
     try:
         return ImageFolder(str(path), transform=transform)
     except (FileNotFoundError, RuntimeError) as exc:
@@ -73,7 +73,7 @@ def imagenet(data_root: str | None = None, *, val_size: int | float = 0, seed: i
     train_idx, val_idx = _val_indices(len(train_full), val_size, seed)
     train, val = train_full, None
     if val_idx:
-        from torchvision.datasets.vision import StandardTransform
+        from torchvision.datasets.vision import StandardTransform  # see transforms_for
         plain = copy.copy(train_full)  # same file list (no second scan of train/), evaluation transform
         plain.transform = transforms_for(False)
         plain.transforms = StandardTransform(plain.transform, plain.target_transform)

@@ -72,7 +72,7 @@ def _val_files(root: Path, index: dict[str, int]) -> list[tuple[Path, int]]:
 
 
 def _decode(path: Path) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image  # only when JPEGs are decoded (the first load; later loads read the cache)
     try:
         with Image.open(path) as img:
             img = img.convert("RGB")

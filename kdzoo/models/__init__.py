@@ -25,7 +25,7 @@ def create(name: str, num_classes: int, in_channels: int | None = None,
     ``in_channels`` and ``image_size`` are passed only to factories that take them.
     """
     if ":" in name:
-        from .external import create_external
+        from .external import create_external  # timm/torchvision only for tv:/timm: names (slow imports)
         return create_external(name, num_classes=num_classes, in_channels=in_channels,
                                image_size=image_size, **kwargs)
     entry = MODELS.entry(name)

@@ -36,8 +36,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             break
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
         kind = f"keys {sorted(map(str, obj))[:5]}" if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f"checkpoint {path} does not hold a state dict (found {kind}); expected a dict of tensors, "
-                              f"optionally under one of {', '.join(repr(k) for k in STATE_DICT_KEYS)}")
+        raise CheckpointError(f"checkpoint {path} does not hold a state dict (found {kind}); expected a dict of "
+                              f"tensors, optionally under one of {', '.join(repr(k) for k in STATE_DICT_KEYS)}")
     return {strip_prefixes(str(k)): v for k, v in obj.items()}
 
 

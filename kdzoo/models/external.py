@@ -75,7 +75,7 @@ def _square(image_size: Any) -> int | None:
 
 
 def _build_timm(model: str, num_classes: int, in_channels: int, image_size: Any, kwargs: dict) -> tuple:
-    import timm
+    import timm  # here, not at the top: ~2 s to import (python -X importtime), needed only for timm: models
     base = model.split(".")[0]  # "resnet18.a1_in1k" names a pretrained tag of "resnet18"
     known = timm.list_models()
     if base not in known:
@@ -93,7 +93,7 @@ def _build_timm(model: str, num_classes: int, in_channels: int, image_size: Any,
 
 
 def _build_torchvision(model: str, num_classes: int, in_channels: int, image_size: Any, kwargs: dict) -> tuple:
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # here: seconds to import, needed only for tv: models
     known = tvm.list_models(module=tvm)  # classification models only
     if model not in known:
         raise ConfigError(f"unknown torchvision model '{model}'{did_you_mean(model, known)} "
