@@ -140,6 +140,69 @@ class _Display:
         self.bar.advance(self.sweep, n)
 
 
+class _Phases:
+    """Runs a list of hashes through the launcher, records each outcome in the report, and waits for and
+    takes over runs another process holds; ``stop`` is set by --fail-fast."""
+
+    def __init__(self, plan: Plan, store: RunStore, runner: Any, display: "_Display", report: SweepReport, *,
+                 plugins: list[str], data_root: str | None, cohort: str, fail_fast: bool,
+                 retry_failed: bool) -> None:
+        self.plan, self.store, self.runner, self.display, self.report = plan, store, runner, display, report
+        self.plugins, self.data_root, self.cohort = plugins, data_root, cohort
+        self.fail_fast, self.retry_failed = fail_fast, retry_failed
+        self.stop: list[str] = []
+
+    def phase(self, hashes: list[str], solo: bool) -> None:
+        locked = self.run(hashes, solo, self.retry_failed)
+        for _ in range(MAX_ROUNDS):
+            if not locked or self.stop:
+                return
+            for h in locked:   # another process trains these: wait for it, then take over what it left
+                if self.store.is_locked(h):
+                    self.display.print(f"waiting for {describe(self.plan, h)} [dim]{h}[/dim], held by another "
+                                       f"process")
+                self.store.wait_unlocked(h)
+            locked = self.run(locked, solo, False)
+
+    def run(self, hashes: list[str], solo: bool, retry: bool) -> list[str]:
+        """Run ``hashes``; return those another process holds."""
+        plan, store = self.plan, self.store
+        hashes = [h for h in hashes if not store.is_done(h, retry)]
+        if not hashes or self.stop:
+            return []
+        units = [[h] for h in hashes] if solo else make_units(plan.specs, hashes, self.cohort)
+        payloads = [make_payload(store, plan.specs, u, plugins=self.plugins, data_root=self.data_root,
+                                 retry_failed=retry) for u in units]
+        locked: list[str] = []
+        if isinstance(self.runner, LocalLauncher) and self.runner.workers == 1:
+            self.runner.on_start = lambda i: self.display.start_unit(
+                " + ".join(describe(plan, h) for h in units[i])[:90], plan.specs[units[i][0]].train.epochs)
+        self.runner.run(payloads, lambda i, statuses: self._done(statuses, locked),
+                        should_stop=lambda: bool(self.stop))
+        return locked
+
+    def _done(self, statuses: dict[str, str], locked: list[str]) -> None:
+        for h, status in statuses.items():
+            if status == LOCKED:
+                locked.append(h)
+                continue
+            if status == SKIPPED:
+                continue
+            self.report.statuses[h] = status
+            if status in ENDED:
+                self.report.ran.append(h)
+            record = self.store.result(h) or {}
+            top1 = record.get("top1")
+            detail = f" top1 {top1:.2f}" if isinstance(top1, (int, float)) and top1 == top1 else ""
+            colour = {FINISHED: "green", DIVERGED: "yellow"}.get(status, "red")
+            msg = f" ({record.get('message')})" if status != FINISHED and record.get("message") else ""
+            self.display.print(f"[{colour}]{status}[/{colour}] {describe(self.plan, h)}{detail}{msg} "
+                               f"[dim]({h})[/dim]")
+            if status in (FAILED, DIVERGED) and self.fail_fast and not self.stop:
+                self.stop.append(f"{describe(self.plan, h)} {status}: {record.get('message', '')}")
+        self.display.unit_done(sum(1 for s in statuses.values() if s != LOCKED))
+
+
 def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, launcher: str = "local",
               workers: int = 1, cohort: str = "auto", fail_fast: bool = False, data_root: str | None = None,
               device: str = "auto", retry_failed: bool = False, slurm: dict[str, Any] | None = None,
@@ -172,7 +235,6 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
 
     display = _Display(len(todo), progress, console)
     depends = plan.depends_on()
-    stop: list[str] = []
 
     if launcher == "slurm":
         settings = SlurmSettings(**{**recipe.slurm.__dict__, **{k: v for k, v in (slurm or {}).items()
@@ -182,65 +244,21 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     else:
         runner = LocalLauncher(workers, log=display.trainer_log)
 
-    def run_phase(hashes: list[str], solo: bool, retry: bool) -> list[str]:
-        """Run ``hashes``; return those another process holds."""
-        hashes = [h for h in hashes if not store.is_done(h, retry)]
-        if not hashes or stop:
-            return []
-        units = [[h] for h in hashes] if solo else make_units(plan.specs, hashes, cohort)
-        payloads = [make_payload(store, plan.specs, u, plugins=recipe.plugins, data_root=data_root,
-                                 retry_failed=retry) for u in units]
-        locked: list[str] = []
-        if isinstance(runner, LocalLauncher) and runner.workers == 1:
-            runner.on_start = lambda i: display.start_unit(
-                " + ".join(describe(plan, h) for h in units[i])[:90], plan.specs[units[i][0]].train.epochs)
-
-        def on_done(i: int, statuses: dict[str, str]) -> None:
-            for h, status in statuses.items():
-                if status == LOCKED:
-                    locked.append(h)
-                    continue
-                if status == SKIPPED:
-                    continue
-                report.statuses[h] = status
-                if status in ENDED:
-                    report.ran.append(h)
-                record = store.result(h) or {}
-                top1 = record.get("top1")
-                detail = f" top1 {top1:.2f}" if isinstance(top1, (int, float)) and top1 == top1 else ""
-                colour = {FINISHED: "green", DIVERGED: "yellow"}.get(status, "red")
-                msg = f" ({record.get('message')})" if status != FINISHED and record.get("message") else ""
-                display.print(f"[{colour}]{status}[/{colour}] {describe(plan, h)}{detail}{msg} [dim]({h})[/dim]")
-                if status in (FAILED, DIVERGED) and fail_fast and not stop:
-                    stop.append(f"{describe(plan, h)} {status}: {record.get('message', '')}")
-            display.unit_done(sum(1 for s in statuses.values() if s != LOCKED))
-
-        runner.run(payloads, on_done, should_stop=lambda: bool(stop))
-        return locked
-
-    def phase(hashes: list[str], solo: bool) -> None:
-        locked = run_phase(hashes, solo, retry_failed)
-        for _ in range(MAX_ROUNDS):
-            if not locked or stop:
-                return
-            for h in locked:   # another process trains these: wait for it, then take over what it left
-                if store.is_locked(h):
-                    display.print(f"waiting for {describe(plan, h)} [dim]{h}[/dim], held by another process")
-                store.wait_unlocked(h)
-            locked = run_phase(locked, solo, False)
+    sweep = _Phases(plan, store, runner, display, report, plugins=recipe.plugins, data_root=data_root,
+                    cohort=cohort, fail_fast=fail_fast, retry_failed=retry_failed)
 
     try:
         with display:
             teachers = plan.hashes(TEACHER_ROLE)
-            phase(teachers, solo=True)
+            sweep.phase(teachers, solo=True)
             students = [h for h in plan.hashes(STUDENT_ROLE) if h not in teachers]
-            phase([h for h in students if h not in depends or _teacher_ready(store, depends[h])], solo=False)
+            sweep.phase([h for h in students if h not in depends or _teacher_ready(store, depends[h])], solo=False)
     finally:
         runner.close()
     for h in all_runs:
         report.statuses[h] = store.status(h)
-    if stop:
-        report.stopped = stop[0]
+    if sweep.stop:
+        report.stopped = sweep.stop[0]
     report.outputs = leaderboard.build(store.root)
     return report
 
