@@ -27,7 +27,7 @@ from typing import Any, Callable
 from ..engine import runfolder
 from ..engine.checkpoint import atomic_write_json, atomic_write_text
 from ..engine.recovery import check_metrics, load_last_good, warn
-from ..engine.runfolder import CHECKPOINT, COMPLETED, FINISHED, LOCK, METRICS, MODEL
+from ..engine.runfolder import CHECKPOINT, COMPLETED, FINISHED, INTERRUPTED, LOCK, METRICS, MODEL, PENDING, RUNNING
 from ..errors import ConfigError
 
 PLAN, RECIPE_COPY = "plan.json", "recipe.yaml"
@@ -103,10 +103,10 @@ class RunStore:
         if record is not None:
             return str(record.get("status", "failed"))
         if self.is_locked(h):
-            return "running"
+            return RUNNING
         if (self.run_dir(h) / CHECKPOINT).exists():
-            return "interrupted"
-        return "pending"
+            return INTERRUPTED
+        return PENDING
 
     def has_model(self, h: str) -> bool:
         return (self.run_dir(h) / MODEL).is_file()

@@ -33,6 +33,8 @@ LOCK = ".lock"
 FINISHED, DIVERGED, FAILED = "finished", "diverged", "failed"
 ENDED = (FINISHED, DIVERGED, FAILED)   # a result.json with one of these marks the run done
 COMPLETED = (FINISHED, DIVERGED)       # ended without an error: a sweep of only these succeeded
+# a run without a result: still training (its lock is held), stopped with a checkpoint, or not started
+RUNNING, INTERRUPTED, PENDING = "running", "interrupted", "pending"
 
 
 def transfer_file(dataset: str) -> str:
@@ -86,5 +88,6 @@ def clear_result(run_dir: str | os.PathLike) -> None:
         pass
 
 
-__all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "FAILED", "FINISHED", "LOCK", "METRICS", "MODEL",
-           "RESULT", "clear_result", "read_config", "read_result", "transfer_file", "write_config", "write_result"]
+__all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "FAILED", "FINISHED", "INTERRUPTED", "LOCK",
+           "METRICS", "MODEL", "PENDING", "RESULT", "RUNNING", "clear_result", "read_config", "read_result",
+           "transfer_file", "write_config", "write_result"]

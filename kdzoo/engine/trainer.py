@@ -40,7 +40,7 @@ from ..teachers import Teacher, check_access
 from . import distributed
 from .checkpoint import atomic_write_text
 from .recovery import resume_state, save_checkpoint_keep_previous
-from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS
+from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
 from .config import TrainConfig
 from .device import amp_dtype, resolve_device
 from .device import get_rng as _get_rng, rng_generators as _rng_generators, set_rng as _set_rng
@@ -51,7 +51,7 @@ from .progress import Progress
 
 @dataclass
 class RunResult:
-    status: str = "pending"            # finished | diverged | failed
+    status: str = PENDING              # finished | diverged | failed
     epochs: int = 0                    # epochs completed
     top1: float = float("nan")         # test top-1 (%) after the last epoch
     top5: float = float("nan")
@@ -121,7 +121,7 @@ class Member:
 
     @property
     def active(self) -> bool:
-        return self.result.status == "pending"
+        return self.result.status == PENDING
 
 
 def learning_rate(cfg: TrainConfig, progress: float) -> float:
@@ -252,7 +252,7 @@ class Trainer:
         m.done_epochs = int(ckpt["epoch"])
         m.metrics = list(ckpt["metrics"])
         m.queries = int(ckpt["queries"])
-        m.result = RunResult(**{**ckpt["result"], "status": "pending"})
+        m.result = RunResult(**{**ckpt["result"], "status": PENDING})
         m.prepare_queries = m.result.prepare_queries
 
     def _save(self, m: Member) -> None:
