@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..engine.checkpoint import atomic_write_text
+from ..engine.runfolder import RunFolderMismatch
 from ..errors import ConfigError
 from .recipe import SlurmSettings, import_plugins
 from .run import RunSpec, environment, execute_cohort
@@ -105,6 +106,8 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
     try:
         records = execute_cohort(specs, [store.run_dir(h) for h, _ in todo], data_root=data_root,
                                  cache_dir=store.root / "cache", progress=progress, log=log)
+    except RunFolderMismatch:
+        raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
         if len(todo) > 1:
             # one member may have taken the cohort down: train each alone (from its own checkpoint)
@@ -173,6 +176,8 @@ class LocalLauncher:
                         continue
                     try:
                         statuses = fut.result()
+                    except RunFolderMismatch:
+                        raise
                     except Exception as exc:  # the worker process died (killed, out of memory)
                         if self.log:
                             self.log(f"[red]worker lost: {type(exc).__name__}: {exc}[/red]")

@@ -26,6 +26,7 @@ from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, atomic_write_json, distributed, evaluate, resolve_device
 from ..engine.checkpoint import atomic_write_bytes
+from ..engine.runfolder import check_run_folder
 from ..errors import CheckpointError, ConfigError, reject_unknown
 from ..registry import LOSSES
 from ..teachers import Teacher, check_access
@@ -73,6 +74,12 @@ class RunSpec:
 
     def config_hash(self) -> str:
         """Stable content hash: same resolved config -> same hash; any change -> a new one."""
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define the run (what its hash covers): no device, defaults of later settings
+        left out, the teacher named by its file's digest or by the run that trained it."""
         d = self.to_dict()
         d["train"].pop("device", None)        # where a run executes does not change what it is
         for key, default in TRAIN_HASHED_WHEN_SET.items():
@@ -84,8 +91,7 @@ class RunSpec:
             d["teacher_ckpt"] = f"run:{teacher_run}"
         elif d.get("teacher_ckpt"):
             d["teacher_ckpt"] = file_digest(d["teacher_ckpt"])
-        blob = json.dumps(d, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return d
 
     def cohort_key(self) -> str:
         """Specs with the same key can train in lockstep (they differ only in method)."""
@@ -245,6 +251,10 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     bundle = load_bundle(head, data_root)
     teacher = load_teacher(head, bundle)
     cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels, device=device_name)
+    for spec, run_dir in zip(specs, run_dirs):  # before anything is written to any of the folders
+        if run_dir is not None:
+            check_run_folder(run_dir, spec.to_dict(), lambda d: RunSpec.from_dict(d).identity(),
+                             "pass another output folder, or delete this one to start over")
     members = []
     for spec, run_dir in zip(specs, run_dirs):
         if run_dir is not None:

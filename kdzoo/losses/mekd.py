@@ -14,9 +14,10 @@ only ("hard", access label); the student side holds unlabeled images. Two stages
    LeakyReLU, Dropout2d 0.25, BN (not on the first) -> linear -> sigmoid. DCGAN init N(0, 0.02).
    G is cached in ``cache_dir/mekd/<hash>.pt``, hash of (teacher weights digest, student-side data
    digest, access, response, seed, generator settings), and reused; the queries it cost are recorded.
-   A PNG of samples per class goes to ``run_dir/mekd_samples.png``: G takes no class input (it is
-   not class-conditional), so rows come from drawing z ~ N(0, I), asking the teacher (counted) and
-   grouping by its label, most confident first; a short row shows a class G rarely produces.
+   A PNG of samples per class (torchvision's ``save_image``) goes to ``run_dir/mekd_samples.png``: G
+   takes no class input (it is not class-conditional), so rows come from drawing z ~ N(0, I), asking
+   the teacher (counted) and grouping by its label, most confident first; a short row shows a class G
+   rarely produces.
 2. Distillation (G frozen, eval mode): the student trains on generated batches only (``prepare``
    replaces the train loader; steps per epoch = config.steps_per_epoch or ``steps_per_epoch``), the
    trainer queries the teacher on them as usual, and
@@ -34,6 +35,7 @@ one query batch per GAN step (D then G on the same fake batch).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
@@ -42,10 +44,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.utils import save_image
 
+from ..engine.checkpoint import atomic_write_bytes
+from ..engine.runfolder import RunFolderMismatch, differences
 from ..errors import AccessError, ConfigError
 from ..registry import register_loss
-from ._dcgan import Discriminator, Generator, dcgan_init, write_png
+from ._dcgan import Discriminator, Generator, dcgan_init
 from .base import DistillLoss, check_logits, kl_with_temperature
 
 
@@ -132,13 +137,20 @@ class MEKD(DistillLoss):
         start = time.perf_counter()
         if (cache / f"{digest}.pt").is_file():
             state = torch.load(cache / f"{digest}.pt", map_location=dev, weights_only=True)
+            made_with = state.get("info", {}).get("key")
+            if made_with != key:  # a shortened hash's collision, or a hand-placed file: never use another's G
+                raise RunFolderMismatch(f"mekd: cached generator {cache / digest}.pt was trained with other "
+                                        f"settings ({differences(made_with or {}, key)}); delete it to train a "
+                                        f"new one")
             gen.load_state_dict(state["generator"])
             self.info = {**state["info"], "trained": False}
         else:
             cache.mkdir(parents=True, exist_ok=True)
             queries = self._deprivatize(gen, teacher, images, ctx)
-            grid, queries = self._grid(teacher, bundle.num_classes, ctx.seed), queries + self.grid_queries
-            write_png(cache / f"{digest}.png", grid)
+            tiles, queries = self._grid(teacher, bundle.num_classes, ctx.seed), queries + self.grid_queries
+            png = io.BytesIO()
+            save_image(tiles, png, nrow=self.grid_per_class, padding=2, format="png")
+            atomic_write_bytes(cache / f"{digest}.png", png.getvalue())
             self.info = {"key": key, "hash": digest, "queries": queries, "seconds": time.perf_counter() - start}
             tmp = cache / f"{digest}.pt.{os.getpid()}.tmp"
             torch.save({"generator": gen.state_dict(), "info": self.info}, tmp)
@@ -189,7 +201,8 @@ class MEKD(DistillLoss):
 
     @torch.no_grad()
     def _grid(self, teacher, classes: int, seed: int) -> Tensor:
-        """Rows = teacher labels of samples G(z), most confident first (``grid_per_class`` columns)."""
+        """Tiles in [0, 1], one row per teacher label of samples G(z), most confident first
+        (``grid_per_class`` columns, black where G gave fewer), shown at twice their size."""
         k = self.grid_per_class
         g = torch.Generator(device=self._norm[0].device).manual_seed(seed + 12345)
         imgs = self.generator(torch.randn(4 * k * classes, self._latent, generator=g, device=g.device))
@@ -197,15 +210,13 @@ class MEKD(DistillLoss):
         t = teacher(self.to_model_input(imgs))
         self.grid_queries = teacher.queries - n0
         conf, label = torch.softmax(t, 1).max(1)
-        c, h, w = imgs.shape[1:]
-        grid, order = torch.zeros(classes * (h + 2), k * (w + 2), c), conf.argsort(descending=True).tolist()
+        shown = imgs[:, :3] if imgs.shape[1] >= 3 else imgs[:, :1]
+        tiles, order = torch.zeros(classes * k, *shown.shape[1:]), conf.argsort(descending=True).tolist()
         for cls in range(classes):
             picks = [i for i in order if label[i] == cls][:k]
             for j, i in enumerate(picks):
-                grid[cls * (h + 2) + 1:cls * (h + 2) + 1 + h, j * (w + 2) + 1:j * (w + 2) + 1 + w] = \
-                    (imgs[i].permute(1, 2, 0).cpu() + 1) / 2
-        grid = (grid[:, :, :3] if c >= 3 else grid[:, :, 0]).mul(255).round().clamp(0, 255).to(torch.uint8)
-        return grid.repeat_interleave(2, 0).repeat_interleave(2, 1)
+                tiles[cls * k + j] = (shown[i].cpu() + 1) / 2
+        return F.interpolate(tiles, scale_factor=2, mode="nearest")
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor | None = None,
                 *, epoch: int = 1, **batch) -> dict[str, Tensor]:
