@@ -7,18 +7,11 @@ from pathlib import Path
 import pytest
 
 from kdzoo.cli import main
-from kdzoo.data.base import find_dataset_dir
 from kdzoo.engine.runfolder import differences
 
+from conftest import needs_fmnist
+
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
-
-
-def _has_fmnist() -> bool:
-    try:
-        find_dataset_dir(["fashion-mnist"], ["train-images-idx3-ubyte.gz"], None, "")
-    except Exception:
-        return False
-    return True
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -32,7 +25,7 @@ def test_differences_names_each_setting():
     assert differences(old, old) == ""
 
 
-@pytest.mark.skipif(not _has_fmnist(), reason="Fashion-MNIST files not present")
+@needs_fmnist
 def test_train_refuses_to_extend_a_run_with_other_settings(capsys, tmp_path):
     out = tmp_path / "run"
     common = ["train", "--student", "fmnist_cnn_tiny", "--method", "ce", "--steps-per-epoch", "2", "--out", str(out),

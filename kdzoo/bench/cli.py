@@ -27,6 +27,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed or diverged run")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs whose result is 'failed'")
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
+    p.add_argument("--download", action="store_true",
+                   help="download the recipe's dataset if it is missing (needs a network; Fashion-MNIST)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of a run's hash)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or per-run lines")
     s = p.add_argument_group("slurm (override the recipe's slurm block)")
@@ -48,6 +50,7 @@ def add_commands(sub: Any) -> None:
 
 # ------------------------------------------------------------------ bench
 def cmd_bench(args: argparse.Namespace) -> int:
+    from ..data import build_dataset
     from .recipe import load_recipe
     from .runner import default_out, run_bench
 
@@ -64,6 +67,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(recipe)
     if args.dry_run:
         return dry_run(recipe, out, args)
+    if args.download:  # fetched before anything is planned or written
+        build_dataset(recipe.dataset, data_root=args.data_root, download=True)
     slurm = {"partition": args.partition, "time_min": args.time_min, "gpus_per_job": args.gpus_per_job,
              "cpus_per_task": args.cpus_per_task, "array_parallelism": args.array_parallelism}
     report = run_bench(recipe, out, launcher=args.launcher, workers=args.workers, cohort=args.cohort,
