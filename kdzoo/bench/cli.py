@@ -20,7 +20,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--out", default=None, help="output folder and run store (default results/<recipe name>)")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local",
                    help="local: this machine; slurm: one submitit job per run or cohort")
-    p.add_argument("--workers", type=int, default=1, help="local processes running units in parallel (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local processes running units in parallel (default: one per CPU core, or one per GPU; "
+                        "each run single-threaded unless its recipe sets cpu_threads)")
     p.add_argument("--cohort", choices=["auto", "off"], default="auto",
                    help="auto: runs differing only in method train in lockstep, sharing data and teacher (default)")
     p.add_argument("--dry-run", action="store_true", help="list the planned runs and the work left; run nothing")
@@ -51,18 +53,20 @@ def add_commands(sub: Any) -> None:
 # ------------------------------------------------------------------ bench
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..data import build_dataset
+    from .launch import default_workers
     from .recipe import load_recipe
     from .runner import default_out, run_bench
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     slurm_flags = [f"--{k.replace('_', '-')}" for k in ("partition", "time_min", "gpus_per_job", "cpus_per_task",
                                                         "array_parallelism", "slurm_cluster")
                    if getattr(args, k) is not None]
     if slurm_flags and args.launcher != "slurm":
         raise ConfigError(f"{', '.join(slurm_flags)}: Slurm options, given without --launcher slurm")
-    if args.workers != 1 and args.launcher == "slurm":
+    if args.workers not in (None, 1) and args.launcher == "slurm":
         raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
+    workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else default_out(recipe)
     if args.dry_run:
@@ -71,7 +75,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         build_dataset(recipe.dataset, data_root=args.data_root, download=True)
     slurm = {"partition": args.partition, "time_min": args.time_min, "gpus_per_job": args.gpus_per_job,
              "cpus_per_task": args.cpus_per_task, "array_parallelism": args.array_parallelism}
-    report = run_bench(recipe, out, launcher=args.launcher, workers=args.workers, cohort=args.cohort,
+    report = run_bench(recipe, out, launcher=args.launcher, workers=workers, cohort=args.cohort,
                        fail_fast=args.fail_fast, data_root=args.data_root, device=args.device,
                        retry_failed=args.retry_failed, slurm=slurm, slurm_cluster=args.slurm_cluster,
                        progress=not args.no_progress)

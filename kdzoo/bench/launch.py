@@ -11,7 +11,9 @@ sweep can move between them.
 - ``LocalLauncher(workers=1)``: in this process, with progress callbacks.
 - ``LocalLauncher(workers=N)``: a pool of N spawned processes, one unit each at a
   time, ``torch.set_num_threads(max(1, cores // N))`` in every worker (training
-  itself runs with the run's ``cpu_threads``, so N never changes a result).
+  itself runs with the run's ``cpu_threads``, so N never changes a result); with
+  ``gpus=G`` each worker trains on its own GPU. ``kdzoo bench`` defaults to one
+  worker per CPU core, or one per GPU (``default_workers``).
 - ``SlurmLauncher``: one submitit job per unit, submitted as job arrays
   (partition, time, GPUs per job, array parallelism from the recipe's ``slurm``
   block or the command line). A job that hits its time limit is requeued and
@@ -48,6 +50,15 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover (macOS)
         return os.cpu_count() or 1
+
+
+def default_workers(device: str = "auto") -> int:
+    """Local workers when --workers is not given: one per GPU when training on GPUs, else one per CPU core
+    (each run keeps its own ``cpu_threads``, 1 by default, so the count never changes a result)."""
+    import torch
+    if device != "cpu" and torch.cuda.is_available():
+        return 1 if ":" in device else max(torch.cuda.device_count(), 1)
+    return cpu_count()
 
 
 def make_payload(store: RunStore, specs: dict[str, RunSpec], unit: list[str], *, plugins: list[str],
@@ -127,9 +138,11 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
 
 
 # ------------------------------------------------------------------- local
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, gpus: Any = None) -> None:
     import torch
     torch.set_num_threads(threads)
+    if gpus is not None:  # one GPU per worker: device "auto"/"cuda" then means this worker's own GPU
+        torch.cuda.set_device(int(gpus.get()))
 
 
 def _worker_run(payload: Payload) -> dict[str, str]:
@@ -140,10 +153,11 @@ class LocalLauncher:
     """Run units here (``workers=1``) or in a pool of ``workers`` processes (kept until ``close``)."""
 
     def __init__(self, workers: int = 1, *, log: Callable[[str], None] | None = None,
-                 on_start: Callable[[int], None] | None = None) -> None:
+                 on_start: Callable[[int], None] | None = None, gpus: int = 0) -> None:
         if int(workers) < 1:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
         self.workers = int(workers)
+        self.gpus = int(gpus)        # > 0: worker i trains on GPU i % gpus
         self.log = log
         self.on_start = on_start
         self._pool: ProcessPoolExecutor | None = None
@@ -160,9 +174,14 @@ class LocalLauncher:
                 on_done(i, execute_unit(payload, progress=False, log=self.log))
             return
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init,
-                                             initargs=(max(1, cpu_count() // self.workers),))
+            ctx = multiprocessing.get_context("spawn")
+            gpus = None
+            if self.gpus:
+                gpus = ctx.Queue()
+                for i in range(self.workers):
+                    gpus.put(i % self.gpus)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
+                                             initargs=(max(1, cpu_count() // self.workers), gpus))
         futures = {}
         try:
             for i, payload in enumerate(payloads):
@@ -306,5 +325,5 @@ def _cancel(job: Any) -> None:
         pass
 
 
-__all__ = ["INCOMPLETE", "LOCKED", "SKIPPED", "LocalLauncher", "SlurmLauncher", "UnitJob", "cpu_count", "execute_unit",
+__all__ = ["INCOMPLETE", "LOCKED", "SKIPPED", "LocalLauncher", "SlurmLauncher", "UnitJob", "cpu_count", "default_workers", "execute_unit",
            "make_payload"]

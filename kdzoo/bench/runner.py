@@ -179,7 +179,7 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         runner: Any = SlurmLauncher(settings, store.root / "slurm", name=f"kdzoo-{recipe.name}",
                                     cluster=slurm_cluster, executor=executor, log=display.print)
     else:
-        runner = LocalLauncher(workers, log=display.trainer_log)
+        runner = LocalLauncher(workers, log=display.trainer_log, gpus=_local_gpus(device, workers))
 
     def run_phase(hashes: list[str], solo: bool, retry: bool) -> list[str]:
         """Run ``hashes``; return those another process holds."""
@@ -242,6 +242,14 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         report.stopped = stop[0]
     report.outputs = leaderboard.build(store.root)
     return report
+
+
+def _local_gpus(device: str, workers: int) -> int:
+    """GPUs to spread local workers over: all of them for device auto/cuda, none for cpu or a named GPU."""
+    if workers < 2 or device == "cpu" or ":" in device:
+        return 0
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _teacher_ready(store: RunStore, h: str) -> bool:
