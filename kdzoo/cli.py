@@ -15,6 +15,7 @@ import yaml
 from .errors import ConfigError, KdzooError
 
 EXIT_USAGE = 2
+LIST_WIDTH = 100   # kdzoo list fits this many columns unless --wide
 EXIT_INTERRUPTED = 130
 
 
@@ -139,6 +140,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_list(sub: Any) -> None:
     p = sub.add_parser("list", help="list registered losses, models or datasets")
     p.add_argument("what", choices=["losses", "models", "datasets"])
+    p.add_argument("--wide", action="store_true", help="every column (paper titles, sources) at full width")
     p.set_defaults(func=_cmd_list)
 
 
@@ -150,14 +152,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from .registry import DATASETS, MODELS
 
     table = Table(title=f"kdzoo {args.what}")
+    width = max(Console().width, 160) if args.wide else LIST_WIDTH
     if args.what == "losses":
-        for col in ("name", "paper", "requires", "defaults", "source"):
-            table.add_column(col, overflow="fold")
+        columns = ("name", "paper", "year", "requires", "defaults", "source") if args.wide else \
+            ("name", "year", "requires", "defaults")
+        for col in columns:
+            table.add_column(col, overflow="fold", no_wrap=col != "defaults" and not args.wide)
         for name in kdzoo.list_losses():
             info = kdzoo.loss_info(name)
-            paper = info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else "")
-            defaults = ", ".join(f"{k}={v}" for k, v in info["defaults"].items())
-            table.add_row(name, paper, info["requires"], defaults, info["source"])
+            cells = {"name": name, "requires": info["requires"], "source": info["source"],
+                     "paper": info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else ""),
+                     "year": f"{info['year']} {info['venue']}".strip() if info["year"] else info["venue"],
+                     "defaults": ", ".join(f"{k}={v}" for k, v in info["defaults"].items())}
+            table.add_row(*(cells[c] for c in columns))
+        if not args.wide:
+            table.caption = "papers and sources: kdzoo list losses --wide; one loss: kdzoo.loss_info(NAME)"
     else:
         # listing through the API first imports the built-in models or datasets
         registry = MODELS if args.what == "models" else DATASETS
@@ -169,7 +178,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             table.add_row(name, doc[0] if doc else "")
         if args.what == "models":
             table.caption = "also timm:NAME and tv:NAME (torchvision), built without downloading weights"
-    Console(width=max(Console().width, 160)).print(table)
+    Console(width=width).print(table)
     return 0
 
 

@@ -77,6 +77,7 @@ def check_batch(name: str, logits: Tensor, min_classes: int = 2) -> None:
 class DKD(DistillLoss):
     requires = "probs"
     paper = "Zhao et al., CVPR 2022, Decoupled Knowledge Distillation"
+    year, venue = 2022, "CVPR"
     arxiv = "2203.08679"
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, alpha: float = 1.0,

@@ -86,6 +86,7 @@ GEN_SETTINGS = ("gen_alpha", "gen_steps", "gen_batch_size", "gen_lr", "gen_width
 class MEKD(DistillLoss):
     requires = "label"
     paper = "Ma et al., CVPR 2024, Aligning Logits Generatively for Principled Black-Box Knowledge Distillation"
+    year, venue = 2024, "CVPR"
     arxiv = "2205.10490"
 
     def __init__(self, tau: float = 5.0, temperature: float = 5.0, w_img: float = 1.0, w_kl: float = 1.0,
