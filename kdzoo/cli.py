@@ -74,7 +74,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<student>-<method>-s<seed>)")
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing (needs internet)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar; one log line per epoch")
     p.set_defaults(func=_cmd_train)
 
 
@@ -90,6 +90,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .bench.run import RunSpec, execute
     from .data import build_dataset  # noqa: F401  (validates the dataset name early)
     from .engine import TrainConfig
+    from .engine.progress import Progress
     from .registry import DATASETS
 
     DATASETS.entry(args.dataset)
@@ -121,7 +122,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{args.dataset}-{args.student}-{method}-s{args.seed}")
     from .engine import distributed
     try:  # under torchrun (several processes) only rank 0 writes and prints; see engine/distributed.py
-        record = execute(spec, out, data_root=args.data_root, progress=not args.no_progress)
+        # --no-progress: no bars, but still one line per epoch, so a log of the run stays useful
+        record = execute(spec, out, data_root=args.data_root, progress=Progress(enabled=not args.no_progress,
+                                                                                 lines=True))
         main_process = distributed.is_main()
     finally:
         distributed.shutdown()

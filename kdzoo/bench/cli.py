@@ -66,11 +66,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(slurm_flags)}: Slurm options, given without --launcher slurm")
     if args.workers not in (None, 1) and args.launcher == "slurm":
         raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
-    workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else default_out(recipe)
+    workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
     if args.dry_run:
-        return dry_run(recipe, out, args)
+        return dry_run(recipe, out, args, workers)
     if args.download:  # fetched before anything is planned or written
         build_dataset(recipe.dataset, data_root=args.data_root, download=True)
     slurm = {"partition": args.partition, "time_min": args.time_min, "gpus_per_job": args.gpus_per_job,
@@ -123,7 +123,8 @@ def _ci(r: Any, name: str) -> str:
     return f"{mean:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if low == low else "")
 
 
-def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
+def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) -> int:
+    from .eta import time_left
     from .store import RunStore
     from .sweep import TRAIN_SIZES, estimate, expand, make_units
 
@@ -177,6 +178,10 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
     print(f"left to run: {left} runs in {n_units} units of work (cohort {args.cohort}); about "
           f"{_big(total_images)} training images through a student, {_big(total_steps)} optimizer steps"
           f"{' (plus runs on a dataset of unknown size)' if unknown else ''}")
+    eta = time_left(store, [spec for h, spec in plan.specs.items() if store.status(h) not in ended],
+                    sizes).describe(workers)
+    if eta:
+        print(eta)
     return 0
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..engine.checkpoint import atomic_write_text
+from ..engine.progress import Progress
 from ..engine.runfolder import RunFolderMismatch
 from ..errors import ConfigError
 from .recipe import SlurmSettings, import_plugins
@@ -73,7 +74,7 @@ def failed_record(spec: RunSpec, h: str, exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "message": message, "config_hash": h, "epochs": 0, **environment()}
 
 
-def execute_unit(payload: Payload, *, progress: bool = False, log: Callable[[str], None] | None = None,
+def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str], None] | None = None,
                  threads: int | None = None) -> dict[str, str]:
     """Run one unit; returns {hash: status}: finished | diverged | failed for the runs it trained,
     ``skipped`` for runs already done, ``locked`` for runs another process is training."""
@@ -111,7 +112,7 @@ def execute_unit(payload: Payload, *, progress: bool = False, log: Callable[[str
     return statuses
 
 
-def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: bool,
+def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: Any,
            log: Callable[[str], None] | None) -> dict[str, str]:
     specs = [s for _, s in todo]
     try:
@@ -145,19 +146,23 @@ def _worker_init(threads: int, gpus: Any = None) -> None:
         torch.cuda.set_device(int(gpus.get()))
 
 
-def _worker_run(payload: Payload) -> dict[str, str]:
-    return execute_unit(payload, progress=False)
+def _worker_run(payload: Payload, lines: bool = False) -> dict[str, str]:
+    # no bars in a worker (they would fight the sweep's); log lines when the sweep prints them
+    return execute_unit(payload, progress=Progress(enabled=False, lines=lines))
 
 
 class LocalLauncher:
     """Run units here (``workers=1``) or in a pool of ``workers`` processes (kept until ``close``)."""
 
     def __init__(self, workers: int = 1, *, log: Callable[[str], None] | None = None,
-                 on_start: Callable[[int], None] | None = None, gpus: int = 0) -> None:
+                 on_start: Callable[[int], None] | None = None, gpus: int = 0, progress: Any = False) -> None:
         if int(workers) < 1:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
         self.workers = int(workers)
         self.gpus = int(gpus)        # > 0: worker i trains on GPU i % gpus
+        self.progress = progress     # in this process: the sweep's engine.progress.Progress (bars, lines)
+        # workers print their epochs' lines only where the sweep shows no bars (a log, --no-progress)
+        self._worker_lines = isinstance(progress, Progress) and progress.lines and not progress.live
         self.log = log
         self.on_start = on_start
         self._pool: ProcessPoolExecutor | None = None
@@ -165,13 +170,13 @@ class LocalLauncher:
     def run(self, payloads: list[Payload], on_done: OnDone, should_stop: ShouldStop = lambda: False) -> None:
         if not payloads:
             return
-        if self.workers == 1:
+        if self.workers == 1 or len(payloads) == 1:   # one unit gains nothing from a pool: train it here, with bars
             for i, payload in enumerate(payloads):
                 if should_stop():
                     return
                 if self.on_start:
                     self.on_start(i)
-                on_done(i, execute_unit(payload, progress=False, log=self.log))
+                on_done(i, execute_unit(payload, progress=self.progress, log=self.log))
             return
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
@@ -185,7 +190,7 @@ class LocalLauncher:
         futures = {}
         try:
             for i, payload in enumerate(payloads):
-                futures[self._pool.submit(_worker_run, payload)] = i
+                futures[self._pool.submit(_worker_run, payload, self._worker_lines)] = i
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -26,6 +26,7 @@ from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, atomic_write_json, distributed, evaluate, resolve_device
 from ..engine.checkpoint import atomic_write_bytes
+from ..engine.progress import Progress
 from ..engine.runfolder import check_run_folder
 from ..errors import CheckpointError, ConfigError, reject_unknown
 from ..registry import LOSSES
@@ -232,7 +233,7 @@ def _loaders(spec: RunSpec, bundle: DataBundle, device: torch.device,
 
 
 def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_root: str | None = None,
-                   cache_dir: str | Path | None = None, progress: bool = True,
+                   cache_dir: str | Path | None = None, progress: bool | Progress = True,
                    log: Any = None) -> list[dict[str, Any]]:
     """Train ``specs`` (same cohort key) together; return one result record per spec."""
     keys = {s.cohort_key() for s in specs}

@@ -22,16 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..engine.progress import Progress
 from ..engine.recovery import check_done_run
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
+from .eta import time_left
 from .launch import LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
 from .recipe import Recipe, SlurmSettings, load_recipe
 from .run import build_student, check_model_fits, load_state
 from .store import RunStore
-from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, expand, make_units
+from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand, make_units
 
 MAX_ROUNDS = 5
 
@@ -90,52 +91,55 @@ def preflight(recipe: Recipe, plan: Plan, todo: list[str], data_root: str | None
 
 
 class _Display:
-    """Rich progress over the sweep (runs done) and, in-process, over the current run's epochs."""
+    """The sweep's bar (images left to train, so its ETA is the sweep's) above the current run's bar.
+
+    In this process the trainer moves both every step (see engine/progress.py); units trained by
+    worker processes move the sweep's bar when they end. Without a terminal, or with
+    --no-progress, there are no bars and every epoch and run gets its log line.
+    """
 
     EPOCH = re.compile(r" epoch (\d+)/(\d+)")
 
-    def __init__(self, total: int, enabled: bool, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
-        self.enabled = enabled
-        self.live = enabled and self.console.is_terminal
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=self.console, transient=True, disable=not self.live)
-        self.sweep = self.bar.add_task("runs", total=total)
-        self.current: Any = None
+    def __init__(self, runs: int, images: int, enabled: bool, console: Console | None = None) -> None:
+        self.progress = Progress(enabled=enabled, console=console, lines=True)
+        self.live = self.progress.live
+        self.runs, self.images = runs, images
+        self.runs_done, self.images_done = 0, 0
+        self.sweep: Any = None
 
     def __enter__(self) -> "_Display":
-        self.bar.start()
+        self.progress.__enter__()
+        # a dataset of unknown size: the sweep's bar counts runs instead of images
+        self.sweep = self.progress.task(self._title(), total=self.images or self.runs)
+        self.progress.sweep = self.sweep if self.images else None
+        self.progress.advance(self.sweep, 0)   # the first speed sample: an ETA as soon as work is done
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.bar.stop()
+        self.progress.__exit__(*exc)
+
+    def _title(self) -> str:
+        return f"sweep {self.runs_done}/{self.runs} runs"
 
     def print(self, message: str) -> None:
-        if self.enabled:
-            self.console.print(message, highlight=False)
+        self.progress.print(message)
 
-    def start_unit(self, description: str, epochs: int) -> None:
-        if self.current is not None:
-            self.bar.remove_task(self.current)
-        self.current = self.bar.add_task(description, total=epochs)
-        self.epoch = 0
+    def start_unit(self, description: str) -> None:
+        self.progress.label = description
 
     def trainer_log(self, message: str) -> None:
         try:  # a display problem must never fail a run
-            m = self.EPOCH.search(message)
-            if m is None or not self.live:   # without a terminal (logs, CI) every epoch gets its line
+            if not (self.live and self.EPOCH.search(message)):   # on a terminal the run's bar shows epochs
                 self.print(message)
-            elif self.current is not None and int(m.group(1)) > self.epoch:
-                self.epoch = int(m.group(1))
-                self.bar.update(self.current, completed=self.epoch)
         except Exception:
             pass
 
-    def unit_done(self, n: int) -> None:
-        if self.current is not None:
-            self.bar.remove_task(self.current)
-            self.current = None
-        self.bar.advance(self.sweep, n)
+    def unit_done(self, runs: int, images: int) -> None:
+        """A unit ended: the sweep's bar moves to the work done so far (the unit's estimate counted once)."""
+        self.runs_done += runs
+        self.images_done += images
+        self.progress.update(self.sweep, completed=self.images_done if self.images else self.runs_done,
+                             description=self._title())
 
 
 def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, launcher: str = "local",
@@ -169,7 +173,13 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     store.write_recipe(recipe.text)
     store.write_plan(plan.to_dict())
 
-    display = _Display(len(todo), progress, console)
+    def images(hashes: list[str]) -> int:
+        return sum(estimate(plan.specs[h])[0] or 0 for h in hashes)
+
+    display = _Display(len(todo), images(todo), progress, console)
+    eta = time_left(store, [plan.specs[h] for h in todo]).describe(workers if launcher == "local" else 1)
+    if eta:
+        display.print(eta)
     depends = plan.depends_on()
     stop: list[str] = []
 
@@ -179,7 +189,8 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         runner: Any = SlurmLauncher(settings, store.root / "slurm", name=f"kdzoo-{recipe.name}",
                                     cluster=slurm_cluster, executor=executor, log=display.print)
     else:
-        runner = LocalLauncher(workers, log=display.trainer_log, gpus=_local_gpus(device, workers))
+        runner = LocalLauncher(workers, log=display.trainer_log, gpus=_local_gpus(device, workers),
+                               progress=display.progress)
 
     def run_phase(hashes: list[str], solo: bool, retry: bool) -> list[str]:
         """Run ``hashes``; return those another process holds."""
@@ -190,9 +201,8 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         payloads = [make_payload(store, plan.specs, u, plugins=recipe.plugins, data_root=data_root,
                                  retry_failed=retry) for u in units]
         locked: list[str] = []
-        if isinstance(runner, LocalLauncher) and runner.workers == 1:
-            runner.on_start = lambda i: display.start_unit(
-                " + ".join(describe(plan, h) for h in units[i])[:90], plan.specs[units[i][0]].train.epochs)
+        if isinstance(runner, LocalLauncher):
+            runner.on_start = lambda i: display.start_unit(_short_label(plan, units[i]))
 
         def on_done(i: int, statuses: dict[str, str]) -> None:
             for h, status in statuses.items():
@@ -212,7 +222,8 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
                 display.print(f"[{colour}]{status}[/{colour}] {describe(plan, h)}{detail}{msg} [dim]({h})[/dim]")
                 if status in ("failed", "diverged") and fail_fast and not stop:
                     stop.append(f"{describe(plan, h)} {status}: {record.get('message', '')}")
-            display.unit_done(sum(1 for s in statuses.values() if s != LOCKED))
+            display.unit_done(sum(1 for s in statuses.values() if s != LOCKED),
+                              images([h for h, s in statuses.items() if s != LOCKED]))
 
         runner.run(payloads, on_done, should_stop=lambda: bool(stop))
         return locked
@@ -242,6 +253,16 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         report.stopped = stop[0]
     report.outputs = leaderboard.build(store.root)
     return report
+
+
+def _short_label(plan: Plan, unit: list[str]) -> str:
+    """What a unit's bar is called: "teacher fmnist_teacher", or "s0 kd,dkd fmnist_teacher→fmnist_cnn_tiny"."""
+    if len(unit) == 1:
+        return describe(plan, unit[0])
+    entries = [next(e for e in plan.entries if e.hash == h) for h in unit]
+    head = entries[0]
+    pair = f"{head.teacher_model}→{head.student}" if head.access != "none" else head.student
+    return f"s{head.seed} {','.join(e.label for e in entries)} {pair}"
 
 
 def _local_gpus(device: str, workers: int) -> int:
