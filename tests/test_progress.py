@@ -155,3 +155,30 @@ def test_no_progress_keeps_one_line_per_epoch(tmp_path, capsys):
     # the teacher's one epoch, then two for each student
     assert len(re.findall(r"^ce epoch 1/1: ", err, re.M)) == 1, err
     assert len(re.findall(r"^(ce|kd) epoch [12]/2: ", err, re.M)) == 4, err
+
+
+def test_worker_progress_is_relayed_to_the_sweeps_bars():
+    """A run in a worker process sends its bar (a few messages a second) and the sweep's process draws it."""
+    import queue
+
+    from kdzoo.engine.progress import QueueProgress
+
+    q: queue.Queue = queue.Queue()
+    worker = QueueProgress(q, unit=7, label="s1 kd,dkd a→b")
+    worker.EVERY = 0.0                       # every step sends (the default batches them per 0.5 s)
+    task = worker.task("", total=6)
+    worker.describe(task, "epoch 1/2 s1 kd,dkd a→b")
+    for _ in range(3):
+        worker.step(task, 2 * 128)
+    sweep = Progress(console=_terminal())
+    with sweep:
+        sweep.sweep = sweep.task("sweep 0/4 runs", total=4 * 6 * 128)
+        while not q.empty():
+            sweep.relay(q.get())
+        lines = _rendered(sweep)
+        assert lines[1].startswith("epoch 1/2 s1 kd,dkd a→b") and "3/6" in lines[1]
+        assert "768/3072" in lines[0] and all(len(line) <= 80 for line in lines)
+        worker.done(task)
+        while not q.empty():
+            sweep.relay(q.get())
+        assert len(_rendered(sweep)) == 1       # the run's bar is gone with its run

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import shutil
 import time
 import traceback
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..engine.checkpoint import atomic_write_text
-from ..engine.progress import Progress
+from ..engine.progress import Progress, QueueProgress
 from ..engine.runfolder import RunFolderMismatch
 from ..errors import ConfigError
 from .recipe import SlurmSettings, import_plugins
@@ -139,16 +140,23 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
 
 
 # ------------------------------------------------------------------- local
-def _worker_init(threads: int, gpus: Any = None) -> None:
+_EVENTS: Any = None   # in a worker: the queue its runs' progress goes to (None: the sweep shows no bars)
+
+
+def _worker_init(threads: int, gpus: Any = None, events: Any = None) -> None:
+    global _EVENTS
     import torch
     torch.set_num_threads(threads)
+    _EVENTS = events
     if gpus is not None:  # one GPU per worker: device "auto"/"cuda" then means this worker's own GPU
         torch.cuda.set_device(int(gpus.get()))
 
 
-def _worker_run(payload: Payload, lines: bool = False) -> dict[str, str]:
-    # no bars in a worker (they would fight the sweep's); log lines when the sweep prints them
-    return execute_unit(payload, progress=Progress(enabled=False, lines=lines))
+def _worker_run(payload: Payload, unit: int, lines: bool = False) -> dict[str, str]:
+    # no bars in a worker: its run's bar is drawn by the sweep's process; log lines when the sweep prints them
+    progress = (QueueProgress(_EVENTS, unit, payload.get("label", ""), lines=lines) if _EVENTS is not None
+                else Progress(enabled=False, lines=lines))
+    return execute_unit(payload, progress=progress)
 
 
 class LocalLauncher:
@@ -166,6 +174,7 @@ class LocalLauncher:
         self.log = log
         self.on_start = on_start
         self._pool: ProcessPoolExecutor | None = None
+        self._events: Any = None     # workers' progress messages, while the sweep shows bars
 
     def run(self, payloads: list[Payload], on_done: OnDone, should_stop: ShouldStop = lambda: False) -> None:
         if not payloads:
@@ -185,15 +194,19 @@ class LocalLauncher:
                 gpus = ctx.Queue()
                 for i in range(self.workers):
                     gpus.put(i % self.gpus)
+            live = isinstance(self.progress, Progress) and self.progress.live
+            self._events = ctx.Queue() if live else None
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
-                                             initargs=(max(1, cpu_count() // self.workers), gpus))
+                                             initargs=(max(1, cpu_count() // self.workers), gpus, self._events))
         futures = {}
         try:
             for i, payload in enumerate(payloads):
-                futures[self._pool.submit(_worker_run, payload, self._worker_lines)] = i
+                futures[self._pool.submit(_worker_run, payload, i, self._worker_lines)] = i
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=0.25 if self._events is not None else None,
+                                     return_when=FIRST_COMPLETED)
+                self._relay()
                 for fut in done:
                     i = futures[fut]
                     if fut.cancelled():
@@ -206,6 +219,9 @@ class LocalLauncher:
                         if self.log:
                             self.log(f"[red]worker lost: {type(exc).__name__}: {exc}[/red]")
                         statuses = {h: INCOMPLETE for h, _ in payloads[i]["runs"]}
+                    if self._events is not None:
+                        self._relay()
+                        self.progress.forget(i)
                     on_done(i, statuses)
                 if should_stop():
                     for fut in pending:
@@ -214,6 +230,15 @@ class LocalLauncher:
         except BaseException:
             self.close(abort=True)   # Ctrl-C: finished runs stay, started ones resume next time
             raise
+
+    def _relay(self) -> None:
+        """Show the progress messages the workers sent since the last look."""
+        while self._events is not None:
+            try:
+                event = self._events.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                return
+            self.progress.relay(event)
 
     def close(self, abort: bool = False) -> None:
         pool, self._pool = self._pool, None

@@ -198,8 +198,8 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         if not hashes or stop:
             return []
         units = [[h] for h in hashes] if solo else make_units(plan.specs, hashes, cohort)
-        payloads = [make_payload(store, plan.specs, u, plugins=recipe.plugins, data_root=data_root,
-                                 retry_failed=retry) for u in units]
+        payloads = [{**make_payload(store, plan.specs, u, plugins=recipe.plugins, data_root=data_root,
+                                    retry_failed=retry), "label": _short_label(plan, u)} for u in units]
         locked: list[str] = []
         if isinstance(runner, LocalLauncher):
             runner.on_start = lambda i: display.start_unit(_short_label(plan, units[i]))

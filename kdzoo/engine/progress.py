@@ -9,10 +9,13 @@ or without bars, so a log file of a run without a terminal stays useful.
 
 A sweep shares one ``Progress`` between its own bar (all images left to train
 through a student, so its ETA is the sweep's) and each run's bar (that run's
-steps): ``step`` advances both.
+steps): ``step`` advances both. A run in a worker process reports through a
+``QueueProgress`` (a few messages a second); the sweep's process ``relay``s
+them into its bars.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
@@ -60,6 +63,7 @@ class Progress:
         self._bar: RichProgress | None = None
         self._depth = 0
         self.sweep: Any = None        # the sweep's task, advanced by images as runs train
+        self._remote: dict[tuple[Any, Any], Any] = {}   # (unit, worker's task) -> task here
         self.label = ""               # what the runs' bars call the current run (default: its methods)
 
     def __enter__(self) -> "Progress":
@@ -106,3 +110,63 @@ class Progress:
     def print(self, message: str) -> None:
         if self.lines:
             self.console.print(message, highlight=False, soft_wrap=True)
+
+    def relay(self, event: tuple[Any, ...]) -> None:
+        """Show what a worker's ``QueueProgress`` sent: (unit, kind, task, *data)."""
+        unit, kind, task, *data = event
+        key = (unit, task)
+        if kind == "task":
+            self._remote[key] = self.task(data[0], data[1])
+        elif kind == "describe":
+            self.describe(self._remote.get(key), data[0])
+        elif kind == "step":
+            self.advance(self._remote.get(key), data[0])
+            self.advance(self.sweep, data[1])
+        elif kind == "done":
+            self.done(self._remote.pop(key, None))
+
+    def forget(self, unit: Any) -> None:
+        """A unit ended (or its worker died): drop whatever bars it left."""
+        for key in [k for k in self._remote if k[0] == unit]:
+            self.done(self._remote.pop(key))
+
+
+class QueueProgress(Progress):
+    """A worker's progress: no bars of its own; the run's bar is sent to the sweep's process (``relay``)."""
+
+    EVERY = 0.5   # seconds between step messages
+
+    def __init__(self, queue: Any, unit: Any, label: str = "", *, lines: bool = False) -> None:
+        super().__init__(enabled=False, lines=lines)
+        self.queue, self.unit, self.label = queue, unit, label
+        self._tasks, self._steps, self._images, self._flushed = 0, 0, 0, 0.0
+
+    def task(self, description: str, total: float) -> Any:
+        self._tasks += 1
+        self._send("task", self._tasks, description, total)
+        return self._tasks
+
+    def describe(self, task: Any, description: str) -> None:
+        self._send("describe", task, description)
+
+    def step(self, task: Any, images: int) -> None:
+        self._steps += 1
+        self._images += images
+        if time.monotonic() - self._flushed >= self.EVERY:
+            self._flush(task)
+
+    def done(self, task: Any) -> None:
+        self._flush(task)
+        self._send("done", task)
+
+    def _flush(self, task: Any) -> None:
+        self._flushed = time.monotonic()
+        if self._steps:
+            self._send("step", task, self._steps, self._images)
+            self._steps = self._images = 0
+
+    def _send(self, kind: str, task: Any, *data: Any) -> None:
+        try:  # progress must never fail a run
+            self.queue.put_nowait((self.unit, kind, task, *data))
+        except Exception:
+            pass
