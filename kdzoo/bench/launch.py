@@ -35,7 +35,8 @@ from ..engine.checkpoint import atomic_write_text
 from ..engine.progress import Progress, QueueProgress
 from ..engine.runfolder import RunFolderMismatch
 from ..errors import ConfigError
-from .recipe import SlurmSettings, import_plugins
+from .plugins import import_plugins
+from .recipe_types import SlurmSettings
 from .run import RunSpec, environment, execute_cohort
 from .store import RunStore
 
