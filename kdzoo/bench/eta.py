@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.runfolder import RESULT, read_config
 from .run import RunSpec
 from .store import RunStore
 from .sweep import estimate
@@ -28,9 +29,11 @@ def measured_speeds(store: RunStore) -> dict[Key, float]:
     runs = store.runs
     for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
         try:
-            record = json.loads((folder / "result.json").read_text())
-            config = json.loads((folder / "config.json").read_text())
+            record = json.loads((folder / RESULT).read_text())
         except (OSError, ValueError):
+            continue
+        config = read_config(folder)
+        if not isinstance(record, dict) or config is None:   # damaged files: the sweep repairs them, not us
             continue
         ips = record.get("images_per_second")
         if record.get("status") != "finished" or not isinstance(ips, (int, float)) or not ips > 0:

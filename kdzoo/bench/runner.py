@@ -101,8 +101,9 @@ class _Display:
 
     EPOCH = re.compile(r" epoch (\d+)/(\d+)")
 
-    def __init__(self, runs: int, images: int, enabled: bool, console: Console | None = None) -> None:
-        self.progress = Progress(enabled=enabled, console=console, lines=True)
+    def __init__(self, runs: int, images: int, enabled: bool, console: Console | None = None,
+                 lines: bool = True) -> None:
+        self.progress = Progress(enabled=enabled, console=console, lines=lines)
         self.live = self.progress.live
         self.runs, self.images = runs, images
         self.runs_done, self.images_done = 0, 0
@@ -147,7 +148,9 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
               workers: int = 1, cohort: str = "auto", fail_fast: bool = False, data_root: str | None = None,
               device: str = "auto", retry_failed: bool = False, slurm: dict[str, Any] | None = None,
               slurm_cluster: str | None = None, executor: Any = None, progress: bool = True,
-              console: Console | None = None) -> SweepReport:
+              console: Console | None = None, lines: bool | None = None) -> SweepReport:
+    """Run a sweep (see the module docstring). ``progress``: bars on a terminal; ``lines``: a log line per
+    finished epoch and run (default: as ``progress``; ``kdzoo bench --no-progress`` keeps them)."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     if launcher not in ("local", "slurm"):
@@ -177,7 +180,7 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     def images(hashes: list[str]) -> int:
         return sum(estimate(plan.specs[h])[0] or 0 for h in hashes)
 
-    display = _Display(len(todo), images(todo), progress, console)
+    display = _Display(len(todo), images(todo), progress, console, progress if lines is None else lines)
     eta = time_left(store, [plan.specs[h] for h in todo]).describe(workers if launcher == "local" else 1)
     if eta:
         display.print(eta)

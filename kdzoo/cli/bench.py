@@ -33,7 +33,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--download", action="store_true",
                    help="download the recipe's dataset if it is missing (needs a network; Fashion-MNIST)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of a run's hash)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars or per-run lines")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars; one log line per finished epoch and run")
     s = p.add_argument_group("slurm (override the recipe's slurm block)")
     s.add_argument("--partition", default=None)
     s.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes")
@@ -79,7 +80,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(recipe, out, launcher=args.launcher, workers=workers, cohort=args.cohort,
                        fail_fast=args.fail_fast, data_root=args.data_root, device=args.device,
                        retry_failed=args.retry_failed, slurm=slurm, slurm_cluster=args.slurm_cluster,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, lines=True)
     print_summary(report.outputs["summary"], recipe.metric)
     counts: dict[str, int] = {}
     for status in report.statuses.values():
