@@ -15,7 +15,8 @@ PLUGIN = Path(__file__).with_name("bench_plugin.py")
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}  # .lock: the store's own
+    # .lock is the store's own bookkeeping (who holds the run), not the run's
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
 def test_differences_names_each_setting():

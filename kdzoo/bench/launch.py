@@ -356,5 +356,5 @@ def _cancel(job: Any) -> None:
         pass
 
 
-__all__ = ["INCOMPLETE", "LOCKED", "SKIPPED", "LocalLauncher", "SlurmLauncher", "UnitJob", "cpu_count", "default_workers", "execute_unit",
-           "make_payload"]
+__all__ = ["INCOMPLETE", "LOCKED", "SKIPPED", "LocalLauncher", "SlurmLauncher", "UnitJob", "cpu_count",
+           "default_workers", "execute_unit", "make_payload"]
