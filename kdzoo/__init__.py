@@ -32,6 +32,8 @@ def loss_info(name: str) -> dict[str, Any]:
         "name": name,
         "paper": paper,
         "arxiv": getattr(cls, "arxiv", ""),
+        "year": int(getattr(cls, "year", 0) or 0),
+        "venue": getattr(cls, "venue", ""),
         "requires": getattr(cls, "requires", "logits"),
         "defaults": entry.hyperparameters(),
         "source": entry.source,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Any, Iterable
 
 
 class KdzooError(Exception):
@@ -41,3 +41,23 @@ def reject_unknown(keys: Iterable[str], known: Iterable[str], what: str) -> None
     for key in keys:
         if key not in known:
             raise ConfigError(f"unknown {what} '{key}'{did_you_mean(key, known)}")
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"epochs": 1}} -> {"train.epochs": 1}, so differences can be named one setting at a time."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 4) -> str:
+    """"epochs 1 -> 2, lr 0.1 -> 0.05" for the settings whose values differ ("" when none do)."""
+    a, b = flatten(old), flatten(new)
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k, "(unset)") != b.get(k, "(unset)")]
+    parts = [f"{k.removeprefix('train.')} {a.get(k, '(unset)')} -> {b.get(k, '(unset)')}" for k in keys[:limit]]
+    return ", ".join(parts) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")

@@ -8,8 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from kdzoo.data.base import find_dataset_dir
+from kdzoo.data.fashion_mnist import FILES as FMNIST_FILES
+from kdzoo.errors import DataNotFoundError
+
 REPO = Path(__file__).resolve().parents[1]
-FMNIST = REPO.parent / "shared" / "data" / "fashion-mnist"
+
+
+def _find_fmnist() -> Path | None:
+    """Fashion-MNIST where the CLI finds it ($KDZOO_DATA, ../shared/data, /usr/share/datasets, ...), or None."""
+    try:
+        return find_dataset_dir(["fashion-mnist", "FashionMNIST/raw"], list(FMNIST_FILES.values()), None, "")
+    except DataNotFoundError:
+        return None
+
+
+FMNIST = _find_fmnist()
+needs_fmnist = pytest.mark.skipif(FMNIST is None, reason="Fashion-MNIST files not present")
 
 torch.set_num_threads(1)
 

@@ -46,7 +46,8 @@ def write_recipe(folder: Path, seeds=(0, 1), methods=DEFAULT_METHODS, name: str 
 
 
 def bench_argv(recipe: Path, out: Path, *extra: str) -> list[str]:
-    return ["bench", str(recipe), "--out", str(out), "--device", "cpu", "--no-progress", *extra]
+    # one process: the kill points are in the sweep's own process (the default would start one worker per core)
+    return ["bench", str(recipe), "--out", str(out), "--device", "cpu", "--no-progress", "--workers", "1", *extra]
 
 
 # Sweeps run in processes forked from a server that has imported torch and kdzoo once: starting

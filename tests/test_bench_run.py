@@ -52,7 +52,8 @@ def board(out: Path) -> pd.DataFrame:
 
 
 def bench_cmd(recipe_path: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "kdzoo", "bench", str(recipe_path), "--out", str(out), *extra]
+    # one process (not one worker per core): the test interrupts and counts the sweep's own process
+    return [sys.executable, "-m", "kdzoo", "bench", str(recipe_path), "--out", str(out), "--workers", "1", *extra]
 
 
 def env(counter: Path) -> dict[str, str]:
@@ -181,7 +182,7 @@ def test_failed_run_is_recorded_and_fail_fast_stops(tmp_path, capsys):
     capsys.readouterr()
 
     rc = main(["bench", str(path), "--out", str(tmp_path / "out2"), "--fail-fast", "--cohort", "off",
-               "--no-progress"])
+               "--no-progress", "--workers", "1"])
     assert rc == 1
     assert "stopped (--fail-fast)" in capsys.readouterr().out
     df = pd.read_csv(tmp_path / "out2" / "leaderboard.csv")

@@ -93,10 +93,17 @@ def test_access_refusal_is_one_line(capsys, teacher_ckpt, tmp_path):
     assert "loss 'test_needs_logits' needs teacher access 'logits'" in err and "'label'" in err
 
 
-def test_list_losses_shows_papers_and_access(capsys):
+def test_list_losses_fits_100_columns_and_wide_shows_papers(capsys):
     rc, out, _ = run(capsys, "list", "losses")
     assert rc == 0
-    assert "1503.02531" in out and "kd+ls" in out and "requires" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 2}
+    assert "2022 CVPR" in rows["dkd"] and "probs" in rows["dkd"] and "temperature=4.0" in rows["dkd"]
+    assert "2015 NIPS-W" in rows["kd+ls"] and "label" in rows["kd+ls"]
+    assert "1503.02531" not in out and "--wide" in out
+    rc, out, _ = run(capsys, "list", "losses", "--wide")
+    assert rc == 0 and "1503.02531" in out and "Zhao et al., CVPR 2022" in out and "source" in out
+    assert max(len(line) for line in out.splitlines()) > 100
 
 
 def test_train_then_distill_end_to_end(capsys, tmp_path, teacher_ckpt):

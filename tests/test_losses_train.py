@@ -18,10 +18,9 @@ import kdzoo
 from kdzoo.losses.base import DistillLoss
 from kdzoo.registry import LOSSES
 
-from conftest import FMNIST
+from conftest import needs_fmnist
 
-pytestmark = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(),
-                                reason="Fashion-MNIST files not present")
+pytestmark = needs_fmnist
 
 STEPS, EPOCHS = 20, 2
 MIN_TOP1 = 50.0   # chance is 10%; CE alone reaches ~75% in these 40 steps, the weakest loss (dist) ~64%

@@ -1,7 +1,6 @@
 """MEKD: the distillation loss against a hand computation, the generator cache, the whole pipeline."""
 import json
 import math
-import zlib
 
 import numpy as np
 import pytest
@@ -185,6 +184,22 @@ def test_generator_is_cached_and_reused(tmp_path):
     assert len(list((tmp_path / "cache" / "mekd").glob("*.pt"))) == 4
 
 
+def test_cached_generator_made_with_other_settings_is_refused(tmp_path):
+    """A cache file at the digest's path whose recorded settings differ (a hash collision, a copied
+    file) is never used: one error naming the differing settings; the file is left as it is."""
+    bundle = make_bundle(n_train=32, size=12, channels=1)
+    kdzoo.build_loss("mekd", **GEN).prepare(_ctx(tmp_path, bundle, _teacher(bundle, "probs")))
+    (cached,) = (tmp_path / "cache" / "mekd").glob("*.pt")
+    state = torch.load(cached, weights_only=True)
+    state["info"]["key"]["gen_steps"] = 999
+    torch.save(state, cached)
+    before = cached.read_bytes()
+    t = _teacher(bundle, "probs")
+    with pytest.raises(kdzoo.ConfigError, match=r"cached generator .* other settings \(gen_steps 999 -> 3\)"):
+        kdzoo.build_loss("mekd", **GEN).prepare(_ctx(tmp_path, bundle, t, run="run2"))
+    assert cached.read_bytes() == before and t.queries == 0 and not (tmp_path / "run2").exists()
+
+
 def test_budget_too_small_for_the_generator_is_refused_up_front(tmp_path):
     bundle = make_bundle(n_train=32, size=12)
     teacher = Teacher(_teacher(bundle, "probs").model, "probs", budget=20)
@@ -195,12 +210,11 @@ def test_budget_too_small_for_the_generator_is_refused_up_front(tmp_path):
 
 # ------------------------------------------------------------------- end to end
 def _png_size(path):
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    idat = data.index(b"IDAT")
-    raw = zlib.decompress(data[idat + 4:idat + 4 + int.from_bytes(data[idat - 4:idat], "big")])
-    return w, h, len(raw)
+    """(width, height, mode) as an independent reader (Pillow) sees the file."""
+    from PIL import Image
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        return img.width, img.height, img.mode
 
 
 @pytest.fixture(scope="module")
@@ -226,8 +240,8 @@ def test_mekd_end_to_end_through_execute(tmp_path, teacher_ckpt, access):
     # the generator's queries (3 GAN steps of 8, then a 4-class grid of 2x4 samples) are part of the price
     assert r["prepare_queries"] == 3 * 8 + 4 * 2 * 4
     assert r["teacher_queries"] == 3 * 8 + r["prepare_queries"]   # distillation: one query per generated image
-    w, h, raw = _png_size(tmp_path / "run" / "mekd_samples.png")
-    assert (w, h) == (2 * 2 * (10 + 2), 2 * 4 * (10 + 2)) and raw == h * (1 + 3 * w)   # 4 class rows, RGB
+    # 4 class rows of 2 tiles, each 10x10 shown at 20x20, with torchvision's 2-pixel grid padding; RGB
+    assert _png_size(tmp_path / "run" / "mekd_samples.png") == (2 + 2 * (20 + 2), 2 + 4 * (20 + 2), "RGB")
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert set(metrics[0]["train"]) == {"img", "kl"}
     # a second run reuses the generator

@@ -32,7 +32,8 @@ def alone(tmp_path_factory):
 def test_two_bench_processes_share_one_folder(tmp_path, alone):
     recipe = write_recipe(tmp_path, seeds=(0,), methods=METHODS, name="relconc")
     out, counts = tmp_path / "out", tmp_path / "counts.txt"
-    argv = ["bench", str(recipe), "--out", str(out), "--device", "cpu", "--no-progress", "--cohort", "off"]
+    argv = ["bench", str(recipe), "--out", str(out), "--device", "cpu", "--no-progress", "--cohort", "off",
+            "--workers", "1"]
     procs = [start_bench(argv, tmp_path / f"bench-{i}.log", KDZOO_RELTEST_COUNT=str(counts)) for i in range(2)]
     for p in procs:
         p.join(300)

@@ -111,7 +111,7 @@ def test_fail_fast_stops_at_the_first_diverged_run(tmp_path, capsys):
                                                          "{name: reltest_count, label: count, args: {tag: x}}"],
                           name="relfailfast")
     rc = main(["bench", str(recipe), "--out", str(tmp_path / "out"), "--device", "cpu", "--no-progress",
-               "--fail-fast", "--cohort", "off"])
+               "--fail-fast", "--cohort", "off", "--workers", "1"])   # one at a time: the second never starts
     out = capsys.readouterr().out
     assert rc == 1
     assert "stopped (--fail-fast): nan" in out and "diverged: non-finite loss in epoch 1" in out

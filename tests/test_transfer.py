@@ -14,10 +14,7 @@ from kdzoo.apps.transfer import (InputFormat, adapt_batch, fit_linear_probe, lin
                                    transfer_evaluate)
 from kdzoo.errors import ConfigError
 
-from conftest import FMNIST
-
-needs_fmnist = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(),
-                                  reason="Fashion-MNIST files not present")
+from conftest import needs_fmnist
 
 
 def test_probe_separates_linearly_separable_features():

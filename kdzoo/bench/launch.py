@@ -11,7 +11,9 @@ sweep can move between them.
 - ``LocalLauncher(workers=1)``: in this process, with progress callbacks.
 - ``LocalLauncher(workers=N)``: a pool of N spawned processes, one unit each at a
   time, ``torch.set_num_threads(max(1, cores // N))`` in every worker (training
-  itself runs with the run's ``cpu_threads``, so N never changes a result).
+  itself runs with the run's ``cpu_threads``, so N never changes a result); with
+  ``gpus=G`` each worker trains on its own GPU. ``kdzoo bench`` defaults to one
+  worker per CPU core, or one per GPU (``default_workers``).
 - ``SlurmLauncher``: one submitit job per unit, submitted as job arrays
   (partition, time, GPUs per job, array parallelism from the recipe's ``slurm``
   block or the command line). A job that hits its time limit is requeued and
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import shutil
 import time
 import traceback
@@ -31,6 +34,8 @@ from typing import Any, Callable
 import torch
 
 from ..engine.checkpoint import atomic_write_text
+from ..engine.progress import Progress, QueueProgress
+from ..engine.runfolder import RunFolderMismatch
 from ..errors import ConfigError
 from .plugins import import_plugins
 from .recipe_types import SlurmSettings
@@ -52,6 +57,14 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def default_workers(device: str = "auto") -> int:
+    """Local workers when --workers is not given: one per GPU when training on GPUs, else one per CPU core
+    (each run keeps its own ``cpu_threads``, 1 by default, so the count never changes a result)."""
+    if device != "cpu" and torch.cuda.is_available():
+        return 1 if ":" in device else max(torch.cuda.device_count(), 1)
+    return cpu_count()
+
+
 def make_payload(store: RunStore, specs: dict[str, RunSpec], unit: list[str], *, plugins: list[str],
                  data_root: str | None, retry_failed: bool = False) -> Payload:
     return {"out": str(store.root), "runs": [[h, specs[h].to_dict()] for h in unit], "plugins": list(plugins),
@@ -64,7 +77,7 @@ def failed_record(spec: RunSpec, h: str, exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "message": message, "config_hash": h, "epochs": 0, **environment()}
 
 
-def execute_unit(payload: Payload, *, progress: bool = False, log: Callable[[str], None] | None = None,
+def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str], None] | None = None,
                  threads: int | None = None) -> dict[str, str]:
     """Run one unit; returns {hash: status}: finished | diverged | failed for the runs it trained,
     ``skipped`` for runs already done, ``locked`` for runs another process is training."""
@@ -101,12 +114,14 @@ def execute_unit(payload: Payload, *, progress: bool = False, log: Callable[[str
     return statuses
 
 
-def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: bool,
+def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: Any,
            log: Callable[[str], None] | None) -> dict[str, str]:
     specs = [s for _, s in todo]
     try:
         records = execute_cohort(specs, [store.run_dir(h) for h, _ in todo], data_root=data_root,
                                  cache_dir=store.root / "cache", progress=progress, log=log)
+    except RunFolderMismatch:
+        raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
         if len(todo) > 1:
             # one member may have taken the cohort down: train each alone (from its own checkpoint)
@@ -126,58 +141,87 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
 
 
 # ------------------------------------------------------------------- local
-def _worker_init(threads: int) -> None:
+_EVENTS: Any = None   # in a worker: the queue its runs' progress goes to (None: the sweep shows no bars)
+
+
+def _worker_init(threads: int, gpus: Any = None, events: Any = None) -> None:
+    global _EVENTS
     torch.set_num_threads(threads)
+    _EVENTS = events
+    if gpus is not None:  # one GPU per worker: device "auto"/"cuda" then means this worker's own GPU
+        torch.cuda.set_device(int(gpus.get()))
 
 
-def _worker_run(payload: Payload) -> dict[str, str]:
-    return execute_unit(payload, progress=False)
+def _worker_run(payload: Payload, unit: int, lines: bool = False) -> dict[str, str]:
+    # no bars in a worker: its run's bar is drawn by the sweep's process; log lines when the sweep prints them
+    progress = (QueueProgress(_EVENTS, unit, payload.get("label", ""), lines=lines) if _EVENTS is not None
+                else Progress(enabled=False, lines=lines))
+    return execute_unit(payload, progress=progress)
 
 
 class LocalLauncher:
     """Run units here (``workers=1``) or in a pool of ``workers`` processes (kept until ``close``)."""
 
     def __init__(self, workers: int = 1, *, log: Callable[[str], None] | None = None,
-                 on_start: Callable[[int], None] | None = None) -> None:
+                 on_start: Callable[[int], None] | None = None, gpus: int = 0, progress: Any = False) -> None:
         if int(workers) < 1:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
         self.workers = int(workers)
+        self.gpus = int(gpus)        # > 0: worker i trains on GPU i % gpus
+        self.progress = progress     # in this process: the sweep's engine.progress.Progress (bars, lines)
+        # workers print their epochs' lines only where the sweep shows no bars (a log, --no-progress)
+        self._worker_lines = isinstance(progress, Progress) and progress.lines and not progress.live
         self.log = log
         self.on_start = on_start
         self._pool: ProcessPoolExecutor | None = None
+        self._events: Any = None     # workers' progress messages, while the sweep shows bars
 
     def run(self, payloads: list[Payload], on_done: OnDone, should_stop: ShouldStop = lambda: False) -> None:
         if not payloads:
             return
-        if self.workers == 1:
+        if self.workers == 1 or len(payloads) == 1:   # one unit gains nothing from a pool: train it here, with bars
             for i, payload in enumerate(payloads):
                 if should_stop():
                     return
                 if self.on_start:
                     self.on_start(i)
-                on_done(i, execute_unit(payload, progress=False, log=self.log))
+                on_done(i, execute_unit(payload, progress=self.progress, log=self.log))
             return
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init,
-                                             initargs=(max(1, cpu_count() // self.workers),))
+            ctx = multiprocessing.get_context("spawn")
+            gpus = None
+            if self.gpus:
+                gpus = ctx.Queue()
+                for i in range(self.workers):
+                    gpus.put(i % self.gpus)
+            live = isinstance(self.progress, Progress) and self.progress.live
+            self._events = ctx.Queue() if live else None
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
+                                             initargs=(max(1, cpu_count() // self.workers), gpus, self._events))
         futures = {}
         try:
             for i, payload in enumerate(payloads):
-                futures[self._pool.submit(_worker_run, payload)] = i
+                futures[self._pool.submit(_worker_run, payload, i, self._worker_lines)] = i
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=0.25 if self._events is not None else None,
+                                     return_when=FIRST_COMPLETED)
+                self._relay()
                 for fut in done:
                     i = futures[fut]
                     if fut.cancelled():
                         continue
                     try:
                         statuses = fut.result()
+                    except RunFolderMismatch:
+                        raise
                     except Exception as exc:  # the worker process died (killed, out of memory)
                         if self.log:
                             self.log(f"[red]worker lost: {type(exc).__name__}: {exc}[/red]")
                         statuses = {h: INCOMPLETE for h, _ in payloads[i]["runs"]}
+                    if self._events is not None:
+                        self._relay()
+                        self.progress.forget(i)
                     on_done(i, statuses)
                 if should_stop():
                     for fut in pending:
@@ -186,6 +230,15 @@ class LocalLauncher:
         except BaseException:
             self.close(abort=True)   # Ctrl-C: finished runs stay, started ones resume next time
             raise
+
+    def _relay(self) -> None:
+        """Show the progress messages the workers sent since the last look."""
+        while self._events is not None:
+            try:
+                event = self._events.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                return
+            self.progress.relay(event)
 
     def close(self, abort: bool = False) -> None:
         pool, self._pool = self._pool, None
@@ -302,5 +355,5 @@ def _cancel(job: Any) -> None:
         pass
 
 
-__all__ = ["INCOMPLETE", "LOCKED", "SKIPPED", "LocalLauncher", "SlurmLauncher", "UnitJob", "cpu_count", "execute_unit",
-           "make_payload"]
+__all__ = ["INCOMPLETE", "LOCKED", "SKIPPED", "LocalLauncher", "SlurmLauncher", "UnitJob", "cpu_count",
+           "default_workers", "execute_unit", "make_payload"]

@@ -27,6 +27,7 @@ from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, distributed, evaluate, resolve_device
 from ..engine.checkpoint import atomic_write_bytes
 from ..engine import runfolder
+from ..engine.progress import Progress
 from ..errors import CheckpointError, ConfigError, reject_unknown
 from ..models.checkpoint import load_weights
 from ..registry import LOSSES
@@ -74,6 +75,12 @@ class RunSpec:
 
     def config_hash(self) -> str:
         """Stable content hash: same resolved config -> same hash; any change -> a new one."""
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define the run (what its hash covers): no device, defaults of later settings
+        left out, the teacher named by its file's digest or by the run that trained it."""
         d = self.to_dict()
         d["train"].pop("device", None)        # where a run executes does not change what it is
         for key, default in TRAIN_HASHED_WHEN_SET.items():
@@ -85,8 +92,7 @@ class RunSpec:
             d["teacher_ckpt"] = f"run:{teacher_run}"
         elif d.get("teacher_ckpt"):
             d["teacher_ckpt"] = file_digest(d["teacher_ckpt"])
-        blob = json.dumps(d, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return d
 
     def cohort_key(self) -> str:
         """Specs with the same key can train in lockstep (they differ only in method)."""
@@ -201,7 +207,7 @@ def _loaders(spec: RunSpec, bundle: DataBundle, device: torch.device,
 
 
 def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_root: str | None = None,
-                   cache_dir: str | Path | None = None, progress: bool = True,
+                   cache_dir: str | Path | None = None, progress: bool | Progress = True,
                    log: Any = None) -> list[dict[str, Any]]:
     """Train ``specs`` (same cohort key) together; return one result record per spec."""
     keys = {s.cohort_key() for s in specs}
@@ -220,6 +226,10 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     bundle = load_bundle(head, data_root)
     teacher = load_teacher(head, bundle)
     cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels, device=device_name)
+    for spec, run_dir in zip(specs, run_dirs):  # before anything is written to any of the folders
+        if run_dir is not None:
+            runfolder.check_run_folder(run_dir, spec.to_dict(), lambda d: RunSpec.from_dict(d).identity(),
+                                       "pass another output folder, or delete this one to start over")
     members = []
     for spec, run_dir in zip(specs, run_dirs):
         if run_dir is not None:

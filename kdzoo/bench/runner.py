@@ -22,20 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import torch
 
 from .. import build_model
 from ..data import build_dataset
 from ..engine import resolve_device
+from ..engine.progress import Progress
 from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, FAILED, FINISHED
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
+from .eta import time_left
 from .launch import LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
 from .recipe import load_recipe
 from .recipe_types import Recipe, SlurmSettings
 from .run import build_student, check_model_fits, load_teacher_weights
 from .store import RunStore, check_done_run
-from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, expand, make_units
+from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand, make_units
 
 MAX_ROUNDS = 5
 
@@ -92,52 +95,56 @@ def preflight(recipe: Recipe, plan: Plan, todo: list[str], data_root: str | None
 
 
 class _Display:
-    """Rich progress over the sweep (runs done) and, in-process, over the current run's epochs."""
+    """The sweep's bar (images left to train, so its ETA is the sweep's) above the current run's bar.
+
+    In this process the trainer moves both every step (see engine/progress.py); units trained by
+    worker processes move the sweep's bar when they end. Without a terminal, or with
+    --no-progress, there are no bars and every epoch and run gets its log line.
+    """
 
     EPOCH = re.compile(r" epoch (\d+)/(\d+)")
 
-    def __init__(self, total: int, enabled: bool, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
-        self.enabled = enabled
-        self.live = enabled and self.console.is_terminal
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=self.console, transient=True, disable=not self.live)
-        self.sweep = self.bar.add_task("runs", total=total)
-        self.current: Any = None
+    def __init__(self, runs: int, images: int, enabled: bool, console: Console | None = None,
+                 lines: bool = True) -> None:
+        self.progress = Progress(enabled=enabled, console=console, lines=lines)
+        self.live = self.progress.live
+        self.runs, self.images = runs, images
+        self.runs_done, self.images_done = 0, 0
+        self.sweep: Any = None
 
     def __enter__(self) -> "_Display":
-        self.bar.start()
+        self.progress.__enter__()
+        # a dataset of unknown size: the sweep's bar counts runs instead of images
+        self.sweep = self.progress.task(self._title(), total=self.images or self.runs)
+        self.progress.sweep = self.sweep if self.images else None
+        self.progress.advance(self.sweep, 0)   # the first speed sample: an ETA as soon as work is done
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.bar.stop()
+        self.progress.__exit__(*exc)
+
+    def _title(self) -> str:
+        return f"sweep {self.runs_done}/{self.runs} runs"
 
     def print(self, message: str) -> None:
-        if self.enabled:
-            self.console.print(message, highlight=False)
+        self.progress.print(message)
 
-    def start_unit(self, description: str, epochs: int) -> None:
-        if self.current is not None:
-            self.bar.remove_task(self.current)
-        self.current = self.bar.add_task(description, total=epochs)
-        self.epoch = 0
+    def start_unit(self, description: str) -> None:
+        self.progress.label = description
 
     def trainer_log(self, message: str) -> None:
         try:  # a display problem must never fail a run
-            m = self.EPOCH.search(message)
-            if m is None or not self.live:   # without a terminal (logs, CI) every epoch gets its line
+            if not (self.live and self.EPOCH.search(message)):   # on a terminal the run's bar shows epochs
                 self.print(message)
-            elif self.current is not None and int(m.group(1)) > self.epoch:
-                self.epoch = int(m.group(1))
-                self.bar.update(self.current, completed=self.epoch)
         except Exception:
             pass
 
-    def unit_done(self, n: int) -> None:
-        if self.current is not None:
-            self.bar.remove_task(self.current)
-            self.current = None
-        self.bar.advance(self.sweep, n)
+    def unit_done(self, runs: int, images: int) -> None:
+        """A unit ended: the sweep's bar moves to the work done so far (the unit's estimate counted once)."""
+        self.runs_done += runs
+        self.images_done += images
+        self.progress.update(self.sweep, completed=self.images_done if self.images else self.runs_done,
+                             description=self._title())
 
 
 class _Phases:
@@ -171,12 +178,11 @@ class _Phases:
         if not hashes or self.stop:
             return []
         units = [[h] for h in hashes] if solo else make_units(plan.specs, hashes, self.cohort)
-        payloads = [make_payload(store, plan.specs, u, plugins=self.plugins, data_root=self.data_root,
-                                 retry_failed=retry) for u in units]
+        payloads = [{**make_payload(store, plan.specs, u, plugins=self.plugins, data_root=self.data_root,
+                                    retry_failed=retry), "label": _short_label(plan, u)} for u in units]
         locked: list[str] = []
-        if isinstance(self.runner, LocalLauncher) and self.runner.workers == 1:
-            self.runner.on_start = lambda i: self.display.start_unit(
-                " + ".join(describe(plan, h) for h in units[i])[:90], plan.specs[units[i][0]].train.epochs)
+        if isinstance(self.runner, LocalLauncher):
+            self.runner.on_start = lambda i: self.display.start_unit(_short_label(plan, units[i]))
         self.runner.run(payloads, lambda i, statuses: self._done(statuses, locked),
                         should_stop=lambda: bool(self.stop))
         return locked
@@ -200,14 +206,22 @@ class _Phases:
                                f"[dim]({h})[/dim]")
             if status in (FAILED, DIVERGED) and self.fail_fast and not self.stop:
                 self.stop.append(f"{describe(self.plan, h)} {status}: {record.get('message', '')}")
-        self.display.unit_done(sum(1 for s in statuses.values() if s != LOCKED))
+        self.display.unit_done(sum(1 for s in statuses.values() if s != LOCKED),
+                               _images(self.plan, [h for h, s in statuses.items() if s != LOCKED]))
+
+
+def _images(plan: Plan, hashes: list[str]) -> int:
+    """The images ``hashes`` train on (their estimate): what the sweep's bar counts."""
+    return sum(estimate(plan.specs[h])[0] or 0 for h in hashes)
 
 
 def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, launcher: str = "local",
               workers: int = 1, cohort: str = "auto", fail_fast: bool = False, data_root: str | None = None,
               device: str = "auto", retry_failed: bool = False, slurm: dict[str, Any] | None = None,
               slurm_cluster: str | None = None, executor: Any = None, progress: bool = True,
-              console: Console | None = None) -> SweepReport:
+              console: Console | None = None, lines: bool | None = None) -> SweepReport:
+    """Run a sweep (see the module docstring). ``progress``: bars on a terminal; ``lines``: a log line per
+    finished epoch and run (default: as ``progress``; ``kdzoo bench --no-progress`` keeps them)."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     if launcher not in ("local", "slurm"):
@@ -233,7 +247,10 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     store.write_recipe(recipe.text)
     store.write_plan(plan.to_dict())
 
-    display = _Display(len(todo), progress, console)
+    display = _Display(len(todo), _images(plan, todo), progress, console, progress if lines is None else lines)
+    eta = time_left(store, [plan.specs[h] for h in todo]).describe(workers if launcher == "local" else 1)
+    if eta:
+        display.print(eta)
     depends = plan.depends_on()
 
     if launcher == "slurm":
@@ -242,7 +259,8 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         runner: Any = SlurmLauncher(settings, store.root / "slurm", name=f"kdzoo-{recipe.name}",
                                     cluster=slurm_cluster, executor=executor, log=display.print)
     else:
-        runner = LocalLauncher(workers, log=display.trainer_log)
+        runner = LocalLauncher(workers, log=display.trainer_log, gpus=_local_gpus(device, workers),
+                               progress=display.progress)
 
     sweep = _Phases(plan, store, runner, display, report, plugins=recipe.plugins, data_root=data_root,
                     cohort=cohort, fail_fast=fail_fast, retry_failed=retry_failed)
@@ -261,6 +279,23 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         report.stopped = sweep.stop[0]
     report.outputs = leaderboard.build(store.root)
     return report
+
+
+def _short_label(plan: Plan, unit: list[str]) -> str:
+    """What a unit's bar is called: "teacher fmnist_teacher", or "s0 kd,dkd fmnist_teacher→fmnist_cnn_tiny"."""
+    if len(unit) == 1:
+        return describe(plan, unit[0])
+    entries = [next(e for e in plan.entries if e.hash == h) for h in unit]
+    head = entries[0]
+    pair = f"{head.teacher_model}→{head.student}" if head.access != "none" else head.student
+    return f"s{head.seed} {','.join(e.label for e in entries)} {pair}"
+
+
+def _local_gpus(device: str, workers: int) -> int:
+    """GPUs to spread local workers over: all of them for device auto/cuda, none for cpu or a named GPU."""
+    if workers < 2 or device == "cpu" or ":" in device:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _teacher_ready(store: RunStore, h: str) -> bool:

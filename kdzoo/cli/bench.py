@@ -22,15 +22,20 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--out", default=None, help="output folder and run store (default results/<recipe name>)")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local",
                    help="local: this machine; slurm: one submitit job per run or cohort")
-    p.add_argument("--workers", type=int, default=1, help="local processes running units in parallel (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local processes running units in parallel (default: one per CPU core, or one per GPU; "
+                        "each run single-threaded unless its recipe sets cpu_threads)")
     p.add_argument("--cohort", choices=["auto", "off"], default="auto",
                    help="auto: runs differing only in method train in lockstep, sharing data and teacher (default)")
     p.add_argument("--dry-run", action="store_true", help="list the planned runs and the work left; run nothing")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed or diverged run")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs whose result is 'failed'")
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
+    p.add_argument("--download", action="store_true",
+                   help="download the recipe's dataset if it is missing (needs a network; Fashion-MNIST)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of a run's hash)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars or per-run lines")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars; one log line per finished epoch and run")
     s = p.add_argument_group("slurm (override the recipe's slurm block)")
     s.add_argument("--partition", default=None)
     s.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes")
@@ -51,28 +56,33 @@ def add_commands(sub: Any) -> None:
 # ------------------------------------------------------------------ bench
 def cmd_bench(args: argparse.Namespace) -> int:
     # kdzoo.bench is imported when a command needs it: it loads pandas, about 0.9 s of every start-up
+    from ..bench.launch import default_workers
     from ..bench.recipe import load_recipe
     from ..bench.runner import default_out, run_bench
+    from ..data import build_dataset
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     slurm_flags = [f"--{k.replace('_', '-')}" for k in ("partition", "time_min", "gpus_per_job", "cpus_per_task",
                                                         "array_parallelism", "slurm_cluster")
                    if getattr(args, k) is not None]
     if slurm_flags and args.launcher != "slurm":
         raise ConfigError(f"{', '.join(slurm_flags)}: Slurm options, given without --launcher slurm")
-    if args.workers != 1 and args.launcher == "slurm":
+    if args.workers not in (None, 1) and args.launcher == "slurm":
         raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else default_out(recipe)
+    workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
     if args.dry_run:
-        return dry_run(recipe, out, args)
+        return dry_run(recipe, out, args, workers)
+    if args.download:  # fetched before anything is planned or written
+        build_dataset(recipe.dataset, data_root=args.data_root, download=True)
     slurm = {"partition": args.partition, "time_min": args.time_min, "gpus_per_job": args.gpus_per_job,
              "cpus_per_task": args.cpus_per_task, "array_parallelism": args.array_parallelism}
-    report = run_bench(recipe, out, launcher=args.launcher, workers=args.workers, cohort=args.cohort,
+    report = run_bench(recipe, out, launcher=args.launcher, workers=workers, cohort=args.cohort,
                        fail_fast=args.fail_fast, data_root=args.data_root, device=args.device,
                        retry_failed=args.retry_failed, slurm=slurm, slurm_cluster=args.slurm_cluster,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, lines=True)
     print_summary(report.outputs["summary"], recipe.metric)
     counts: dict[str, int] = {}
     for status in report.statuses.values():
@@ -117,8 +127,9 @@ def _ci(r: Any, name: str) -> str:
     return f"{mean:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if low == low else "")
 
 
-def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
-    from ..bench.store import RunStore  # lazy like kdzoo.bench (see cmd_bench)
+def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) -> int:
+    from ..bench.eta import time_left  # lazy like kdzoo.bench (see cmd_bench)
+    from ..bench.store import RunStore
     from ..bench.sweep import TRAIN_SIZES, estimate, expand, make_units
 
     plan = expand(recipe, out, device=args.device)
@@ -169,6 +180,10 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
     print(f"left to run: {left} runs in {n_units} units of work (cohort {args.cohort}); about "
           f"{_big(total_images)} training images through a student, {_big(total_steps)} optimizer steps"
           f"{' (plus runs on a dataset of unknown size)' if unknown else ''}")
+    eta = time_left(store, [spec for h, spec in plan.specs.items() if store.status(h) not in ENDED],
+                    sizes).describe(workers)
+    if eta:
+        print(eta)
     return 0
 
 

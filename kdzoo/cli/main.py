@@ -18,11 +18,13 @@ from .. import __version__, list_datasets, list_losses, list_models, loss_info
 from ..data import build_dataset
 from ..engine import TrainConfig, distributed, runfolder
 from ..engine.checkpoint import atomic_write_json
+from ..engine.progress import Progress
 from ..errors import ConfigError, KdzooError
 from ..registry import DATASETS, MODELS
 from .bench import add_commands as add_bench_commands
 
 EXIT_USAGE = 2
+LIST_WIDTH = 100   # kdzoo list fits this many columns unless --wide
 EXIT_INTERRUPTED = 130
 
 
@@ -81,7 +83,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<student>-<method>-s<seed>)")
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing (needs internet)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar; one log line per epoch")
     p.set_defaults(func=_cmd_train)
 
 
@@ -123,7 +125,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         build_dataset(args.dataset, data_root=args.data_root, download=True)
     out = Path(args.out or f"runs/{args.dataset}-{args.student}-{method}-s{args.seed}")
     try:  # under torchrun (several processes) only rank 0 writes and prints; see engine/distributed.py
-        record = execute(spec, out, data_root=args.data_root, progress=not args.no_progress)
+        # --no-progress: no bars, but still one line per epoch, so a log of the run stays useful
+        record = execute(spec, out, data_root=args.data_root, progress=Progress(enabled=not args.no_progress,
+                                                                                 lines=True))
         main_process = distributed.is_main()
     finally:
         distributed.shutdown()
@@ -142,19 +146,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_list(sub: Any) -> None:
     p = sub.add_parser("list", help="list registered losses, models or datasets")
     p.add_argument("what", choices=["losses", "models", "datasets"])
+    p.add_argument("--wide", action="store_true", help="every column (paper titles, sources) at full width")
     p.set_defaults(func=_cmd_list)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     table = Table(title=f"kdzoo {args.what}")
+    width = max(Console().width, 160) if args.wide else LIST_WIDTH
     if args.what == "losses":
-        for col in ("name", "paper", "requires", "defaults", "source"):
-            table.add_column(col, overflow="fold")
+        columns = ("name", "paper", "year", "requires", "defaults", "source") if args.wide else \
+            ("name", "year", "requires", "defaults")
+        for col in columns:
+            table.add_column(col, overflow="fold", no_wrap=col != "defaults" and not args.wide)
         for name in list_losses():
             info = loss_info(name)
-            paper = info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else "")
-            defaults = ", ".join(f"{k}={v}" for k, v in info["defaults"].items())
-            table.add_row(name, paper, info["requires"], defaults, info["source"])
+            cells = {"name": name, "requires": info["requires"], "source": info["source"],
+                     "paper": info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else ""),
+                     "year": f"{info['year']} {info['venue']}".strip() if info["year"] else info["venue"],
+                     "defaults": ", ".join(f"{k}={v}" for k, v in info["defaults"].items())}
+            table.add_row(*(cells[c] for c in columns))
+        if not args.wide:
+            table.caption = "papers and sources: kdzoo list losses --wide; one loss: loss_info(NAME)"
     else:
         # listing through the API first imports the built-in models or datasets
         registry = MODELS if args.what == "models" else DATASETS
@@ -166,7 +178,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             table.add_row(name, doc[0] if doc else "")
         if args.what == "models":
             table.caption = "also timm:NAME and tv:NAME (torchvision), built without downloading weights"
-    Console(width=max(Console().width, 160)).print(table)
+    Console(width=width).print(table)
     return 0
 
 

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataNotFoundError
+from .download import user_data_dir
 
 
 @dataclass
@@ -68,7 +69,8 @@ class DataBundle:
 
 
 def candidate_roots(data_root: str | os.PathLike | None) -> list[Path]:
-    """Folders searched for datasets, in order: --data-root, $KDZOO_DATA, ../shared/data, /usr/share/datasets."""
+    """Folders searched for datasets, in order: --data-root, $KDZOO_DATA, ../shared/data, /usr/share/datasets,
+    then where ``--download`` puts them by default (``~/.cache/kdzoo/data``)."""
     roots: list[Path] = []
     if data_root:
         roots.append(Path(data_root).expanduser())
@@ -80,15 +82,17 @@ def candidate_roots(data_root: str | os.PathLike | None) -> list[Path]:
         if shared not in roots:
             roots.append(shared)
     roots.append(Path("/usr/share/datasets"))
+    roots.append(user_data_dir())
     return roots
 
 
 def find_dataset_dir(dirnames: Sequence[str], required: Sequence[str], data_root: str | os.PathLike | None,
-                     layout: str) -> Path:
+                     layout: str, remedies: str = "") -> Path:
     """Return the first folder holding every ``required`` file (relative paths).
 
     Each root is tried as the dataset folder itself and with each of ``dirnames``
-    appended. ``layout`` is shown to the user when nothing is found.
+    appended. ``layout`` is shown to the user when nothing is found, with ``remedies`` (other ways to get
+    the files) after it.
     """
     tried: list[Path] = []
     for root in candidate_roots(data_root):
@@ -100,7 +104,8 @@ def find_dataset_dir(dirnames: Sequence[str], required: Sequence[str], data_root
                 return folder
     places = ", ".join(str(p) for p in candidate_roots(data_root))
     raise DataNotFoundError(f"{dirnames[0]} not found under {places}: put {layout} in "
-                            f"<root>/{dirnames[0]}/ and pass --data-root <root> or set KDZOO_DATA=<root>")
+                            f"<root>/{dirnames[0]}/ and pass --data-root <root> or set KDZOO_DATA=<root>"
+                            + (f"; or {remedies}" if remedies else ""))
 
 
 def split_train_val(train: TensorSplit, val_size: int | float, seed: int) -> tuple[TensorSplit, TensorSplit | None]:

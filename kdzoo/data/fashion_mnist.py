@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import struct
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,6 +10,7 @@ import torch
 from ..errors import DataNotFoundError
 from ..registry import register_dataset
 from .base import Augment, DataBundle, TensorSplit, find_dataset_dir, split_train_val
+from .download import APT_HINT, download_fashion_mnist
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -37,12 +37,6 @@ def read_idx(path: Path) -> np.ndarray:
     return arr.reshape(dims)
 
 
-def _download(root: Path) -> Path:
-    from torchvision.datasets import FashionMNIST  # only for users with internet; never in tests
-    FashionMNIST(str(root), download=True)
-    return root / "FashionMNIST" / "raw"
-
-
 @register_dataset("fashion-mnist")
 def fashion_mnist(data_root: str | None = None, *, val_size: int | float = 0, seed: int = 0,
                   augment: bool = False, download: bool = False) -> DataBundle:
@@ -52,11 +46,12 @@ def fashion_mnist(data_root: str | None = None, *, val_size: int | float = 0, se
     """
     layout = "the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-...)"
     try:
-        folder = find_dataset_dir(["fashion-mnist", "FashionMNIST/raw"], list(FILES.values()), data_root, layout)
+        folder = find_dataset_dir(["fashion-mnist", "FashionMNIST/raw"], list(FILES.values()), data_root, layout,
+                                  remedies=f"pass --download (needs a network), or {APT_HINT}")
     except DataNotFoundError:
         if not download:
             raise
-        folder = _download(Path(data_root or "."))
+        folder = download_fashion_mnist(data_root, list(FILES.values()))
     arrays = {k: read_idx(folder / f) for k, f in FILES.items()}
     train = TensorSplit(torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1),
                         torch.from_numpy(arrays["train_labels"].astype(np.int64)))

@@ -1,26 +1,75 @@
-"""Rich progress bars that vanish when output is not a terminal (logs, CI, workers)."""
+"""Progress bars and log lines for training runs and sweeps.
+
+Bars appear only on a terminal; they move every optimizer step and show a
+count, the elapsed time and an ETA from the measured speed (rich estimates it
+over the last 30 s). One line fits 80 columns: long descriptions are cut with
+an ellipsis rather than pushing the count and the times off the screen.
+Log lines (one per finished epoch, "resuming from epoch k") are printed with
+or without bars, so a log file of a run without a terminal stays useful.
+
+A sweep shares one ``Progress`` between its own bar (all images left to train
+through a student, so its ETA is the sweep's) and each run's bar (that run's
+steps): ``step`` advances both. A run in a worker process reports through a
+``QueueProgress`` (a few messages a second); the sweep's process ``relay``s
+them into its bars.
+"""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
+from rich.table import Column
+from rich.text import Text
+
+DESCRIPTION_WIDTH = 30   # + bar 16 + count 11 + elapsed 7 + "eta 0:00:00" 11 + 5 gaps = 80
+
+
+def short(n: float) -> str:
+    """1234 -> "1.23k", 4700000 -> "4.7M": counts of images stay a few characters wide."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e4)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}" if unit != "k" else f"{n / 1e3:.0f}k"
+    return f"{n:.0f}"
+
+
+class CountColumn(ProgressColumn):
+    """ "done/total" in at most 11 characters."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(width=11, no_wrap=True, justify="right"))
+
+    def render(self, task: Task) -> Text:
+        total = "?" if task.total is None else short(task.total)
+        return Text(f"{short(task.completed)}/{total}", style="progress.download")
+
+
+def columns() -> tuple[Any, ...]:
+    return (TextColumn("{task.description}", table_column=Column(width=DESCRIPTION_WIDTH, no_wrap=True,
+                                                                 overflow="ellipsis")),
+            BarColumn(bar_width=16), CountColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
 
 
 class Progress:
-    def __init__(self, enabled: bool = True, console: Console | None = None) -> None:
+    """``bars``: live bars (on a terminal only); ``lines``: print log lines (epochs, resumes)."""
+
+    def __init__(self, enabled: bool = True, console: Console | None = None, *, lines: bool | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = enabled
+        self.lines = enabled if lines is None else lines
         self.live = enabled and self.console.is_terminal
         self._bar: RichProgress | None = None
         self._depth = 0
+        self.sweep: Any = None        # the sweep's task, advanced by images as runs train
+        self._remote: dict[tuple[Any, Any], Any] = {}   # (unit, worker's task) -> task here
+        self.label = ""               # what the runs' bars call the current run (default: its methods)
 
     def __enter__(self) -> "Progress":
         if self.live and self._depth == 0:
-            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
-                                     transient=True)
+            # speeds averaged over 10 minutes: a sweep's bar moves in jumps when workers finish units
+            self._bar = RichProgress(*columns(), console=self.console, transient=True, speed_estimate_period=600)
             self._bar.start()
         self._depth += 1
         return self
@@ -31,17 +80,93 @@ class Progress:
             self._bar.stop()
             self._bar = None
 
-    def task(self, description: str, total: int) -> Any:
+    def task(self, description: str, total: float) -> Any:
         return self._bar.add_task(description, total=total) if self._bar is not None else None
 
-    def advance(self, task: Any, n: int = 1) -> None:
+    def describe(self, task: Any, description: str) -> None:
+        if task is not None and self._bar is not None:
+            self._bar.update(task, description=description)
+
+    def update(self, task: Any, **fields: Any) -> None:
+        if task is not None and self._bar is not None:
+            self._bar.update(task, **fields)
+
+    def advance(self, task: Any, n: float = 1) -> None:
         if task is not None and self._bar is not None:
             self._bar.advance(task, n)
+
+    def step(self, task: Any, images: int) -> None:
+        """One optimizer step of a run: its bar moves by one, the sweep's by the images trained on."""
+        if self._bar is not None:
+            if task is not None:
+                self._bar.advance(task, 1)
+            if self.sweep is not None:
+                self._bar.advance(self.sweep, images)
 
     def done(self, task: Any) -> None:
         if task is not None and self._bar is not None:
             self._bar.remove_task(task)
 
     def print(self, message: str) -> None:
-        if self.enabled:
-            self.console.print(message, highlight=False)
+        if self.lines:
+            self.console.print(message, highlight=False, soft_wrap=True)
+
+    def relay(self, event: tuple[Any, ...]) -> None:
+        """Show what a worker's ``QueueProgress`` sent: (unit, kind, task, *data)."""
+        unit, kind, task, *data = event
+        key = (unit, task)
+        if kind == "task":
+            self._remote[key] = self.task(data[0], data[1])
+        elif kind == "describe":
+            self.describe(self._remote.get(key), data[0])
+        elif kind == "step":
+            self.advance(self._remote.get(key), data[0])
+            self.advance(self.sweep, data[1])
+        elif kind == "done":
+            self.done(self._remote.pop(key, None))
+
+    def forget(self, unit: Any) -> None:
+        """A unit ended (or its worker died): drop whatever bars it left."""
+        for key in [k for k in self._remote if k[0] == unit]:
+            self.done(self._remote.pop(key))
+
+
+class QueueProgress(Progress):
+    """A worker's progress: no bars of its own; the run's bar is sent to the sweep's process (``relay``)."""
+
+    EVERY = 0.5   # seconds between step messages
+
+    def __init__(self, queue: Any, unit: Any, label: str = "", *, lines: bool = False) -> None:
+        super().__init__(enabled=False, lines=lines)
+        self.queue, self.unit, self.label = queue, unit, label
+        self._tasks, self._steps, self._images, self._flushed = 0, 0, 0, 0.0
+
+    def task(self, description: str, total: float) -> Any:
+        self._tasks += 1
+        self._send("task", self._tasks, description, total)
+        return self._tasks
+
+    def describe(self, task: Any, description: str) -> None:
+        self._send("describe", task, description)
+
+    def step(self, task: Any, images: int) -> None:
+        self._steps += 1
+        self._images += images
+        if time.monotonic() - self._flushed >= self.EVERY:
+            self._flush(task)
+
+    def done(self, task: Any) -> None:
+        self._flush(task)
+        self._send("done", task)
+
+    def _flush(self, task: Any) -> None:
+        self._flushed = time.monotonic()
+        if self._steps:
+            self._send("step", task, self._steps, self._images)
+            self._steps = self._images = 0
+
+    def _send(self, kind: str, task: Any, *data: Any) -> None:
+        try:  # progress must never fail a run
+            self.queue.put_nowait((self.unit, kind, task, *data))
+        except Exception:
+            pass

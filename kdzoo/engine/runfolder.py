@@ -11,6 +11,11 @@
 The engine writes the checkpoint and metrics, bench/run.py the config, weights and result;
 bench/store.py, the CLI and apps/transfer.py read them through the functions here.
 See docs/design.md ("The run folder").
+
+A folder belongs to the settings in its config.json: ``check_run_folder`` refuses to resume
+or rewrite it with others (resuming a checkpoint under other settings would silently mix two
+runs, e.g. a second epoch trained at the end of the first run's cosine schedule), naming the
+settings that differ and touching nothing.
 """
 from __future__ import annotations
 
@@ -18,9 +23,9 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from ..errors import RecoveryWarning
+from ..errors import ConfigError, RecoveryWarning, differences
 from .checkpoint import atomic_write_json
 
 CONFIG = "config.json"
@@ -88,6 +93,33 @@ def clear_result(run_dir: str | os.PathLike) -> None:
         pass
 
 
+class RunFolderMismatch(ConfigError):
+    """A run folder holds a run made with other settings than the ones asked for."""
+
+
+def check_run_folder(run_dir: str | os.PathLike, wanted: dict[str, Any],
+                     identity: Callable[[dict[str, Any]], dict[str, Any]], hint: str) -> None:
+    """Raise ``RunFolderMismatch`` when ``run_dir/config.json`` records other settings than ``wanted``.
+
+    ``identity`` maps a recorded config to the settings that define the run (what its hash
+    covers: not the device, not defaults that are left out). ``hint`` ends the message with
+    what the user can do instead.
+    """
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        return
+    try:
+        old = identity(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise RunFolderMismatch(f"{run_dir} holds a config.json kdzoo cannot read as a run's settings "
+                                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); {hint}") from None
+    diff = differences(old, identity(wanted))
+    if diff:
+        raise RunFolderMismatch(f"{run_dir} holds a run made with other settings ({diff}); it is left as it is: "
+                                f"{hint}")
+
+
 __all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "FAILED", "FINISHED", "INTERRUPTED", "LOCK",
-           "METRICS", "MODEL", "PENDING", "RESULT", "RUNNING", "clear_result", "read_config", "read_result",
-           "transfer_file", "write_config", "write_result"]
+           "METRICS", "MODEL", "PENDING", "RESULT", "RUNNING", "RunFolderMismatch", "check_run_folder",
+           "clear_result", "differences", "read_config", "read_result", "transfer_file", "write_config",
+           "write_result"]

@@ -170,7 +170,7 @@ class Trainer:
 
     def __init__(self, members: list[Member], train_loader: Any, eval_loaders: dict[str, Any],
                  teacher: Teacher | None, config: TrainConfig, *, bundle: Any = None,
-                 cache_dir: str | Path | None = None, progress: bool = True,
+                 cache_dir: str | Path | None = None, progress: bool | Progress = True,
                  log: Callable[[str], None] | None = None, access: str = "logits") -> None:
         if not members:
             raise ConfigError("a trainer needs at least one student")
@@ -185,7 +185,9 @@ class Trainer:
         self.amp = amp_dtype(config.amp, self.device)
         # under torchrun only rank 0 prints, evaluates and writes (see engine/distributed.py)
         self.dist = distributed.current()
-        self.progress = Progress(enabled=progress and self.dist.is_main)
+        # a Progress passed in is shared with the caller (a sweep's bars); True/False: bars and lines or neither
+        self.progress = progress if isinstance(progress, Progress) and self.dist.is_main else \
+            Progress(enabled=progress is True and self.dist.is_main)
         self.log = (log or self.progress.print) if self.dist.is_main else (lambda *a, **k: None)
         self.access = teacher.access if teacher is not None else "none"
         self._teacher_table: Tensor | None = None
@@ -207,7 +209,7 @@ class Trainer:
                                   f"train it without torchrun")
             ctx = PrepareContext(teacher=self.teacher, train_loader=self.train_loader, bundle=self.bundle,
                                  device=self.device, cache_dir=self.cache_dir, run_dir=m.run_dir,
-                                 seed=m.seed, config=self.cfg, progress=self.progress.enabled, student=m.student)
+                                 seed=m.seed, config=self.cfg, progress=self.progress.lines, student=m.student)
             m.loss.prepare(ctx)
             self.train_loader = ctx.train_loader
             m.prepare_queries = int(ctx.queries)
@@ -238,6 +240,8 @@ class Trainer:
         ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device) if m.run_dir else None
         if ckpt is not None:
             self._restore(m, ckpt)
+            if m.done_epochs < self.cfg.epochs:
+                self.log(f"{m.name}: resuming from epoch {m.done_epochs} of {self.cfg.epochs} ({m.run_dir})")
 
     def _restore(self, m: Member, ckpt: dict) -> None:
         m.student.load_state_dict(ckpt["model"])
@@ -335,11 +339,13 @@ class Trainer:
             self._build_teacher_table()
         start = min((m.done_epochs for m in self.members if m.active), default=self.cfg.epochs)
         with self.progress:
+            self._bar = self.progress.task("", total=(self.cfg.epochs - start) * len(self.train_loader))
             for epoch in range(start + 1, self.cfg.epochs + 1):
                 if not any(m.active for m in self.members):
                     break
                 self.epoch = epoch
                 self._train_epoch(epoch)
+            self.progress.done(self._bar)
         return [m.result for m in self.members]
 
     def _train_epoch(self, epoch: int) -> None:
@@ -363,7 +369,8 @@ class Trainer:
             _set_rng(live[0].rng, self._rng_gens)
         seen, t0, lr = 0, time.perf_counter(), float("nan")
         start_queries = {m.name: m.queries for m in live}
-        task = self.progress.task(f"epoch {epoch}/{self.cfg.epochs}", total=n_steps)
+        self.progress.describe(self._bar, f"epoch {epoch}/{self.cfg.epochs} "
+                                          f"{self.progress.label or '+'.join(m.name for m in live)}")
         for step, (x, y, idx) in enumerate(loader):
             if step >= n_steps:
                 break
@@ -378,13 +385,12 @@ class Trainer:
                 self._flush(live, pending, sums, epoch)
                 if not any(m.active for m in live):
                     break  # every live member diverged: the rest of the epoch would change nothing
-            self.progress.advance(task)
+            self.progress.step(self._bar, x.shape[0] * sum(m.active for m in live))
         self._flush(live, pending, sums, epoch)
         if not swap:
             live[0].rng = _get_rng(self._rng_gens)
         seen = distributed.sync_epoch(live, sums, start_queries, seen)  # no-op on one process
         seconds = time.perf_counter() - t0
-        self.progress.done(task)
         for m in live:
             if m.active:
                 self._end_epoch(m, epoch, sums[m.name], max(n_steps, 1), seconds / max(len(live), 1), seen, lr)

@@ -1,15 +1,11 @@
-"""DCGAN generator and discriminator for MEKD's deprivatization stage (any image size), and a tiny PNG writer.
+"""DCGAN generator and discriminator for MEKD's deprivatization stage (any image size).
 
 Architectures as in ``kdzoo.losses.mekd``'s docstring (Ma et al., CVPR 2024, arXiv 2205.10490); kept
 apart so the loss file stays readable and other generator-based methods can reuse them.
 """
 from __future__ import annotations
 
-import struct
-import zlib
-from pathlib import Path
-
-from torch import Tensor, nn
+from torch import nn
 
 
 class Generator(nn.Module):
@@ -52,13 +48,3 @@ def dcgan_init(m: nn.Module) -> None:
     elif isinstance(m, nn.BatchNorm2d):
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
-
-
-def write_png(path: Path, img: Tensor) -> None:
-    """uint8 (H, W) or (H, W, 3) -> PNG file, with zlib only."""
-    h, w = img.shape[:2]
-    raw = b"".join(b"\0" + img[y].contiguous().numpy().tobytes() for y in range(h))
-    chunk = lambda tag, d: struct.pack(">I", len(d)) + tag + d + struct.pack(">I", zlib.crc32(tag + d))  # noqa: E731
-    head = struct.pack(">IIBBBBB", w, h, 8, 2 if img.dim() == 3 else 0, 0, 0, 0)
-    png = chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png)

@@ -7,6 +7,7 @@ cache, the sample grid and the generated-data loader it needs (Ma et al., CVPR 2
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchvision.utils import save_image
 
-from ..errors import AccessError, ConfigError
-from ._dcgan import Discriminator, Generator, dcgan_init, write_png
+from ..errors import AccessError, ConfigError, differences
+from ._dcgan import Discriminator, Generator, dcgan_init
 
 if TYPE_CHECKING:  # only for annotations: mekd.py imports this module
     from .mekd import MEKD
@@ -69,14 +71,22 @@ def obtain_generator(loss: "MEKD", ctx: Any) -> dict[str, Any]:
     start = time.perf_counter()
     if (cache / f"{digest}.pt").is_file():
         state = torch.load(cache / f"{digest}.pt", map_location=dev, weights_only=True)
+        made_with = state.get("info", {}).get("key")
+        if made_with != key:  # a shortened hash's collision, or a hand-placed file: never use another's G
+            raise ConfigError(f"mekd: cached generator {cache / digest}.pt was trained with other settings "
+                                    f"({differences(made_with or {}, key)}); delete it to train a new one")
         gen.load_state_dict(state["generator"])
         info = {**state["info"], "trained": False}
     else:
         cache.mkdir(parents=True, exist_ok=True)
         queries = deprivatize(loss, gen, teacher, images, ctx)
-        grid, grid_queries = sample_grid(loss, teacher, bundle.num_classes, ctx.seed)
+        tiles, grid_queries = sample_grid(loss, teacher, bundle.num_classes, ctx.seed)
         queries += grid_queries
-        write_png(cache / f"{digest}.png", grid)
+        png = io.BytesIO()
+        save_image(tiles, png, nrow=loss.grid_per_class, padding=2, format="png")
+        tmp_png = cache / f"{digest}.png.{os.getpid()}.tmp"   # never a half-written grid beside a finished G
+        tmp_png.write_bytes(png.getvalue())
+        os.replace(tmp_png, cache / f"{digest}.png")
         info = {"key": key, "hash": digest, "queries": queries, "seconds": time.perf_counter() - start}
         tmp = cache / f"{digest}.pt.{os.getpid()}.tmp"
         torch.save({"generator": gen.state_dict(), "info": info}, tmp)
@@ -128,7 +138,8 @@ def deprivatize(loss: "MEKD", gen: Generator, teacher: Any, images: Tensor, ctx:
 
 @torch.no_grad()
 def sample_grid(loss: "MEKD", teacher: Any, classes: int, seed: int) -> tuple[Tensor, int]:
-    """Rows = teacher labels of samples G(z), most confident first (``grid_per_class`` columns); and the queries."""
+    """Tiles in [0, 1] for torchvision's grid, one row per teacher label of samples G(z), most confident
+    first (``grid_per_class`` columns, black where G gave fewer), at twice their size; and the queries."""
     k = loss.grid_per_class
     g = torch.Generator(device=loss._norm[0].device).manual_seed(seed + 12345)
     imgs = loss.generator(torch.randn(4 * k * classes, loss._latent, generator=g, device=g.device))
@@ -136,12 +147,10 @@ def sample_grid(loss: "MEKD", teacher: Any, classes: int, seed: int) -> tuple[Te
     t = teacher(loss.to_model_input(imgs))
     queries = teacher.queries - n0
     conf, label = torch.softmax(t, 1).max(1)
-    c, h, w = imgs.shape[1:]
-    grid, order = torch.zeros(classes * (h + 2), k * (w + 2), c), conf.argsort(descending=True).tolist()
+    shown = imgs[:, :3] if imgs.shape[1] >= 3 else imgs[:, :1]
+    tiles, order = torch.zeros(classes * k, *shown.shape[1:]), conf.argsort(descending=True).tolist()
     for cls in range(classes):
         picks = [i for i in order if label[i] == cls][:k]
         for j, i in enumerate(picks):
-            grid[cls * (h + 2) + 1:cls * (h + 2) + 1 + h, j * (w + 2) + 1:j * (w + 2) + 1 + w] = \
-                (imgs[i].permute(1, 2, 0).cpu() + 1) / 2
-    grid = (grid[:, :, :3] if c >= 3 else grid[:, :, 0]).mul(255).round().clamp(0, 255).to(torch.uint8)
-    return grid.repeat_interleave(2, 0).repeat_interleave(2, 1), queries
+            tiles[cls * k + j] = (shown[i].cpu() + 1) / 2
+    return F.interpolate(tiles, scale_factor=2, mode="nearest"), queries

@@ -31,6 +31,8 @@ class DistillLoss(nn.Module):
     requires: str = "logits"
     paper: str = ""
     arxiv: str = ""
+    year: int = 0          # publication year of the paper (0: none, e.g. a baseline)
+    venue: str = ""        # where it appeared: "CVPR", "NeurIPS", "arXiv" (preprint only), ...
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor | None, target: Tensor,
                 *, epoch: int = 1, **batch: Any) -> dict[str, Tensor]:  # pragma: no cover

@@ -41,6 +41,7 @@ def pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
 class DIST(DistillLoss):
     requires = "probs"
     paper = "Huang et al., NeurIPS 2022, Knowledge Distillation from A Stronger Teacher"
+    year, venue = 2022, "NeurIPS"
     arxiv = "2205.10536"
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, beta: float = 2.0,

@@ -48,6 +48,7 @@ from .base import (DistillLoss, binary_log_probs, check_classes, check_logits, c
 class DKD(DistillLoss):
     requires = "probs"
     paper = "Zhao et al., CVPR 2022, Decoupled Knowledge Distillation"
+    year, venue = 2022, "CVPR"
     arxiv = "2203.08679"
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, alpha: float = 1.0,

@@ -27,6 +27,7 @@ from .base import DistillLoss, check_logits, check_positive, kl_with_temperature
 class KD(DistillLoss):
     requires = "label"
     paper = "Hinton et al. 2015, Distilling the Knowledge in a Neural Network"
+    year, venue = 2015, "NIPS-W"
     arxiv = "1503.02531"
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 0.1, kd_weight: float = 0.9,

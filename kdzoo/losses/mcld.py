@@ -79,6 +79,7 @@ def info_nce(logits: Tensor) -> Tensor:
 class MCLD(DistillLoss):
     requires = "probs"
     paper = "Wang & Zhou 2024, Multi-perspective Contrastive Logit Distillation (kdzoo's definition)"
+    year, venue = 2024, "arXiv"
     arxiv = "2411.10693"
 
     def __init__(self, tau: float = 1.0, ce_weight: float = 1.0, w_ins: float = 0.25, w_sam: float = 0.25,

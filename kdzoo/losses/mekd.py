@@ -14,9 +14,10 @@ only ("hard", access label); the student side holds unlabeled images. Two stages
    LeakyReLU, Dropout2d 0.25, BN (not on the first) -> linear -> sigmoid. DCGAN init N(0, 0.02).
    G is cached in ``cache_dir/mekd/<hash>.pt``, hash of (teacher weights digest, student-side data
    digest, access, response, seed, generator settings), and reused; the queries it cost are recorded.
-   A PNG of samples per class goes to ``run_dir/mekd_samples.png``: G takes no class input (it is
-   not class-conditional), so rows come from drawing z ~ N(0, I), asking the teacher (counted) and
-   grouping by its label, most confident first; a short row shows a class G rarely produces.
+   A PNG of samples per class (torchvision's ``save_image``) goes to ``run_dir/mekd_samples.png``: G
+   takes no class input (it is not class-conditional), so rows come from drawing z ~ N(0, I), asking
+   the teacher (counted) and grouping by its label, most confident first; a short row shows a class G
+   rarely produces.
 2. Distillation (G frozen, eval mode): the student trains on generated batches only (``prepare``
    replaces the train loader; steps per epoch = config.steps_per_epoch or ``steps_per_epoch``), the
    trainer queries the teacher on them as usual, and
@@ -50,6 +51,7 @@ from .base import DistillLoss, check_logits, kl_with_temperature
 class MEKD(DistillLoss):
     requires = "label"
     paper = "Ma et al., CVPR 2024, Aligning Logits Generatively for Principled Black-Box Knowledge Distillation"
+    year, venue = 2024, "CVPR"
     arxiv = "2205.10490"
 
     def __init__(self, tau: float = 5.0, temperature: float = 5.0, w_img: float = 1.0, w_kl: float = 1.0,

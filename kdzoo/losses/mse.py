@@ -27,6 +27,7 @@ from .base import DistillLoss, check_classes, check_logits
 class MSE(DistillLoss):
     requires = "logits"
     paper = "Ba & Caruana 2014, Do Deep Nets Really Need to be Deep?"
+    year, venue = 2014, "NeurIPS"
     arxiv = "1312.6184"
 
     def __init__(self, ce_weight: float = 1.0, mse_weight: float = 1.0) -> None:

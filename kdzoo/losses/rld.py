@@ -54,6 +54,7 @@ MASKED = -1e9
 class RLD(DistillLoss):
     requires = "probs"
     paper = "Sun et al. 2024, Knowledge Distillation with Refined Logits"
+    year, venue = 2024, "arXiv"
     arxiv = "2408.07703"
 
     def __init__(self, temperature: float = 4.0, scd_temperature: float | None = None,
