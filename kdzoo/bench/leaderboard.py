@@ -359,6 +359,17 @@ def plot(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, path: Path) -> Non
 
 
 # ---------------------------------------------------------------- build
+def check_store(out: str | Path) -> None:
+    """Refuse (ConfigError) a folder whose run store holds no ended run: a leaderboard of it would say nothing,
+    and rebuilding would overwrite the committed one (results/ holds plan.json but no runs/)."""
+    plan = load_plan(out)
+    store = RunStore(out)
+    if not any((store.run_dir(h) / "result.json").is_file() for h in dict.fromkeys(e.hash for e in plan.entries)):
+        what = "has no run store (runs/)" if not store.runs.is_dir() else "has no finished run in runs/"
+        raise ConfigError(f"{store.root} {what}; nothing to rebuild (a committed reference keeps its leaderboard; "
+                          f"compare a rerun with 'kdzoo compare {out} NEW')")
+
+
 def build(out: str | Path) -> dict[str, Path]:
     """Write the four outputs into ``out`` from its plan and run store; returns their paths."""
     from ..engine.checkpoint import atomic_write_text
@@ -375,4 +386,4 @@ def build(out: str | Path) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["COLUMNS", "build", "load_plan", "markdown", "paired_ci", "rows", "summarize", "t_quantile_975"]
+__all__ = ["COLUMNS", "build", "check_store", "load_plan", "markdown", "paired_ci", "rows", "summarize", "t_quantile_975"]
