@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from kdzoo.bench.runner import run_bench
 
@@ -83,6 +84,11 @@ def test_sweep_runs_everything_and_never_recomputes(reference):
     assert {p.name for p in out.iterdir()} >= {"leaderboard.csv", "summary.csv", "leaderboard.md",
                                                "leaderboard.png", "plan.json", "recipe.yaml", "runs"}
     assert counter.read_text().count("\n") == 2
+    # what decides bit-identity is recorded: the CPU kernels torch dispatches to, its build, the threads
+    assert (df.cpu_capability == torch.backends.cpu.get_cpu_capability()).all()
+    assert (df.torch_build == torch.version.git_version[:12]).all() and (df.threads == 1).all()
+    md = (out / "leaderboard.md").read_text()
+    assert f"CPU capability {torch.backends.cpu.get_cpu_capability()}, threads per run 1." in md
     before = results(out)
     again = run_bench(recipe(out.parent, delay=0.04), out, progress=False)
     assert again.ran == [] and again.skipped_done == 7 and again.ok

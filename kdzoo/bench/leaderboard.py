@@ -77,7 +77,8 @@ def paired_ci(diffs: list[float]) -> tuple[float, float, float, int]:
 COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "label", "access", "seed", "top1", "top5",
            "best_top1", "best_epoch", "val_top1", "teacher_top1", "epochs", "epochs_done", "train_seconds",
            "images_per_second", "teacher_queries", "prepare_queries", "student_params", "status", "message", "role",
-           "teacher_model", "loss_args", "config_hash", "kdzoo_version", "git_commit", "torch_version", "device"]
+           "teacher_model", "loss_args", "config_hash", "kdzoo_version", "git_commit", "torch_version", "device",
+           "cpu_capability", "torch_build", "threads"]
 FLOAT_COLUMNS = ["top1", "top5", "best_top1", "val_top1", "teacher_top1", "train_seconds", "images_per_second",
                  "student_params"]
 INT_COLUMNS = ["seed", "best_epoch", "epochs", "epochs_done", "teacher_queries", "prepare_queries"]
@@ -137,6 +138,9 @@ def rows(plan: Plan, store: RunStore) -> pd.DataFrame:
             "loss_args": json.dumps(spec.loss_kwargs, sort_keys=True, default=str) if spec else "",
             "config_hash": e.hash, "kdzoo_version": r.get("kdzoo_version", ""), "git_commit": r.get("git_commit", ""),
             "torch_version": r.get("torch_version", ""), "device": r.get("device", ""),
+            # runs made before these were recorded leave them empty, never guessed
+            "cpu_capability": r.get("cpu_capability", ""), "torch_build": r.get("torch_build", ""),
+            "threads": r.get("threads", ""),
         })
     df = pd.DataFrame(out, columns=COLUMNS)
     for c in FLOAT_COLUMNS:
@@ -286,8 +290,12 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
     prov = df[df.kdzoo_version != ""]
     if len(prov):
         fmt = lambda col: ", ".join(sorted({str(v) for v in prov[col] if v}))  # noqa: E731
-        lines += [f"Provenance: kdzoo {fmt('kdzoo_version')}, commit {fmt('git_commit')}, torch "
-                  f"{fmt('torch_version')}, device {fmt('device')}.", ""]
+        line = (f"Provenance: kdzoo {fmt('kdzoo_version')}, commit {fmt('git_commit')}, torch "
+                f"{fmt('torch_version')}" + (f" (build {fmt('torch_build')})" if fmt("torch_build") else "")
+                + f", device {fmt('device')}, CPU capability {fmt('cpu_capability') or 'not recorded'}, "
+                f"threads per run {fmt('threads') or 'not recorded'}.")
+        lines += [line + " Bit-identical reruns need the same machine type and software; elsewhere a rerun "
+                  "is a new sample: check it with `kdzoo compare`.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

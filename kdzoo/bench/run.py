@@ -108,8 +108,12 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def environment() -> dict[str, str]:
-    """Provenance recorded with every result."""
+def environment(threads: int | None = None) -> dict[str, Any]:
+    """Provenance recorded with every result.
+
+    The numbers a run gives are bit-identical only on the same machine type and software: on a CPU they
+    depend on the instruction set torch dispatches to (``cpu_capability``: e.g. AVX2 or AVX512 kernels
+    sum in another order), the exact torch build and the thread count, so all three are recorded."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).resolve().parents[2], timeout=5).stdout.strip()
@@ -117,7 +121,15 @@ def environment() -> dict[str, str]:
         commit = ""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
     return {"kdzoo_version": __version__, "git_commit": commit or "unknown", "torch_version": torch.__version__,
-            "device": device}
+            "device": device, "cpu_capability": cpu_capability(), "torch_build": torch.version.git_version[:12],
+            "threads": int(threads) if threads is not None else torch.get_num_threads()}
+
+
+def cpu_capability() -> str:
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # torch builds without the query
+        return "unknown"
 
 
 def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
@@ -262,7 +274,7 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     trainer = Trainer(members, train_loader, eval_loaders, teacher, cfg, bundle=bundle, cache_dir=cache_dir,
                       progress=progress, log=log)
     results = trainer.fit()
-    env = environment()
+    env = environment(threads=cfg.cpu_threads if device.type == "cpu" else None)
     records = []
     for spec, m, res in zip(specs, members, results):
         record = {**res.to_dict(), "teacher_top1": teacher_top1, "config_hash": spec.config_hash(),
