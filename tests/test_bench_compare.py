@@ -6,6 +6,9 @@ Also: ``kdzoo leaderboard`` refuses a folder without runs (exit 2, no file chang
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -200,3 +203,42 @@ def test_bench_writes_outside_results_by_default():
     for recipe in sorted((ROOT / "recipes").glob("*.yaml")):
         out = default_out(load_recipe(recipe))
         assert out.parts[0] == "runs" and "results" not in out.parts
+
+
+# ------------------------------------------------------ no machine paths in results/
+ABS_PATH = re.compile(r"(?<![\w.~:/-])/(?:home|work|tmp|root|Users|mnt|data|scratch|var|opt|srv|private|media)"
+                      r"(?:/[\w.@+-]+)+")
+
+
+def _strings(x):
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _strings(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _strings(v)
+    elif isinstance(x, str):
+        yield x
+
+
+def test_no_absolute_path_under_results():
+    bad = []
+    for p in sorted((ROOT / "results").rglob("*")):
+        if not p.is_file() or p.suffix not in (".json", ".csv", ".md", ".yaml", ".yml", ".txt", ".jsonl"):
+            continue
+        text = p.read_text(errors="replace")
+        if p.suffix == ".json":
+            bad += [f"{p.relative_to(ROOT)}: {s}" for s in _strings(json.loads(text)) if os.path.isabs(s)]
+        bad += [f"{p.relative_to(ROOT)}: {m.group(0)}" for m in ABS_PATH.finditer(text)]
+    assert not bad, "absolute paths in committed results:\n" + "\n".join(bad[:20])
+
+
+def test_plan_names_the_sweep_teacher_relative_to_the_output_folder(tmp_path):
+    from kdzoo.bench.recipe import load_recipe
+    from kdzoo.bench.run import teacher_path
+    from kdzoo.bench.sweep import expand
+
+    plan = expand(load_recipe(ROOT / "recipes" / "quickstart.yaml"), tmp_path / "out")
+    students = [s for s in plan.specs.values() if s.teacher_run]
+    assert students and all(s.teacher_ckpt == f"runs/{s.teacher_run}/model.pt" for s in students)
+    assert teacher_path(students[0], tmp_path / "out") == str(tmp_path / "out" / students[0].teacher_ckpt)

@@ -174,14 +174,22 @@ def check_model_fits(name: str, model: torch.nn.Module, bundle: DataBundle) -> N
                           f"{bundle.num_classes} classes")
 
 
-def load_teacher(spec: RunSpec, bundle: DataBundle) -> Teacher | None:
+def teacher_path(spec: RunSpec, root: Path | None) -> str:
+    """The teacher's file: a teacher trained by the sweep is named relative to the output folder ``root``."""
+    path = str(spec.teacher_ckpt)
+    if spec.teacher_run and root is not None and not Path(path).is_absolute():
+        return str(Path(root) / path)
+    return path
+
+
+def load_teacher(spec: RunSpec, bundle: DataBundle, root: Path | None = None) -> Teacher | None:
     if spec.teacher is None:
         return None
     if not spec.teacher_ckpt:
         raise ConfigError(f"teacher '{spec.teacher}' needs a checkpoint (--teacher-ckpt PATH)")
     model = build_model(spec.teacher, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                         image_size=bundle.image_size)
-    load_state(model, spec.teacher_ckpt)
+    load_state(model, teacher_path(spec, root))
     check_model_fits(spec.teacher, model, bundle)
     return Teacher(model, access=spec.access, budget=spec.teacher_budget)
 
@@ -255,7 +263,7 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         raise ConfigError("a teacher query budget is counted per process; train budgeted runs without torchrun")
     device = resolve_device(device_name)
     bundle = load_bundle(head, data_root)
-    teacher = load_teacher(head, bundle)
+    teacher = load_teacher(head, bundle, root=Path(run_dirs[0]).parents[1] if run_dirs[0] else None)
     cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels, device=device_name)
     members = []
     for spec, run_dir in zip(specs, run_dirs):
