@@ -143,7 +143,9 @@ def print_summary(path: Path, metric: str) -> None:
     for col in ("pair", "rank", "method", "access", "mean ± std", "Δ vs CE", "Δ vs KD", "done"):
         table.add_column(col)
     for _, r in summary.sort_values(["teacher", "student", "rank"], na_position="last").iterrows():
-        table.add_row(f"{r.teacher}→{r.student}", "" if pd.isna(r["rank"]) else str(int(r["rank"])), str(r.label),
+        shown = r.get("rank_shown")
+        rank = str(shown) if isinstance(shown, str) and shown else ("" if pd.isna(r["rank"]) else str(int(r["rank"])))
+        table.add_row(f"{r.teacher}→{r.student}", rank, str(r.label),
                       str(r.access), _pm(r["mean"], r["std"]), _ci(r, "ce"), _ci(r, "kd"),
                       f"{int(r.n_finished)}/{int(r.n_seeds)}")
     Console(width=max(Console().width, 140)).print(table)

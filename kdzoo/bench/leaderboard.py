@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError
+from . import ties
 from .store import RunStore
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan
 
@@ -210,6 +211,7 @@ def summarize(plan: Plan, df: pd.DataFrame) -> pd.DataFrame:
         return summary
     summary["rank"] = (summary.groupby(["teacher", "student"])["mean"].rank(ascending=False, method="min")
                        .astype("Int64"))
+    summary = ties.mark(summary, students, metric, ce_label)
     first = ["recipe", "dataset", "teacher", "student", "label", "method", "access", "rank", "metric", "mean", "std"]
     return summary[first + [c for c in summary.columns if c not in first]]
 
@@ -227,6 +229,10 @@ def _std(s: pd.Series) -> float:
 # -------------------------------------------------------------- markdown
 def _f(x: float, nd: int = 2) -> str:
     return "—" if x != x else f"{x:.{nd}f}"
+
+
+def _pm(mean: float, std: float) -> str:
+    return "—" if mean != mean else _f(mean) + (f" ± {_f(std)}" if std == std else "")
 
 
 def _delta(row: pd.Series, name: str) -> str:
@@ -248,7 +254,11 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
         lines += [plan.description, ""]
     lines += [f"Dataset `{plan.dataset}`; metric: {metric_name}; seeds {', '.join(map(str, seeds))}. "
               "Mean ± std over finished seeds. Δ: paired difference to the student alone (CE) and to KD at the "
-              "same teacher access, over the seeds where both finished, with a 95% t confidence interval.",
+              "same teacher access, over the seeds where both finished, with a 95% t confidence interval. "
+              "Ties: every two methods of a pair are compared by a paired t-test over seeds, Holm-corrected over "
+              "all such tests of the pair (5% family-wise); `vs CE` says better/worse only where that test "
+              "separates the method from CE, and a rank is shown only for a method separated from every other "
+              "one (else `tied`; `tied with` lists the methods it cannot be told apart from).",
               "", "Runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
     teachers = {t: v for t, v in zip(df.teacher, df.teacher_top1) if v == v}
     pub_teacher = {(r["teacher"], r["student"]): r for r in plan.reference if r["method"] == TEACHER_ROLE}
@@ -261,17 +271,24 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
             r = pub_teacher[(teacher, student)]
             tline += f" (published {r['top1']:.2f}, {r['source']})"
         lines += [head, "", tline + ".", ""]
-        cols = ["rank", "method", "access", f"{plan.metric} mean ± std", "best top-1", "Δ vs CE [95% CI]",
-                "Δ vs KD [95% CI]", "finished"]
+        last, best, mark = "last-epoch top-1", "best-epoch top-1", " (ranked)"
+        cols = ["rank", "method", "access", last + (mark if plan.metric == "top1" else ""),
+                best + (mark if plan.metric == "best_top1" else ""), "Δ vs CE [95% CI]", "vs CE",
+                "Δ vs KD [95% CI]", "tied with", "finished"]
         if has_pub:
             cols.append("published")
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for _, row in g.sort_values(["rank", "label"], na_position="last").iterrows():
-            rank = "—" if pd.isna(row["rank"]) else str(int(row["rank"]))
-            cells = [rank, f"`{row.label}`", row.access,
-                     f"**{_f(row['mean'])}** ± {_f(row['std'])}" if rank == "1" else f"{_f(row['mean'])} ± {_f(row['std'])}",
-                     _f(row.best_top1_mean), _delta(row, "ce"), _delta(row, "kd"),
-                     f"{int(row.n_finished)}/{int(row.n_seeds)}"]
+            rank = str(row.get("rank_shown", "")) or ("—" if pd.isna(row["rank"]) else str(int(row["rank"])))
+            epochs = [_pm(row.top1_mean, row.top1_std), _pm(row.best_top1_mean, row.best_top1_std)]
+            ranked = 1 if plan.metric == "best_top1" else 0
+            if rank == "1":
+                epochs[ranked] = f"**{epochs[ranked]}**"
+            tied = [x for x in str(row.get("tied_with", "") or "").split("; ") if x]
+            tied_cell = ("all others" if len(tied) == len(g) - 1 and len(tied) > 2
+                         else ", ".join(f"`{x}`" for x in tied) or "none")
+            cells = [rank, f"`{row.label}`", row.access, *epochs, _delta(row, "ce"), str(row.get("vs_ce", "")),
+                     _delta(row, "kd"), tied_cell, f"{int(row.n_finished)}/{int(row.n_seeds)}"]
             if has_pub:
                 cells.append(_f(row.published_top1))
             lines.append("| " + " | ".join(cells) + " |")
