@@ -96,8 +96,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         counts[status] = counts.get(status, 0) + 1
     print(f"{len(report.statuses)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
           + f" ({len(report.ran)} trained now, {report.skipped_done} were already done)")
-    for key in ("csv", "summary", "markdown", "plot"):
-        print(f"  {report.outputs[key]}")
+    for key in ("csv", "summary", "markdown", "plot", "curves"):
+        if key in report.outputs:
+            print(f"  {report.outputs[key]}")
     compare_with_reference(recipe.name, out)
     if report.stopped:
         print(f"stopped (--fail-fast): {report.stopped}")
@@ -241,8 +242,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     paths = leaderboard.build(out)
     plan = leaderboard.load_plan(out)
     print_summary(paths["summary"], plan.metric)
-    for key in ("csv", "summary", "markdown", "plot"):
-        print(f"  {paths[key]}")
+    for key in ("csv", "summary", "markdown", "plot", "curves"):
+        if key in paths:
+            print(f"  {paths[key]}")
     return 0
 
 

@@ -408,6 +408,8 @@ def build(out: str | Path) -> dict[str, Path]:
     atomic_write_text(paths["summary"], summary.to_csv(index=False))
     atomic_write_text(paths["markdown"], markdown(plan, df, summary))
     plot(plan, df, summary, paths["plot"])
+    from . import curves
+    paths.update(curves.write(plan, store, out))
     return paths
 
 
