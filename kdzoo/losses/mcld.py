@@ -3,7 +3,7 @@
 The paper distills logits with InfoNCE losses from three perspectives, without
 projection layers, with a target mask and a warm-up of the category term. Its
 exact equations were not available to us, so this is kdzoo's definition (see
-METHODS.md); every choice is a named option. Let a_i, b_i be the student and
+docs/methods.md); every choice is a named option. Let a_i, b_i be the student and
 teacher logit rows after ``normalize``:
 
 - "zscore" (default): centre the row and divide by its L2 norm (+1e-8); this is a
@@ -32,7 +32,7 @@ within noise of it and of kd (85.25) and ce (84.87); tau <= 0.2 is clearly worse
 (down to 68% at tau=0.05, w=2: with sharp InfoNCE the scale-free terms push the raw
 logits up and CE rises early in training). Ablations at the chosen point (no category
 term, category term only, no target mask, warmup=0) are all within noise, so the
-options keep METHODS.md's defaults. This is evidence from one small setting only.
+options keep the defaults of docs/methods.md. This is evidence from one small setting only.
 
 Degenerate cases. Batch of one: the batch-contrastive terms have no negatives and
 a column over one sample carries nothing, so "ins", "sam" and "cat" are all zero
