@@ -228,7 +228,6 @@ def test_committed_results_keep_their_run_hashes(tmp_path, name):
     repo = Path(__file__).resolve().parents[1]
     plan = expand(load_recipe(repo / "recipes" / f"{name}.yaml"), tmp_path / "out")
     committed = json.loads((repo / "results" / name / "plan.json").read_text())
-    # every committed run keeps its hash; a recipe may have grown (more seeds) since its results were made
+    # every committed run keeps its hash; a recipe may have grown (more seeds, a method variant) since
+    # its results were made, which adds runs but must change none
     assert {e["hash"] for e in committed["entries"]} <= {e.hash for e in plan.entries}
-    assert {e.hash for e in plan.entries if e.seed in {c["seed"] for c in committed["entries"]}} == \
-        {e["hash"] for e in committed["entries"]}
