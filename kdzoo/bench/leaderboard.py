@@ -255,10 +255,11 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
     lines += [f"Dataset `{plan.dataset}`; metric: {metric_name}; seeds {', '.join(map(str, seeds))}. "
               "Mean ± std over finished seeds. Δ: paired difference to the student alone (CE) and to KD at the "
               "same teacher access, over the seeds where both finished, with a 95% t confidence interval. "
-              "Ties: every two methods of a pair are compared by a paired t-test over seeds, Holm-corrected over "
-              "all such tests of the pair (5% family-wise); `vs CE` says better/worse only where that test "
-              "separates the method from CE, and a rank is shown only for a method separated from every other "
-              "one (else `tied`; `tied with` lists the methods it cannot be told apart from).",
+              "Ties: methods are compared by paired t-tests over seeds with Holm's correction (5% family-wise): "
+              "`vs CE` says better/worse only where the test against CE, corrected over the pair's comparisons "
+              "with CE, separates them; a rank is shown only for a method separated from every other one, "
+              "corrected over all pairs of methods (else `tied`; `tied with` lists the methods it cannot be "
+              "told apart from).",
               "", "Runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
     teachers = {t: v for t, v in zip(df.teacher, df.teacher_top1) if v == v}
     pub_teacher = {(r["teacher"], r["student"]): r for r in plan.reference if r["method"] == TEACHER_ROLE}

@@ -7,7 +7,8 @@ one family, corrected with Holm's step-down method (family-wise error 5%).
 Then, per method:
 
 - ``vs_ce``: ``better`` / ``worse`` when its difference to the student alone is
-  significant in that family, ``tied`` when not (``—`` for CE itself);
+  significant among the k-1 comparisons with CE (their own Holm family), ``tied``
+  when not (``—`` for CE itself);
 - ``tied_with``: the methods it cannot be told apart from;
 - ``rank_shown``: its rank when it differs significantly from every other
   method of the pair, else ``tied``. A rank is printed only where the data
@@ -64,12 +65,17 @@ def mark(summary: pd.DataFrame, students: pd.DataFrame, metric: str, ce_label: s
             apart[(i, j)] = apart[(j, i)] = rejected.get((i, j), False)
         sign = {(i, j): d for i, j, _, d in tests} | {(j, i): -d for i, j, _, d in tests}
         ce = next((i for i in idx if summary.at[i, "label"] == ce_label), None)
+        # "better/worse than CE" is its own family of k-1 tests (many-to-one, as Dunnett's), so it is
+        # not diluted by the k(k-1)/2 comparisons the ranks need
+        pvals = {i: next((p for a, b, p, _ in tests if {a, b} == {i, ce}), math.nan) for i in idx if i != ce}
+        ce_ids = [i for i in pvals if pvals[i] == pvals[i]]
+        vs_ce = dict(zip(ce_ids, holm([pvals[i] for i in ce_ids], alpha))) if ce is not None else {}
         for i in idx:
             others = [j for j in idx if j != i]
             tied = [j for j in others if not apart[(i, j)]]
             summary.at[i, "tied_with"] = "; ".join(str(summary.at[j, "label"]) for j in tied)
             if ce is not None and i != ce:
-                summary.at[i, "vs_ce"] = ("tied" if not apart[(i, ce)]
+                summary.at[i, "vs_ce"] = ("tied" if not vs_ce.get(i, False)
                                           else "better" if sign[(i, ce)] > 0 else "worse")
             rank = summary.at[i, "rank"]
             supported = not tied and not pd.isna(rank) and summary.at[i, "n_finished"] >= 2
