@@ -242,3 +242,17 @@ def test_plan_names_the_sweep_teacher_relative_to_the_output_folder(tmp_path):
     students = [s for s in plan.specs.values() if s.teacher_run]
     assert students and all(s.teacher_ckpt == f"runs/{s.teacher_run}/model.pt" for s in students)
     assert teacher_path(students[0], tmp_path / "out") == str(tmp_path / "out" / students[0].teacher_ckpt)
+
+
+def test_bench_ends_with_the_comparison_against_its_reference(tmp_path, monkeypatch, capsys):
+    from kdzoo.cli.bench import compare_with_reference
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(QUICKSTART, tmp_path / "results" / "quickstart")
+    rerun = _shifted_copy(tmp_path, "dkd", 6.0)
+    compare_with_reference("quickstart", rerun)
+    out = capsys.readouterr().out
+    assert "reference results/quickstart vs this run" in out and "1 differ" in out
+    compare_with_reference("no_such_recipe", rerun)          # no committed reference: nothing printed
+    compare_with_reference("quickstart", tmp_path / "results" / "quickstart")   # the reference itself: nothing
+    assert capsys.readouterr().out == ""
