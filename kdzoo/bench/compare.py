@@ -283,5 +283,5 @@ def print_report(rows: list[Row], metric: str, tolerance: float, alpha: float, t
     console.print(summary_line(rows, tolerance, alpha))
 
 
-__all__ = ["DEFAULT_TOLERANCE", "Row", "Sample", "compare", "compare_paths", "holm", "judge", "load_runs", "print_report",
-           "summary_line", "welch"]
+__all__ = ["DEFAULT_TOLERANCE", "Row", "Sample", "compare", "compare_paths", "holm", "judge", "load_runs",
+           "print_report", "summary_line", "welch"]

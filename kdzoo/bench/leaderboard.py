@@ -413,4 +413,5 @@ def build(out: str | Path) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["COLUMNS", "build", "check_store", "load_plan", "markdown", "paired_ci", "rows", "summarize", "t_quantile_975"]
+__all__ = ["COLUMNS", "build", "check_store", "load_plan", "markdown", "paired_ci", "rows", "summarize",
+           "t_quantile_975"]
