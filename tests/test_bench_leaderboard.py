@@ -119,7 +119,7 @@ def test_leaderboard_outputs(store):
     assert summary.loc["my_kd", "statuses"] == "failed:1, finished:2"
 
     md = paths["markdown"].read_text()
-    assert "| 1 | `my_kd` |" in md and "Made-up et al. 2024" in md and "published 95.00" in md
+    assert "| tied | `my_kd` |" in md   # 2-3 seeds: nothing is separated after Holm's correction and "Made-up et al. 2024" in md and "published 95.00" in md
     assert "+2.33 [-1.46, +6.13] (n=3)" in md
     assert "## Runs that did not finish" in md and "RuntimeError: out of luck" in md
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -173,3 +173,36 @@ def test_leaderboard_of_a_folder_without_plan(tmp_path, capsys):
     from kdzoo.cli import main
     assert main(["leaderboard", str(tmp_path)]) == 2
     assert "holds no plan.json" in capsys.readouterr().err
+
+
+def test_ties_by_hand():
+    """Paired t-tests over seeds with Holm's correction, on data whose answer is known."""
+    from kdzoo.bench import ties
+    # per-seed top-1 on 5 seeds: 'big' is 5 points above CE on every seed, 'worse' 4 below,
+    # 'same' equals CE up to noise of a few tenths
+    noise = [0.0, 0.3, -0.2, 0.1, -0.3]
+    vals = {"ce": [70 + n for n in noise], "big": [75 + n + 0.05 * k for k, n in enumerate(noise)],
+            "same": [70 + n + e for n, e in zip(noise, [0.4, -0.5, 0.3, -0.2, 0.1])],
+            "worse": [66 + n - 0.05 * k for k, n in enumerate(noise)]}
+
+    def marked(vals):
+        rows = [{"teacher": "t", "student": "s", "label": m, "access": "logits", "seed": k, "top1": v,
+                 "status": "finished"} for m, vs in vals.items() for k, v in enumerate(vs)]
+        students = pd.DataFrame(rows)
+        means = students.groupby("label").top1.mean()
+        summary = pd.DataFrame([{"teacher": "t", "student": "s", "label": m, "access": "logits",
+                                 "mean": means[m], "n_finished": len(vals[m])} for m in vals])
+        summary["rank"] = summary["mean"].rank(ascending=False, method="min").astype("Int64")
+        return ties.mark(summary, students, "top1", "ce").set_index("label")
+
+    out = marked(vals)
+    assert out.loc["big", "vs_ce"] == "better" and out.loc["worse", "vs_ce"] == "worse"
+    assert out.loc["same", "vs_ce"] == "tied" and out.loc["ce", "vs_ce"] == "—"
+    assert out.loc["big", "rank_shown"] == "1" and out.loc["worse", "rank_shown"] == "4"
+    assert out.loc["ce", "rank_shown"] == "tied" and out.loc["same", "rank_shown"] == "tied"
+    assert out.loc["ce", "tied_with"] == "same" and out.loc["big", "tied_with"] == ""
+    # a method with one seed cannot be placed: no rank is supported while it is on the board
+    out = marked({**vals, "few": [90.0]})
+    assert set(out.rank_shown) == {"tied"} and out.loc["big", "vs_ce"] == "better"
+    # paired p by hand, df = 2: P(|T| >= t) = 1 - t / sqrt(2 + t^2); diffs 1, 2, 4 give t = sqrt(7)
+    assert ties.paired_p([1.0, 2.0, 4.0]) == pytest.approx(1 - 7 ** 0.5 / 3, rel=1e-9)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from kdzoo.bench.runner import run_bench
 
@@ -80,10 +81,23 @@ def test_sweep_runs_everything_and_never_recomputes(reference):
     df = pd.read_csv(out / "leaderboard.csv")
     mine = df[df.label == "my_kd"]            # the plugin loss from the user's file is on the board
     assert len(mine) == 2 and (mine.status == "finished").all() and (mine.top1 > 0).all()
-    assert (out / "leaderboard.md").read_text().count("`my_kd`") == 1
+    assert (out / "leaderboard.md").read_text().count("| `my_kd` |") == 1   # one row (it may also be in "tied with")
     assert {p.name for p in out.iterdir()} >= {"leaderboard.csv", "summary.csv", "leaderboard.md",
                                                "leaderboard.png", "plan.json", "recipe.yaml", "runs"}
     assert counter.read_text().count("\n") == 2
+    # what decides bit-identity is recorded: the CPU kernels torch dispatches to, its build, the threads
+    assert (df.cpu_capability == torch.backends.cpu.get_cpu_capability()).all()
+    assert (df.torch_build == torch.version.git_version[:12]).all() and (df.threads == 1).all()
+    md = (out / "leaderboard.md").read_text()
+    assert f"CPU capability {torch.backends.cpu.get_cpu_capability()}, threads per run 1." in md
+    # learning curves: one row per student run entry and epoch, read back from each run's metrics.jsonl
+    curves = pd.read_csv(out / "curves.csv")
+    students = df[df.role == "student"]
+    assert len(curves) == 3 * len(students) and sorted(curves.epoch.unique()) == [1, 2, 3]
+    one = students.iloc[0]
+    last = curves[(curves.label == one.label) & (curves.seed == one.seed) & (curves.epoch == 3)]
+    assert last.test_top1.iloc[0] == pytest.approx(one.top1)
+    assert (out / "curves.png").stat().st_size > 5000
     before = results(out)
     again = run_bench(recipe(out.parent, delay=0.04), out, progress=False)
     assert again.ran == [] and again.skipped_done == 7 and again.ok

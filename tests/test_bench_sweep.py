@@ -68,7 +68,7 @@ def test_expansion(tmp_path, ckpt):
     assert ce.teacher is None and ce.teacher_ckpt is None and ce.access == "none"
     kd = plan.specs[rows[("fmnist_mlp", "kd", "probs", 1)].hash]
     assert kd.teacher == "fmnist_mlp" and kd.teacher_run == t_hash and kd.seed == 1 and kd.train.seed == 1
-    assert kd.teacher_ckpt == str(out.absolute() / "runs" / t_hash / "model.pt")
+    assert kd.teacher_ckpt == f"runs/{t_hash}/model.pt"   # relative to the output folder: no machine path
     assert kd.loss_kwargs == {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9, "standardize": False}
     assert rows[("fmnist_mlp", "kd", "probs", 1)].teacher_hash == t_hash
     big = plan.specs[rows[("big", "dkd", "logits", 0)].hash]
@@ -232,4 +232,6 @@ def test_committed_results_keep_their_run_hashes(tmp_path, name):
     repo = Path(__file__).resolve().parents[1]
     plan = expand(load_recipe(repo / "recipes" / f"{name}.yaml"), tmp_path / "out")
     committed = json.loads((repo / "results" / name / "plan.json").read_text())
-    assert sorted(e.hash for e in plan.entries) == sorted(e["hash"] for e in committed["entries"])
+    # every committed run keeps its hash; a recipe may have grown (more seeds, a method variant) since
+    # its results were made, which adds runs but must change none
+    assert {e["hash"] for e in committed["entries"]} <= {e.hash for e in plan.entries}

@@ -3,7 +3,7 @@
 From Python::
 
     from kdzoo.bench import load_recipe, run_bench
-    report = run_bench(load_recipe("recipes/quickstart.yaml"), "results/quickstart")
+    report = run_bench(load_recipe("recipes/quickstart.yaml"), "runs/quickstart")
     report.outputs["markdown"]   # leaderboard.md; also "csv", "summary", "plot"
 """
 from .recipe import load_recipe

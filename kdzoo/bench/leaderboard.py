@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..engine.checkpoint import atomic_write_bytes, atomic_write_text
 from ..errors import ConfigError
+from . import ties
 from .store import RunStore
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan
 
@@ -79,7 +80,8 @@ def paired_ci(diffs: list[float]) -> tuple[float, float, float, int]:
 COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "label", "access", "seed", "top1", "top5",
            "best_top1", "best_epoch", "val_top1", "teacher_top1", "epochs", "epochs_done", "train_seconds",
            "images_per_second", "teacher_queries", "prepare_queries", "student_params", "status", "message", "role",
-           "teacher_model", "loss_args", "config_hash", "kdzoo_version", "git_commit", "torch_version", "device"]
+           "teacher_model", "loss_args", "config_hash", "kdzoo_version", "git_commit", "torch_version", "device",
+           "cpu_capability", "torch_build", "threads"]
 FLOAT_COLUMNS = ["top1", "top5", "best_top1", "val_top1", "teacher_top1", "train_seconds", "images_per_second",
                  "student_params"]
 INT_COLUMNS = ["seed", "best_epoch", "epochs", "epochs_done", "teacher_queries", "prepare_queries"]
@@ -139,6 +141,9 @@ def rows(plan: Plan, store: RunStore) -> pd.DataFrame:
             "loss_args": json.dumps(spec.loss_kwargs, sort_keys=True, default=str) if spec else "",
             "config_hash": e.hash, "kdzoo_version": r.get("kdzoo_version", ""), "git_commit": r.get("git_commit", ""),
             "torch_version": r.get("torch_version", ""), "device": r.get("device", ""),
+            # runs made before these were recorded leave them empty, never guessed
+            "cpu_capability": r.get("cpu_capability", ""), "torch_build": r.get("torch_build", ""),
+            "threads": r.get("threads", ""),
         })
     df = pd.DataFrame(out, columns=COLUMNS)
     for c in FLOAT_COLUMNS:
@@ -208,6 +213,7 @@ def summarize(plan: Plan, df: pd.DataFrame) -> pd.DataFrame:
         return summary
     summary["rank"] = (summary.groupby(["teacher", "student"])["mean"].rank(ascending=False, method="min")
                        .astype("Int64"))
+    summary = ties.mark(summary, students, metric, ce_label)
     first = ["recipe", "dataset", "teacher", "student", "label", "method", "access", "rank", "metric", "mean", "std"]
     return summary[first + [c for c in summary.columns if c not in first]]
 
@@ -225,6 +231,10 @@ def _std(s: pd.Series) -> float:
 # -------------------------------------------------------------- markdown
 def _f(x: float, nd: int = 2) -> str:
     return "—" if x != x else f"{x:.{nd}f}"
+
+
+def _pm(mean: float, std: float) -> str:
+    return "—" if mean != mean else _f(mean) + (f" ± {_f(std)}" if std == std else "")
 
 
 def _delta(row: pd.Series, name: str) -> str:
@@ -246,7 +256,12 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
         lines += [plan.description, ""]
     lines += [f"Dataset `{plan.dataset}`; metric: {metric_name}; seeds {', '.join(map(str, seeds))}. "
               "Mean ± std over finished seeds. Δ: paired difference to the student alone (CE) and to KD at the "
-              "same teacher access, over the seeds where both finished, with a 95% t confidence interval.",
+              "same teacher access, over the seeds where both finished, with a 95% t confidence interval. "
+              "Ties: methods are compared by paired t-tests over seeds with Holm's correction (5% family-wise): "
+              "`vs CE` says better/worse only where the test against CE, corrected over the pair's comparisons "
+              "with CE, separates them; a rank is shown only for a method separated from every other one, "
+              "corrected over all pairs of methods (else `tied`; `tied with` lists the methods it cannot be "
+              "told apart from).",
               "", "Runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
     teachers = {t: v for t, v in zip(df.teacher, df.teacher_top1) if v == v}
     pub_teacher = {(r["teacher"], r["student"]): r for r in plan.reference if r["method"] == TEACHER_ROLE}
@@ -259,17 +274,24 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
             r = pub_teacher[(teacher, student)]
             tline += f" (published {r['top1']:.2f}, {r['source']})"
         lines += [head, "", tline + ".", ""]
-        cols = ["rank", "method", "access", f"{plan.metric} mean ± std", "best top-1", "Δ vs CE [95% CI]",
-                "Δ vs KD [95% CI]", "finished"]
+        last, best, mark = "last-epoch top-1", "best-epoch top-1", " (ranked)"
+        cols = ["rank", "method", "access", last + (mark if plan.metric == "top1" else ""),
+                best + (mark if plan.metric == "best_top1" else ""), "Δ vs CE [95% CI]", "vs CE",
+                "Δ vs KD [95% CI]", "tied with", "finished"]
         if has_pub:
             cols.append("published")
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for _, row in g.sort_values(["rank", "label"], na_position="last").iterrows():
-            rank = "—" if pd.isna(row["rank"]) else str(int(row["rank"]))
-            cells = [rank, f"`{row.label}`", row.access,
-                     f"**{_f(row['mean'])}** ± {_f(row['std'])}" if rank == "1" else f"{_f(row['mean'])} ± {_f(row['std'])}",
-                     _f(row.best_top1_mean), _delta(row, "ce"), _delta(row, "kd"),
-                     f"{int(row.n_finished)}/{int(row.n_seeds)}"]
+            rank = str(row.get("rank_shown", "")) or ("—" if pd.isna(row["rank"]) else str(int(row["rank"])))
+            epochs = [_pm(row.top1_mean, row.top1_std), _pm(row.best_top1_mean, row.best_top1_std)]
+            ranked = 1 if plan.metric == "best_top1" else 0
+            if rank == "1":
+                epochs[ranked] = f"**{epochs[ranked]}**"
+            tied = [x for x in str(row.get("tied_with", "") or "").split("; ") if x]
+            tied_cell = ("all others" if len(tied) == len(g) - 1 and len(tied) > 2
+                         else ", ".join(f"`{x}`" for x in tied) or "none")
+            cells = [rank, f"`{row.label}`", row.access, *epochs, _delta(row, "ce"), str(row.get("vs_ce", "")),
+                     _delta(row, "kd"), tied_cell, f"{int(row.n_finished)}/{int(row.n_seeds)}"]
             if has_pub:
                 cells.append(_f(row.published_top1))
             lines.append("| " + " | ".join(cells) + " |")
@@ -288,8 +310,12 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
     prov = df[df.kdzoo_version != ""]
     if len(prov):
         fmt = lambda col: ", ".join(sorted({str(v) for v in prov[col] if v}))  # noqa: E731
-        lines += [f"Provenance: kdzoo {fmt('kdzoo_version')}, commit {fmt('git_commit')}, torch "
-                  f"{fmt('torch_version')}, device {fmt('device')}.", ""]
+        line = (f"Provenance: kdzoo {fmt('kdzoo_version')}, commit {fmt('git_commit')}, torch "
+                f"{fmt('torch_version')}" + (f" (build {fmt('torch_build')})" if fmt("torch_build") else "")
+                + f", device {fmt('device')}, CPU capability {fmt('cpu_capability') or 'not recorded'}, "
+                f"threads per run {fmt('threads') or 'not recorded'}.")
+        lines += [line + " Bit-identical reruns need the same machine type and software; elsewhere a rerun "
+                  "is a new sample: check it with `kdzoo compare`.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -358,6 +384,17 @@ def plot(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, path: Path) -> Non
 
 
 # ---------------------------------------------------------------- build
+def check_store(out: str | Path) -> None:
+    """Refuse (ConfigError) a folder whose run store holds no ended run: a leaderboard of it would say nothing,
+    and rebuilding would overwrite the committed one (results/ holds plan.json but no runs/)."""
+    plan = load_plan(out)
+    store = RunStore(out)
+    if not any((store.run_dir(h) / "result.json").is_file() for h in dict.fromkeys(e.hash for e in plan.entries)):
+        what = "has no run store (runs/)" if not store.runs.is_dir() else "has no finished run in runs/"
+        raise ConfigError(f"{store.root} {what}; nothing to rebuild (a committed reference keeps its leaderboard; "
+                          f"compare a rerun with 'kdzoo compare {out} NEW')")
+
+
 def build(out: str | Path) -> dict[str, Path]:
     """Write the four outputs into ``out`` from its plan and run store; returns their paths."""
     out = Path(out)
@@ -370,7 +407,10 @@ def build(out: str | Path) -> dict[str, Path]:
     atomic_write_text(paths["summary"], summary.to_csv(index=False))
     atomic_write_text(paths["markdown"], markdown(plan, df, summary))
     plot(plan, df, summary, paths["plot"])
+    from . import curves
+    paths.update(curves.write(plan, store, out))
     return paths
 
 
-__all__ = ["COLUMNS", "build", "load_plan", "markdown", "paired_ci", "rows", "summarize", "t_quantile_975"]
+__all__ = ["COLUMNS", "build", "check_store", "load_plan", "markdown", "paired_ci", "rows", "summarize",
+           "t_quantile_975"]

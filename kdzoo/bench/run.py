@@ -115,8 +115,12 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def environment() -> dict[str, str]:
-    """Provenance recorded with every result."""
+def environment(threads: int | None = None) -> dict[str, Any]:
+    """Provenance recorded with every result.
+
+    The numbers a run gives are bit-identical only on the same machine type and software: on a CPU they
+    depend on the instruction set torch dispatches to (``cpu_capability``: e.g. AVX2 or AVX512 kernels
+    sum in another order), the exact torch build and the thread count, so all three are recorded."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).resolve().parents[2], timeout=5).stdout.strip()
@@ -124,7 +128,15 @@ def environment() -> dict[str, str]:
         commit = ""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
     return {"kdzoo_version": __version__, "git_commit": commit or "unknown", "torch_version": torch.__version__,
-            "device": device}
+            "device": device, "cpu_capability": cpu_capability(), "torch_build": torch.version.git_version[:12],
+            "threads": int(threads) if threads is not None else torch.get_num_threads()}
+
+
+def cpu_capability() -> str:
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # torch builds without the query
+        return "unknown"
 
 
 def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
@@ -169,14 +181,22 @@ def check_model_fits(name: str, model: torch.nn.Module, bundle: DataBundle) -> N
                           f"{bundle.num_classes} classes")
 
 
-def load_teacher(spec: RunSpec, bundle: DataBundle) -> Teacher | None:
+def teacher_path(spec: RunSpec, root: Path | None) -> str:
+    """The teacher's file: a teacher trained by the sweep is named relative to the output folder ``root``."""
+    path = str(spec.teacher_ckpt)
+    if spec.teacher_run and root is not None and not Path(path).is_absolute():
+        return str(Path(root) / path)
+    return path
+
+
+def load_teacher(spec: RunSpec, bundle: DataBundle, root: Path | None = None) -> Teacher | None:
     if spec.teacher is None:
         return None
     if not spec.teacher_ckpt:
         raise ConfigError(f"teacher '{spec.teacher}' needs a checkpoint (--teacher-ckpt PATH)")
     model = build_model(spec.teacher, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                         image_size=bundle.image_size)
-    load_teacher_weights(model, spec.teacher_ckpt)
+    load_teacher_weights(model, teacher_path(spec, root))
     check_model_fits(spec.teacher, model, bundle)
     return Teacher(model, access=spec.access, budget=spec.teacher_budget)
 
@@ -224,7 +244,7 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         raise ConfigError("a teacher query budget is counted per process; train budgeted runs without torchrun")
     device = resolve_device(device_name)
     bundle = load_bundle(head, data_root)
-    teacher = load_teacher(head, bundle)
+    teacher = load_teacher(head, bundle, root=Path(run_dirs[0]).parents[1] if run_dirs[0] else None)
     cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels, device=device_name)
     for spec, run_dir in zip(specs, run_dirs):  # before anything is written to any of the folders
         if run_dir is not None:
@@ -248,7 +268,7 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     trainer = Trainer(members, train_loader, eval_loaders, teacher, cfg, bundle=bundle, cache_dir=cache_dir,
                       progress=progress, log=log)
     results = trainer.fit()
-    env = environment()
+    env = environment(threads=cfg.cpu_threads if device.type == "cpu" else None)
     records = []
     for spec, m, res in zip(specs, members, results):
         record = {**res.to_dict(), "teacher_top1": teacher_top1, "config_hash": spec.config_hash(),

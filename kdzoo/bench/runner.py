@@ -67,7 +67,8 @@ def describe(plan: Plan, h: str) -> str:
 
 
 def default_out(recipe: Recipe) -> Path:
-    return Path("results") / recipe.name
+    """runs/<name>: a sweep never writes into results/, which holds the committed references."""
+    return Path("runs") / recipe.name
 
 
 def preflight(recipe: Recipe, plan: Plan, todo: list[str], data_root: str | None) -> None:

@@ -107,7 +107,6 @@ def teacher_spec(recipe: Recipe, name: str, device: str = "auto") -> RunSpec:
 
 def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
     """All runs of a recipe whose run store is ``out`` (teachers trained by the sweep live there too)."""
-    runs_dir = Path(out).absolute() / "runs"
     specs: dict[str, RunSpec] = {}
     entries: list[PlanEntry] = []
     teacher_runs: dict[str, str] = {}          # teacher name -> run hash (trained by the sweep)
@@ -129,7 +128,8 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
             t = recipe.teachers[pair.teacher]
             cfg = TrainConfig(**{**recipe.train, **pair.train, "seed": seed, "device": device})
             t_run = teacher_runs.get(pair.teacher)
-            ckpt = str(runs_dir / t_run / MODEL) if t_run else t.ckpt
+            # relative to the output folder: plan.json names no path of the machine that wrote it
+            ckpt = f"runs/{t_run}/{MODEL}" if t_run else t.ckpt
             for m in recipe.methods:
                 kwargs = resolved_loss_kwargs(m.loss, {**m.args, **pair.method_args.get(m.label, {})})
                 alone = loss_requires(m.loss, kwargs) == "none"

@@ -1,4 +1,4 @@
-"""``kdzoo bench`` and ``kdzoo leaderboard`` (added to the parser of main.py by ``add_commands``)."""
+"""``kdzoo bench``, ``kdzoo leaderboard`` and ``kdzoo compare`` (added to the parser of main.py by ``add_commands``)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +19,8 @@ def add_commands(sub: Any) -> None:
                                    "interrupted ones, then write leaderboard.csv, summary.csv, leaderboard.md and a "
                                    "plot into the output folder.")
     p.add_argument("recipe", metavar="RECIPE.yaml", help="the recipe (see recipes/README.md)")
-    p.add_argument("--out", default=None, help="output folder and run store (default results/<recipe name>)")
+    p.add_argument("--out", default=None, help="output folder and run store (default runs/<recipe name>; "
+                                               "results/ holds the committed references)")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local",
                    help="local: this machine; slurm: one submitit job per run or cohort")
     p.add_argument("--workers", type=int, default=None,
@@ -51,6 +52,25 @@ def add_commands(sub: Any) -> None:
                                     "OUT/plan.json and OUT/runs/*/result.json.")
     lb.add_argument("out", metavar="OUT", help="a kdzoo bench output folder")
     lb.set_defaults(func=cmd_leaderboard)
+
+    cp = sub.add_parser("compare", help="compare a rerun with a reference leaderboard: differs / reproduced / "
+                                        "consistent per method",
+                        description="One row per (pair, method, access): reference and new mean ± std, the "
+                                    "difference with a 95%% Welch interval and a verdict. 'differs': significant "
+                                    "after Holm's correction over the rows; 'reproduced': the whole interval lies "
+                                    "within ±tolerance; 'consistent': neither (with the difference it could detect "
+                                    "and the seeds that would settle it).")
+    cp.add_argument("reference", metavar="REFERENCE",
+                    help="bench output folder or leaderboard.csv (e.g. results/quickstart)")
+    cp.add_argument("new", metavar="NEW", help="bench output folder or leaderboard.csv (e.g. runs/quickstart)")
+    cp.add_argument("--tolerance", type=float, default=None,
+                    help="equivalence margin in points of the metric (default 1.0: about the seed spread of the "
+                         "shipped CPU benchmarks, below the gains their README discusses)")
+    cp.add_argument("--alpha", type=float, default=None, help="family-wise error rate of 'differs' (default 0.05)")
+    cp.add_argument("--metric", default=None, help="leaderboard column to compare (default: the plan's metric, "
+                                                   "else top1)")
+    cp.add_argument("--strict", action="store_true", help="exit 1 when any row differs")
+    cp.set_defaults(func=cmd_compare)
 
 
 # ------------------------------------------------------------------ bench
@@ -89,11 +109,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
         counts[status] = counts.get(status, 0) + 1
     print(f"{len(report.statuses)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
           + f" ({len(report.ran)} trained now, {report.skipped_done} were already done)")
-    for key in ("csv", "summary", "markdown", "plot"):
-        print(f"  {report.outputs[key]}")
+    for key in ("csv", "summary", "markdown", "plot", "curves"):
+        if key in report.outputs:
+            print(f"  {report.outputs[key]}")
+    compare_with_reference(recipe.name, out)
     if report.stopped:
         print(f"stopped (--fail-fast): {report.stopped}")
     return 0 if report.ok else 1
+
+
+def compare_with_reference(name: str, out: Path) -> None:
+    """End a sweep with its comparison against the committed reference results/<name>/, when there is one."""
+    from ..bench import compare
+
+    ref = Path("results") / name
+    if not (ref / "leaderboard.csv").is_file() or ref.absolute() == out.absolute():
+        return
+    try:
+        rows, metric = compare.compare_paths(ref, out)
+    except ConfigError as exc:
+        print(f"no comparison with {ref}: {exc}")
+        return
+    print()
+    compare.print_report(rows, metric, compare.DEFAULT_TOLERANCE, compare.DEFAULT_ALPHA,
+                         title=f"{metric} (%): reference {ref} vs this run {out}")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ..bench import compare
+
+    tolerance = compare.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    alpha = compare.DEFAULT_ALPHA if args.alpha is None else args.alpha
+    rows, metric = compare.compare_paths(args.reference, args.new, args.metric, tolerance, alpha)
+    compare.print_report(rows, metric, tolerance, alpha)
+    return 1 if args.strict and any(r.verdict == "differs" for r in rows) else 0
 
 
 def print_summary(path: Path, metric: str) -> None:
@@ -108,7 +157,9 @@ def print_summary(path: Path, metric: str) -> None:
     for col in ("pair", "rank", "method", "access", "mean ± std", "Δ vs CE", "Δ vs KD", "done"):
         table.add_column(col)
     for _, r in summary.sort_values(["teacher", "student", "rank"], na_position="last").iterrows():
-        table.add_row(f"{r.teacher}→{r.student}", "" if pd.isna(r["rank"]) else str(int(r["rank"])), str(r.label),
+        shown = r.get("rank_shown")
+        rank = str(shown) if isinstance(shown, str) and shown else ("" if pd.isna(r["rank"]) else str(int(r["rank"])))
+        table.add_row(f"{r.teacher}→{r.student}", rank, str(r.label),
                       str(r.access), _pm(r["mean"], r["std"]), _ci(r, "ce"), _ci(r, "kd"),
                       f"{int(r.n_finished)}/{int(r.n_seeds)}")
     Console(width=max(Console().width, 140)).print(table)
@@ -203,11 +254,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.is_dir():
         raise ConfigError(f"no such folder: {out}")
+    leaderboard.check_store(out)
     paths = leaderboard.build(out)
     plan = leaderboard.load_plan(out)
     print_summary(paths["summary"], plan.metric)
-    for key in ("csv", "summary", "markdown", "plot"):
-        print(f"  {paths[key]}")
+    for key in ("csv", "summary", "markdown", "plot", "curves"):
+        if key in paths:
+            print(f"  {paths[key]}")
     return 0
 
 

@@ -10,7 +10,13 @@ pearson(u, v) = <u - mean u, v - mean v> / (|u - mean u| * |v - mean v| + 1e-8):
 Returned terms: "ce", "inter" (= T^2 * beta * inter), "intra" (= T^2 * gamma * intra).
 The 1e-8 is added to the product of norms, as in the authors' code; it keeps a
 nearly uniform row finite. Defaults are the CIFAR-100 setting: T=4, beta=2,
-gamma=2, ce_weight=1 (ImageNet: T=1, beta=1, gamma=1). No warm-up.
+gamma=2, ce_weight=1; ImageNet: T=1, beta=2, gamma=2. No warm-up. Source: the
+authors' training code (hunto/image_classification_sota, used by hunto/DIST_KD):
+``DIST(beta=1, gamma=1, tau)`` in lib/models/losses/kd_loss.py, scaled by
+``kd_loss_weight: 2`` in both configs/strategies/distill/dist_cifar.yaml (``kd: dist_t4``)
+and resnet_dist.yaml (``kd: dist``, tau 1), so beta = gamma = 2 in both settings.
+See docs/methods.md, also for why these weights make a tiny MLP student collapse
+on Fashion-MNIST (results/fashion_mnist/DIST_DIAGNOSIS.md).
 
 Batch of one: each class column then holds a single value, its centred vector
 is zero and the Pearson correlation is 0 by the formula above, so ``intra`` is

@@ -9,8 +9,13 @@ With p = softmax(z / T) and label y:
 
 Returned terms: "ce", "tckd" (= factor * alpha * TCKD), "nckd" (= factor * beta * NCKD);
 ``epoch`` counts from 1. Defaults are the CIFAR-100 setting: T=4, ce_weight=1,
-alpha=1, beta=8, warmup=20 (the original configs use beta=2 for resnet56/110
-teachers and 6 for vgg13 and wrn_40_2; ImageNet: T=1, beta 0.5 or 2, warmup 1).
+alpha=1, beta=8, warmup=20 (mdistiller's mdistiller/engine/cfg.py). The authors'
+per-pair configs (megvii-research/mdistiller, configs/cifar100/dkd/) change only beta:
+2 for resnet56 -> resnet20 and resnet110 -> resnet32; 6 for vgg13 -> vgg8,
+vgg13 -> MobileNetV2, wrn_40_2 -> wrn_16_2 and wrn_40_2 -> wrn_40_1; 8 (the default)
+for resnet32x4 -> resnet8x4/ShuffleV1/ShuffleV2, wrn_40_2 -> ShuffleV1 and
+ResNet50 -> MobileNetV2. ImageNet (configs/imagenet/): T=1, warmup 1, beta 0.5
+(ResNet34 -> ResNet18) or 2 (ResNet50 -> MobileNetV1).
 
 Implementation: log(1 - p_y) is a log-sum-exp over the non-target log-probabilities
 and p_hat is a softmax over the gathered C-1 non-target logits, so the label
@@ -20,14 +25,16 @@ empty batch are ConfigErrors (the latter from check_logits).
 
 ``standardize=True`` z-scores both logit rows (logit standardization, Sun et al.,
 CVPR 2024, arXiv 2403.01427) before TCKD/NCKD, not before CE. ``dkd+ls`` is
-registered with T=2, alpha=9, beta=72: the authors' README runs DKD+LS with
-``--logit-stand --base-temp 2 --kd-weight 9``, and their train.py multiplies
-the DKD weights by that kd-weight (their logged DKD+LS training loss, about 9-10,
-is only reachable with weights of that size; with alpha=1, beta=8 it would be about 1).
-Two quirks of that script are NOT reproduced: it sets BETA = (new ALPHA) * 9 = 81
-instead of 8 * 9, and it writes the base temperature to KD.TEMPERATURE, which
-DKD never reads, so its DKD ran at T=4. To get exactly what that script computes,
-use ``build_loss("dkd+ls", temperature=4, beta=81)``.
+registered with T=2, alpha=9, beta=72: the authors' current tools/train.py
+(sunshangquan/logit-standardization-KD, commit 6b58661 of May 2024 and later) runs
+``--logit-stand --base-temp 2 --kd-weight 9`` as DKD.T = 2, DKD.ALPHA = 1 * 9 and
+DKD.BETA = 8 * 9 for resnet32x4 -> resnet8x4 (their README's command and the log
+``dkd,resnet32x4,resnet8x4,2,9``). Other pairs used other settings; their log names
+read ``dkd,TEACHER,STUDENT,base_temp,kd_weight[,DKD.BETA]``, and
+recipes/cifar100_paper.yaml passes them per pair (docs/methods.md lists them). The
+March-2024 version of that script (2ece47f) set BETA = (new ALPHA) * 9 = 81 and wrote the
+base temperature to KD.TEMPERATURE, which DKD does not read (so T stayed 4); that
+computation is ``build_loss("dkd+ls", temperature=4, beta=81)``.
 
 Every term depends on the teacher only through softmax(t / T), which is
 unchanged when a constant is added to a teacher row (also after

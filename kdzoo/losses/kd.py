@@ -7,7 +7,11 @@ ce_weight=0.1, kd_weight=0.9 (ImageNet: T=1, 0.5/0.5).
 
 ``standardize=True`` applies logit standardization (Sun et al., CVPR 2024,
 arXiv 2403.01427) to both logit rows before the KL term (not before CE);
-``kd+ls`` is registered with the paper's setting T=2, kd_weight=9.
+``kd+ls`` is registered with the paper's setting T=2, kd_weight=9 (CE weight 0.1 unchanged):
+the authors' README command ``--logit-stand --base-temp 2 --kd-weight 9``. Their logs
+(``kd,TEACHER,STUDENT,base_temp,kd_weight``) show other settings for some pairs
+(vgg13 -> vgg8: T=3; resnet110 -> resnet20: T=4, kd_weight 12); recipes/cifar100_paper.yaml
+passes those per pair (docs/methods.md).
 
 The loss depends on the teacher only through softmax_T(t), which does not
 change when a constant is added to a row, so log-probabilities work as

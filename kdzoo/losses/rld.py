@@ -30,8 +30,9 @@ so RLD equals DKD with the same weights.
 
 ``standardize=True`` z-scores both logit rows (Sun et al., CVPR 2024, arXiv
 2403.01427) before SCD/MCD, not before CE; it is monotone per row, so m and the
-mask do not change. ``rld+ls`` has no published setting: kdzoo uses the one
-chosen for ``dkd+ls`` (T=2, weights times 9: alpha=9, beta=72, T_scd = T).
+mask do not change. ``rld+ls`` has no published setting (the logit
+standardization repository has no RLD): kdzoo uses the one registered for ``dkd+ls``
+(T=2, weights times 9: alpha=9, beta=72, T_scd = T).
 
 The loss depends on the teacher only through softmaxes of t / T, argmax t and
 comparisons within a row, all unchanged when a constant is added to a teacher

@@ -1,0 +1,287 @@
+"""``kdzoo compare REFERENCE NEW``: is a rerun of a benchmark the same result as a committed reference?
+
+A rerun on another machine is a new sample, not a copy: floating-point kernels
+differ between CPUs and GPUs, so the same seed gives other weights. So two
+leaderboards are compared as two samples per (pair, method, access):
+
+- the difference of means NEW - REFERENCE with a 95% Welch interval
+  (unequal variances, Welch-Satterthwaite degrees of freedom; the seeds of the
+  two sides are not paired, since the same seed on another machine is another run);
+- ``reproduced``: the whole 95% interval lies inside +-tolerance (an equivalence
+  test: two one-sided tests at 2.5% each). This is checked first: a difference
+  shown to be smaller than the tolerance is no difference that matters, even
+  when many seeds make it significant. The default tolerance, 1 point of
+  top-1, is about the seed-to-seed standard deviation of the shipped CPU
+  benchmarks (0.1-1.2 points) and below the smallest gain over CE their README
+  discusses (1.5 points): a change inside it would not change a conclusion.
+  A comparison too small to bound the difference that tightly never says it;
+- ``differs``: otherwise, when Welch's two-sided test rejects "same mean" after
+  Holm's step-down correction over all tested rows (family-wise error <= alpha,
+  5% by default), so a self-comparison of a 10-row leaderboard flags something
+  in at most 5% of trials, not in 40%;
+- ``consistent`` otherwise: no evidence of a difference, but not enough to
+  show there is none. It comes with the smallest difference this comparison
+  would detect (80% power at Holm's strictest level) and the seeds per side
+  that would make it conclusive, estimated from the observed spread;
+- ``too few``: fewer than 2 finished seeds on a side (no spread to test against).
+
+Pure functions over pandas; the t distribution comes from ``stats`` (no scipy).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError
+from .stats import t_ppf, t_sf2
+
+KEYS = ["teacher", "student", "label", "access"]
+DEFAULT_TOLERANCE = 1.0
+DEFAULT_ALPHA = 0.05
+POWER = 0.8
+MAX_SEEDS = 10_000
+
+
+@dataclass
+class Sample:
+    mean: float
+    std: float
+    n: int
+
+
+@dataclass
+class Row:
+    teacher: str
+    student: str
+    label: str
+    access: str
+    ref: Sample
+    new: Sample
+    diff: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    df: float = math.nan
+    p: float = math.nan
+    verdict: str = ""
+    detectable: float = math.nan     # smallest |difference| this comparison detects (80% power)
+    seeds_needed: int | None = None  # seeds per side that would make a 'consistent' row conclusive
+
+
+# ------------------------------------------------------------------ input
+def load_runs(path: str | Path, metric: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Finished student runs of a bench output folder or a ``leaderboard.csv``, and the metric to compare."""
+    p = Path(path)
+    csv = p / "leaderboard.csv" if p.is_dir() else p
+    if not csv.is_file():
+        where = f"{p} holds no leaderboard.csv" if p.is_dir() else f"no such file or folder: {p}"
+        raise ConfigError(f"{where}; give a kdzoo bench output folder or its leaderboard.csv")
+    try:
+        df = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{csv} cannot be read as a leaderboard ({type(exc).__name__})") from exc
+    missing = [c for c in KEYS + ["status", "role"] if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{csv} is not a kdzoo leaderboard.csv (no column {', '.join(missing)})")
+    if metric is None:
+        metric = _plan_metric(csv.parent) or "top1"
+    if metric not in df.columns:
+        raise ConfigError(f"{csv} has no column {metric!r} (try --metric top1)")
+    df = df[(df.role == "student") & (df.status == "finished")].copy()
+    df[metric] = pd.to_numeric(df[metric], errors="coerce")
+    for k in KEYS:
+        df[k] = df[k].astype(str)
+    return df, metric
+
+
+def _plan_metric(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "plan.json").read_text()).get("metric")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+# ------------------------------------------------------------------ tests
+def sample(values: list[float]) -> Sample:
+    v = [float(x) for x in values if x == x]
+    n = len(v)
+    mean = sum(v) / n if n else math.nan
+    std = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1)) if n > 1 else math.nan
+    return Sample(mean, std, n)
+
+
+def welch(ref: Sample, new: Sample) -> tuple[float, float, float]:
+    """(new - ref, its standard error, Welch-Satterthwaite degrees of freedom)."""
+    a, b = ref.std ** 2 / ref.n, new.std ** 2 / new.n
+    se = math.sqrt(a + b)
+    if se == 0:
+        return new.mean - ref.mean, 0.0, float(ref.n + new.n - 2)
+    df = (a + b) ** 2 / (a * a / (ref.n - 1) + b * b / (new.n - 1))
+    return new.mean - ref.mean, se, df
+
+
+def holm(pvalues: list[float], alpha: float) -> list[bool]:
+    """Holm's step-down rejections: the k-th smallest p is tested at alpha / (m - k + 1), stopping at the first kept."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    reject = [False] * len(pvalues)
+    m = len(pvalues)
+    for k, i in enumerate(order):
+        if pvalues[i] <= alpha / (m - k):
+            reject[i] = True
+        else:
+            break
+    return reject
+
+
+def detectable(se: float, df: float, alpha: float, m: int) -> float:
+    """Difference detected with 80% power by a two-sided test at level alpha/m (Holm's strictest step)."""
+    if se == 0:
+        return 0.0
+    return (t_ppf(1 - alpha / (2 * m), df) + t_ppf(POWER, df)) * se
+
+
+def seeds_for_verdict(diff: float, sd: float, tolerance: float, alpha: float, m: int, start: int = 3) -> int | None:
+    """Seeds per side (at least ``start``, one more than now) at which the observed difference and spread
+    would give 'differs' or 'reproduced'; None beyond MAX_SEEDS.
+
+    Both conditions only get easier with more seeds, so each is found by a doubling then a bisection."""
+    if sd == 0:
+        return start
+
+    def se_df(n: int) -> tuple[float, float]:
+        return sd * math.sqrt(2.0 / n), 2.0 * n - 2
+
+    def differs(n: int) -> bool:
+        return detectable(*se_df(n), alpha, m) <= abs(diff)
+
+    def reproduced(n: int) -> bool:
+        se, df = se_df(n)
+        return abs(diff) + t_ppf(0.975, df) * se <= tolerance
+
+    best = None
+    for ok in (differs, reproduced):
+        lo, hi = start - 1, start   # ok(lo) is taken as False: lo is at most the seeds there are now
+        while hi <= MAX_SEEDS and not ok(hi):
+            lo, hi = hi, hi * 2
+        if hi > MAX_SEEDS:
+            continue
+        while lo + 1 < hi:
+            mid = (lo + hi) // 2
+            if ok(mid):
+                hi = mid
+            else:
+                lo = mid
+        best = hi if best is None else min(best, hi)
+    return best
+
+
+def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", tolerance: float = DEFAULT_TOLERANCE,
+            alpha: float = DEFAULT_ALPHA) -> list[Row]:
+    """One row per (pair, label, access) present on either side, with its verdict."""
+    if not tolerance > 0:
+        raise ConfigError(f"--tolerance must be > 0, got {tolerance}")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}")
+    keys = list(dict.fromkeys([tuple(k) for k in ref[KEYS].values.tolist()]
+                              + [tuple(k) for k in new[KEYS].values.tolist()]))
+    ref_groups = {k: g[metric].tolist() for k, g in ref.groupby(KEYS, sort=False)}
+    new_groups = {k: g[metric].tolist() for k, g in new.groupby(KEYS, sort=False)}
+    rows = [Row(*key, ref=sample(ref_groups.get(key, [])), new=sample(new_groups.get(key, []))) for key in keys]
+    return judge(rows, tolerance, alpha)
+
+
+def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA,
+          advise: bool = True) -> list[Row]:
+    """Fill in each row's interval, p-value and verdict (the rows' samples are set); returns the rows.
+
+    ``advise``: also estimate, for 'consistent' rows, the seeds that would settle them."""
+    tested = [r for r in rows if r.ref.n >= 2 and r.new.n >= 2]
+    tested_ids = {id(r) for r in tested}
+    for r in rows:
+        if id(r) not in tested_ids:
+            r.diff = r.new.mean - r.ref.mean
+            r.verdict = "too few"
+    m = max(len(tested), 1)
+    for r in tested:
+        r.diff, se, r.df = welch(r.ref, r.new)
+        half = t_ppf(0.975, r.df) * se
+        r.low, r.high = r.diff - half, r.diff + half
+        r.p = (1.0 if r.diff == 0 else 0.0) if se == 0 else t_sf2(r.diff / se, r.df)
+        r.detectable = detectable(se, r.df, alpha, m)
+    for r, rejected in zip(tested, holm([r.p for r in tested], alpha)):
+        if -tolerance <= r.low and r.high <= tolerance:
+            r.verdict = "reproduced"   # shown smaller than the tolerance, even where significant
+        elif rejected:
+            r.verdict = "differs"
+        else:
+            r.verdict = "consistent"
+            if not advise:
+                continue
+            sd = math.sqrt((r.ref.std ** 2 + r.new.std ** 2) / 2)
+            r.seeds_needed = seeds_for_verdict(r.diff, sd, tolerance, alpha, m, max(r.ref.n, r.new.n) + 1)
+    return rows
+
+
+def compare_paths(reference: str | Path, new: str | Path, metric: str | None = None,
+                  tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA) -> tuple[list[Row], str]:
+    ref_df, metric = load_runs(reference, metric)
+    new_df, _ = load_runs(new, metric)
+    return compare(ref_df, new_df, metric, tolerance, alpha), metric
+
+
+# ----------------------------------------------------------------- output
+def _ms(s: Sample) -> str:
+    if s.n == 0:
+        return "—"
+    return f"{s.mean:.2f}" + (f" ± {s.std:.2f}" if s.n > 1 else "") + f" (n={s.n})"
+
+
+def note(r: Row) -> str:
+    if r.verdict == "consistent":
+        more = f"{r.seeds_needed} seeds per side" if r.seeds_needed else f"more than {MAX_SEEDS} seeds per side"
+        return f"detects ≥ {r.detectable:.2f}; conclusive with ≈ {more}"
+    if r.verdict == "too few":
+        return "needs ≥ 2 finished seeds on each side"
+    return f"p = {r.p:.2g}" if r.verdict == "differs" else ""
+
+
+def table_rows(rows: list[Row]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        ci = f"{r.diff:+.2f} [{r.low:+.2f}, {r.high:+.2f}]" if r.low == r.low else (
+            "—" if r.diff != r.diff else f"{r.diff:+.2f}")
+        out.append([f"{r.teacher}→{r.student}", r.label, r.access, _ms(r.ref), _ms(r.new), ci, r.verdict, note(r)])
+    return out
+
+
+HEADER = ["pair", "method", "access", "reference", "new", "Δ new − ref [95% CI]", "verdict", "note"]
+
+
+def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
+    counts = {v: sum(r.verdict == v for r in rows) for v in ("differs", "reproduced", "consistent", "too few")}
+    parts = [f"{counts['differs']} differ", f"{counts['reproduced']} reproduced", f"{counts['consistent']} consistent"]
+    if counts["too few"]:
+        parts.append(f"{counts['too few']} with too few seeds")
+    return (f"{len(rows)} rows: " + ", ".join(parts) + f" (Welch, Holm-corrected α = {alpha:g}; "
+            f"reproduced = 95% CI within ±{tolerance:g} points)")
+
+
+def print_report(rows: list[Row], metric: str, tolerance: float, alpha: float, title: str = "") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or f"{metric} (%): reference vs new, mean ± std (n seeds)")
+    for col in HEADER:
+        table.add_column(col, overflow="fold", no_wrap=col == "pair")
+    for cells in table_rows(rows):
+        table.add_row(*cells)
+    console = Console(width=max(Console().width, 160))
+    console.print(table)
+    console.print(summary_line(rows, tolerance, alpha))
+
+
+__all__ = ["DEFAULT_TOLERANCE", "Row", "Sample", "compare", "compare_paths", "holm", "judge", "load_runs",
+           "print_report", "summary_line", "welch"]
