@@ -60,7 +60,9 @@ def convergence_points(plan: Plan, gen_steps: list[int], schedules: list[tuple[i
         for g in gen_steps:
             for epochs, per_epoch in schedules:
                 kw = {**base.loss_kwargs, "gen_steps": int(g), "steps_per_epoch": int(per_epoch)}
-                spec = replace(base, loss_kwargs=kw, train=replace(base.train, epochs=int(epochs)))
+                # the loss's steps_per_epoch sets the schedule only when the train block sets none
+                train = replace(base.train, epochs=int(epochs), steps_per_epoch=None)
+                spec = replace(base, loss_kwargs=kw, train=train)
                 points.append(StudyPoint("convergence", e.label, e.access, e.seed, spec, gen_steps=int(g)))
     if not points:
         raise ConfigError(f"recipe '{plan.recipe}' has no mekd method (or none for these seeds): nothing to study")
@@ -184,8 +186,9 @@ def plot(rows: list[dict[str, Any]], path: str | Path, study: str, title: str = 
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The queries study as a table: method, queries, top-1 mean over seeds, top-1 per 10k queries."""
-    lines = ["| method | access | query fraction | teacher queries | top-1 % | seeds |", "|---|---|---:|---:|---:|---:|"]
+    """The queries study as a table: method, access, fraction, queries and top-1 (means over seeds)."""
+    lines = ["| method | access | query fraction | teacher queries | top-1 % | seeds |",
+             "|---|---|---:|---:|---:|---:|"]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         if r["status"] == runfolder.FINISHED:
