@@ -348,3 +348,17 @@ def test_fast_step_gives_the_loss_values_of_the_plain_generator(kw):
         g.body[2].weight.mul_(1.5)
     z = torch.randn(3, 4)
     torch.testing.assert_close(loss.generate(z), g(z), rtol=0, atol=1e-6)
+
+
+def test_folded_copy_is_rebuilt_for_a_generator_made_in_inference_mode():
+    """Inference tensors keep no version counter: the copy is then rebuilt on every call, never stale."""
+    with torch.inference_mode():
+        g = _fixed_generator()
+    loss = kdzoo.build_loss("mekd")
+    loss.set_generator(g)
+    z = torch.randn(3, 4)
+    with torch.inference_mode():
+        ref = g(z)
+        torch.testing.assert_close(loss.generate(z), ref, rtol=0, atol=1e-6)
+        g.body[2].weight.mul_(2.0)
+        torch.testing.assert_close(loss.generate(z), g(z), rtol=0, atol=1e-6)

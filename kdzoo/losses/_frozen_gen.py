@@ -55,6 +55,10 @@ class FrozenGenerator:
         return x[:, :, oy:oy + h, ox:ox + w]
 
 
-def weights_version(g: nn.Module) -> tuple[int, ...]:
-    """Changes whenever any of g's parameters or buffers is modified in place (training, load_state_dict)."""
-    return tuple(t._version for t in g.state_dict(keep_vars=True).values())
+def weights_version(g: nn.Module) -> tuple[int, ...] | None:
+    """Changes whenever any of g's parameters or buffers is modified in place (training, load_state_dict)
+    or replaced (``.to(device)``); None when unknown (inference tensors keep no version): rebuild."""
+    try:
+        return tuple(v for t in g.state_dict(keep_vars=True).values() for v in (t.data_ptr(), t._version))
+    except RuntimeError:
+        return None

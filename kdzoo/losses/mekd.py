@@ -93,7 +93,7 @@ class MEKD(DistillLoss):
         self.info: dict = {}
         self._norm, self._latent = None, 0
         self._fast: FrozenGenerator | None = None
-        self._fast_version: tuple[int, ...] = ()
+        self._fast_version: tuple[int, ...] | None = None
         object.__setattr__(self, "generator", None)  # frozen and not a submodule: not trained, not checkpointed
 
     def set_generator(self, generator: nn.Module, mean=(0.5,), std=(0.5,)) -> None:
@@ -106,7 +106,7 @@ class MEKD(DistillLoss):
     def generate(self, z: Tensor) -> Tensor:
         """G(z) through the folded copy of the frozen generator (rebuilt when G's weights changed)."""
         version = weights_version(self.generator)
-        if self._fast is None or version != self._fast_version:
+        if self._fast is None or version is None or version != self._fast_version:
             self._fast, self._fast_version = FrozenGenerator(self.generator.eval()), version
         return self._fast(z)
 
