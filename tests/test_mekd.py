@@ -362,3 +362,14 @@ def test_folded_copy_is_rebuilt_for_a_generator_made_in_inference_mode():
         torch.testing.assert_close(loss.generate(z), ref, rtol=0, atol=1e-6)
         g.body[2].weight.mul_(2.0)
         torch.testing.assert_close(loss.generate(z), g(z), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_generated_batches_have_the_layout_the_trainer_asked_for(channels_last):
+    """The folded generator computes in channels_last; the student gets what the config asked for."""
+    from kdzoo.losses._deprivatize import GeneratedLoader
+    loss = kdzoo.build_loss("mekd")
+    loss.set_generator(Generator(4, 3, (10, 10), 8))
+    (x, _, _), = list(GeneratedLoader(loss, 4, 1, seed=0, channels_last=channels_last))
+    assert x.shape == (4, 3, 10, 10)
+    assert x.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

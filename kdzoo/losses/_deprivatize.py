@@ -49,7 +49,8 @@ class GeneratedLoader:
             with torch.no_grad():
                 x = self.loss.to_model_input(self.loss.generate(torch.randn(bs, self.loss._latent, generator=g,
                                                                             device=dev)))
-            x = x.contiguous(memory_format=torch.channels_last) if self.cl else x
+            # the folded generator computes in channels_last: hand the student the layout it asked for
+            x = x.contiguous(memory_format=torch.channels_last if self.cl else torch.contiguous_format)
             yield x, torch.zeros(bs, dtype=torch.long, device=dev), torch.arange(b * bs, (b + 1) * bs, device=dev)
 
 
