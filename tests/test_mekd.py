@@ -260,3 +260,130 @@ def test_black_box_baselines_through_execute(tmp_path, teacher_ckpt, method, acc
     r = execute(spec, tmp_path / "run", progress=False)
     assert r["status"] == "finished"
     assert r["teacher_queries"] == 32                           # the student side's 32 images, asked once
+
+
+# ------------------------------------------------ the authors' DCGAN options (issue 14)
+class _CountingGenerator(Generator):
+    """Generator that records the batch size of every forward call (module-wide list)."""
+    calls: list[int] = []
+
+    def forward(self, z):
+        _CountingGenerator.calls.append(z.shape[0])
+        return super().forward(z)
+
+
+def test_authors_batchnorm_eps_reaches_generator_and_discriminator(tmp_path):
+    bundle = make_bundle(n_train=32, size=12, channels=1)
+    loss = kdzoo.build_loss("mekd", **GEN, gen_bn_eps=0.8)
+    loss.prepare(_ctx(tmp_path, bundle, _teacher(bundle, "probs")))
+    bns = [m for m in loss.generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [m.eps for m in bns] == [1e-5, 0.8, 0.8]              # as the authors: the first BN keeps 1e-5
+    disc = [m.eps for m in Discriminator(1, (12, 12), 8, bn_eps=0.8).modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert disc == [0.8, 0.8, 0.8]
+    assert loss.info["key"]["gen_bn_eps"] == 0.8
+    plain = kdzoo.build_loss("mekd", **GEN)
+    plain.prepare(_ctx(tmp_path, bundle, _teacher(bundle, "probs"), run="run2"))
+    assert plain.info["trained"] and "gen_bn_eps" not in plain.info["key"]   # off: the cache key is unchanged
+    assert [m.eps for m in plain.generator.modules() if isinstance(m, torch.nn.BatchNorm2d)] == [1e-5] * 3
+
+
+def test_fresh_z_draws_two_generator_batches_per_gan_step(tmp_path, monkeypatch):
+    import kdzoo.losses._deprivatize as dep
+    monkeypatch.setattr(dep, "Generator", _CountingGenerator)
+    bundle = make_bundle(n_train=32, size=12, channels=1)
+    counts, queries, weights = {}, {}, {}
+    for fresh in (False, True):
+        _CountingGenerator.calls = []
+        teacher = _teacher(bundle, "probs")
+        loss = kdzoo.build_loss("mekd", **GEN, gen_fresh_z=fresh)
+        loss.prepare(_ctx(tmp_path, bundle, teacher, run=f"run{fresh}"))
+        counts[fresh], queries[fresh] = list(_CountingGenerator.calls), teacher.queries
+        weights[fresh] = loss.generator.fc.weight.clone()
+    grid = 4 * 2 * 4                                               # the sample grid: one call of 4 x k x classes
+    assert counts[False] == [8] * 3 + [grid]                       # one batch per GAN step, D and G share it
+    assert counts[True] == [8] * 6 + [grid]                        # a fresh batch for the G step
+    assert queries[True] == queries[False] == 3 * 8 + grid         # the teacher is asked once per GAN step
+    assert not torch.equal(weights[True], weights[False])
+
+
+def test_new_options_stay_out_of_run_hashes_when_off():
+    from kdzoo.bench.sweep import resolved_loss_kwargs
+    off = resolved_loss_kwargs("mekd", {"gen_steps": 400})
+    assert "gen_bn_eps" not in off and "gen_fresh_z" not in off and off["gen_steps"] == 400
+    assert resolved_loss_kwargs("mekd", {"gen_steps": 400, "gen_bn_eps": 1e-5, "gen_fresh_z": False}) == off
+    on = resolved_loss_kwargs("mekd", {"gen_steps": 400, "gen_bn_eps": 0.8, "gen_fresh_z": True})
+    assert on == {**off, "gen_bn_eps": 0.8, "gen_fresh_z": True}
+    spec = lambda kw: RunSpec(dataset=DATASET, student="fmnist_cnn_tiny", method="mekd", loss_kwargs=kw)  # noqa: E731
+    assert spec(on).config_hash() != spec(off).config_hash()
+    with pytest.raises(kdzoo.ConfigError, match="gen_bn_eps must be > 0"):
+        kdzoo.build_loss("mekd", gen_bn_eps=0.0)
+
+
+# ------------------------------------------------------- the fast distillation step
+def test_folded_generator_equals_the_plain_one():
+    from kdzoo.losses._frozen_gen import FrozenGenerator
+    for size, eps in (((6, 6), 1e-5), ((28, 28), 0.8), ((10, 14), 1e-5)):
+        torch.manual_seed(3)
+        g = Generator(4, 2, size, 8, bn_eps=eps)
+        g.train()
+        for _ in range(3):                                          # non-trivial running statistics
+            g(torch.randn(16, 4) * 2)
+        g.eval().requires_grad_(False)
+        z1 = (torch.randn(7, 4) * 3).requires_grad_(True)
+        z2 = z1.detach().clone().requires_grad_(True)
+        a, b = g(z1), FrozenGenerator(g)(z2)
+        assert a.shape == b.shape == (7, 2, *size)
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
+        w = torch.randn_like(a)
+        (a * w).sum().backward(), (b * w).sum().backward()
+        torch.testing.assert_close(z2.grad, z1.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [{}, {"distance": "l2", "tau": 2.0}, {"response": "hard"}])
+def test_fast_step_gives_the_loss_values_of_the_plain_generator(kw):
+    """The step before the speed-up ran G itself: same losses and student gradients to 1e-6."""
+    g = _fixed_generator()
+    loss = kdzoo.build_loss("mekd", **kw)
+    loss.set_generator(g)
+    gen = torch.Generator().manual_seed(2)
+    s = (torch.randn(9, 4, generator=gen) * 3).requires_grad_(True)
+    t = torch.randn(9, 4, generator=gen) * 3
+    out = loss(s, t, None)
+    tau = kw.get("tau", 5.0)
+    s0 = s.detach().clone().requires_grad_(True)
+    t0 = torch.nn.functional.one_hot(t.argmax(1), 4).float() if "response" in kw else t
+    d = g(s0 / tau) - g(t0 / tau)
+    img = d.abs().mean() if kw.get("distance", "l1") == "l1" else d.pow(2).mean()
+    assert out["img"].item() == pytest.approx(img.item(), rel=1e-6, abs=1e-7)
+    out["img"].backward(), img.backward()
+    torch.testing.assert_close(s.grad, s0.grad, rtol=1e-5, atol=1e-7)
+    # the folded copy follows the generator when its weights change (training, load_state_dict)
+    with torch.no_grad():
+        g.body[2].weight.mul_(1.5)
+    z = torch.randn(3, 4)
+    torch.testing.assert_close(loss.generate(z), g(z), rtol=0, atol=1e-6)
+
+
+def test_folded_copy_is_rebuilt_for_a_generator_made_in_inference_mode():
+    """Inference tensors keep no version counter: the copy is then rebuilt on every call, never stale."""
+    with torch.inference_mode():
+        g = _fixed_generator()
+    loss = kdzoo.build_loss("mekd")
+    loss.set_generator(g)
+    z = torch.randn(3, 4)
+    with torch.inference_mode():
+        ref = g(z)
+        torch.testing.assert_close(loss.generate(z), ref, rtol=0, atol=1e-6)
+        g.body[2].weight.mul_(2.0)
+        torch.testing.assert_close(loss.generate(z), g(z), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_generated_batches_have_the_layout_the_trainer_asked_for(channels_last):
+    """The folded generator computes in channels_last; the student gets what the config asked for."""
+    from kdzoo.losses._deprivatize import GeneratedLoader
+    loss = kdzoo.build_loss("mekd")
+    loss.set_generator(Generator(4, 3, (10, 10), 8))
+    (x, _, _), = list(GeneratedLoader(loss, 4, 1, seed=0, channels_last=channels_last))
+    assert x.shape == (4, 3, 10, 10)
+    assert x.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

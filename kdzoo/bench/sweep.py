@@ -95,6 +95,11 @@ def resolved_loss_kwargs(loss: str, args: dict[str, Any]) -> dict[str, Any]:
             out[p.name] = p.default
     out.update(entry.defaults)
     out.update(args)
+    # options a loss added after runs were hashed (``hashed_when_set``: name -> default) are left out
+    # at their default, so the runs made before they existed keep their hashes
+    for name, default in getattr(entry.factory, "hashed_when_set", {}).items():
+        if name in out and out[name] == default and type(out[name]) is type(default):
+            del out[name]
     return out
 
 

@@ -9,14 +9,17 @@ from torch import nn
 
 
 class Generator(nn.Module):
-    def __init__(self, latent: int, channels: int, size: tuple[int, int], width: int = 128) -> None:
+    """``bn_eps``: eps of the 2nd and 3rd BatchNorm (the authors' DCGAN: 0.8; the first keeps 1e-5)."""
+
+    def __init__(self, latent: int, channels: int, size: tuple[int, int], width: int = 128,
+                 bn_eps: float = 1e-5) -> None:
         super().__init__()
         self.size, self.h0, self.w0 = tuple(size), -(-size[0] // 4), -(-size[1] // 4)
         self.fc = nn.Linear(latent, width * self.h0 * self.w0)
         up = lambda: nn.Upsample(scale_factor=2)  # noqa: E731
         self.body = nn.Sequential(
-            nn.BatchNorm2d(width), up(), nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
-            nn.LeakyReLU(0.2), up(), nn.Conv2d(width, width // 2, 3, padding=1), nn.BatchNorm2d(width // 2),
+            nn.BatchNorm2d(width), up(), nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width, bn_eps),
+            nn.LeakyReLU(0.2), up(), nn.Conv2d(width, width // 2, 3, padding=1), nn.BatchNorm2d(width // 2, bn_eps),
             nn.LeakyReLU(0.2), nn.Conv2d(width // 2, channels, 3, padding=1), nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:
@@ -26,15 +29,15 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Returns logits; sigmoid(D(x)) is the probability that x is real."""
+    """Returns logits; sigmoid(D(x)) is the probability that x is real. ``bn_eps``: eps of its BatchNorms."""
 
-    def __init__(self, channels: int, size: tuple[int, int], width: int = 16) -> None:
+    def __init__(self, channels: int, size: tuple[int, int], width: int = 16, bn_eps: float = 1e-5) -> None:
         super().__init__()
         layers, cin, (h, w) = [], channels, size
         for i in range(4):
             cout, h, w = width * 2 ** i, -(-h // 2), -(-w // 2)
             layers += [nn.Conv2d(cin, cout, 3, 2, 1), nn.LeakyReLU(0.2), nn.Dropout2d(0.25)]
-            layers += [nn.BatchNorm2d(cout)] if i else []
+            layers += [nn.BatchNorm2d(cout, bn_eps)] if i else []
             cin = cout
         self.features, self.head = nn.Sequential(*layers), nn.Linear(cin * h * w, 1)
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # only for annotations: mekd.py imports this module
     from .mekd import MEKD
 
 GEN_SETTINGS = ("gen_alpha", "gen_steps", "gen_batch_size", "gen_lr", "gen_width", "disc_width", "grid_per_class")
+# added later: in the cache key only when set, so generators cached before them are still found
+GEN_SETTINGS_WHEN_SET = ("gen_bn_eps", "gen_fresh_z")
 
 
 class GeneratedLoader:
@@ -47,9 +49,10 @@ class GeneratedLoader:
         g = torch.Generator(device=dev).manual_seed((self.seed * 1_000_003 + self.epoch * 7919 + 1) % 2 ** 63)
         for b in range(self.steps):
             with torch.no_grad():
-                x = self.loss.to_model_input(self.loss.generator(torch.randn(bs, self.loss._latent, generator=g,
-                                                                             device=dev)))
-            x = x.contiguous(memory_format=torch.channels_last) if self.cl else x
+                x = self.loss.to_model_input(self.loss.generate(torch.randn(bs, self.loss._latent, generator=g,
+                                                                            device=dev)))
+            # the folded generator computes in channels_last: hand the student the layout it asked for
+            x = x.contiguous(memory_format=torch.channels_last if self.cl else torch.contiguous_format)
             yield x, torch.zeros(bs, dtype=torch.long, device=dev), torch.arange(b * bs, (b + 1) * bs, device=dev)
 
 
@@ -63,10 +66,11 @@ def obtain_generator(loss: "MEKD", ctx: Any) -> dict[str, Any]:
     data = hashlib.sha256(str(tuple(images.shape)).encode() + images.contiguous().numpy().tobytes()).hexdigest()
     key = {"teacher": teacher.digest(), "data": data[:16], "access": teacher.access, "hard": loss.hard,
            "seed": ctx.seed, "mean": list(bundle.mean), "std": list(bundle.std),
-           **{k: getattr(loss, k) for k in GEN_SETTINGS}}
+           **{k: getattr(loss, k) for k in GEN_SETTINGS},
+           **{k: getattr(loss, k) for k in GEN_SETTINGS_WHEN_SET if getattr(loss, k) != loss.hashed_when_set[k]}}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(ctx.cache_dir) / "mekd"
-    gen = Generator(bundle.num_classes, images.shape[1], bundle.image_size, loss.gen_width).to(dev)
+    gen = Generator(bundle.num_classes, images.shape[1], bundle.image_size, loss.gen_width, loss.gen_bn_eps).to(dev)
     loss.set_generator(gen, bundle.mean, bundle.std)
     start = time.perf_counter()
     if (cache / f"{digest}.pt").is_file():
@@ -113,7 +117,7 @@ def deprivatize(loss: "MEKD", gen: Generator, teacher: Any, images: Tensor, ctx:
     dev, n0 = ctx.device, teacher.queries
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(ctx.seed)
-        disc = Discriminator(images.shape[1], ctx.bundle.image_size, loss.disc_width).to(dev)
+        disc = Discriminator(images.shape[1], ctx.bundle.image_size, loss.disc_width, loss.gen_bn_eps).to(dev)
         gen.apply(dcgan_init), disc.apply(dcgan_init)
         gen.train().requires_grad_(True)
         opt_g = torch.optim.Adam(gen.parameters(), lr=loss.gen_lr, betas=(0.5, 0.999))
@@ -126,6 +130,8 @@ def deprivatize(loss: "MEKD", gen: Generator, teacher: Any, images: Tensor, ctx:
             d_loss = (F.binary_cross_entropy_with_logits(disc(real), ones)
                       + F.binary_cross_entropy_with_logits(disc(fake.detach()), zeros))
             opt_d.zero_grad(set_to_none=True), d_loss.backward(), opt_d.step()
+            if loss.gen_fresh_z:  # the authors' DCGAN: the G step draws its own batch
+                fake = gen(torch.randn(bs, loss._latent, device=dev))
             t = teacher(loss.to_model_input(fake.detach()))
             conf = torch.ones_like(t[:, 0]) if loss.hard else torch.softmax(t, 1).amax(1)
             d_fake = disc(fake)

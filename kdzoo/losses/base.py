@@ -26,6 +26,10 @@ class DistillLoss(nn.Module):
     value is the default; an instance may change it from its hyperparameters
     (mcld with ``normalize="l2"`` needs raw logits), so every check reads it from
     the built loss.
+
+    ``hashed_when_set`` names hyperparameters added after runs of the loss were
+    hashed, with their defaults: at the default they stay out of the run hash
+    (kdzoo.bench.sweep.resolved_loss_kwargs), so those runs keep their hashes.
     """
 
     requires: str = "logits"
@@ -33,6 +37,7 @@ class DistillLoss(nn.Module):
     arxiv: str = ""
     year: int = 0          # publication year of the paper (0: none, e.g. a baseline)
     venue: str = ""        # where it appeared: "CVPR", "NeurIPS", "arXiv" (preprint only), ...
+    hashed_when_set: dict[str, Any] = {}
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor | None, target: Tensor,
                 *, epoch: int = 1, **batch: Any) -> dict[str, Tensor]:  # pragma: no cover

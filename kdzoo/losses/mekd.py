@@ -25,12 +25,25 @@ only ("hard", access label); the student side holds unlabeled images. Two stages
    (``distance="l2"``: mean squared difference), gradients flowing through G into s. No labels.
 
 Defaults: tau = T = 5, w_img = w_kl = 1, gen_alpha 0.5, gen_lr 2e-4, gen_batch_size 64, gen_width 128,
-gen_steps 15000 (about the authors' 200 DCGAN epochs over a 10% split). Teacher response t, as the
-authors' code feeds it: logits (access logits), log-probabilities (probs, topk: the KL term is the
-same; G sees them shifted by a per-row constant), or the 0/1 one-hot of the top-1 (hard; ``response``
-"auto" picks hard for access label). Deviations: images the teacher sees are de-scaled from [-1, 1]
-and normalized with the dataset's mean/std; BCE is computed from D's logits (same value, stabler);
-one query batch per GAN step (D then G on the same fake batch).
+gen_steps 15000 (about the authors' 200 DCGAN epochs over a 10% split). Teacher response t fed to G and
+to the KL term, as the authors' code feeds it: the raw logits when the access level gives logits
+(access logits), log-probabilities otherwise (probs, topk: the KL term is the same; G sees them shifted
+by a per-row constant), or the 0/1 one-hot of the top-1 (hard; ``response`` "auto" picks hard for
+access label). Deviations: images the teacher sees are de-scaled from [-1, 1] and normalized with the
+dataset's mean/std; BCE is computed from D's logits (same value, stabler); one query batch per GAN step
+(D then G on the same fake batch); PyTorch's BatchNorm eps 1e-5 everywhere.
+
+The authors' DCGAN exactly, as options (off by default; absent from run hashes and cache keys when off):
+``gen_bn_eps=0.8`` gives G's 2nd and 3rd and D's BatchNorms eps 0.8 (their ``BatchNorm2d(c, 0.8)``);
+``gen_fresh_z=True`` draws a new z for the G step instead of reusing the D step's fake batch (two
+generator batches per GAN step, the teacher still queried once, on the G step's). Why off: on
+Fashion-MNIST (fmnist_teacher -> fmnist_mlp, seed 0, 10% split, access probs, gen_width 32, 3,000
+generator steps) the authors' variant gave 69.8 / 72.2% top-1 against kdzoo's 72.4 / 74.3% (student
+5 x 50 / 10 x 200 steps): it is not the better generator here (issue 14).
+
+Speed: G is frozen during distillation, so ``forward`` and the generated batches run a copy with the
+BatchNorms folded into the convolutions, in channels_last (_frozen_gen.py; equal outputs up to float
+rounding), rebuilt whenever the generator's weights change.
 
 This file holds the loss; stage 1 (GAN training, the generator cache, the sample grid, the loader of
 generated batches) is in _deprivatize.py, the networks in _dcgan.py. Method notes: docs/methods.md.
@@ -44,6 +57,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import register_loss
 from ._deprivatize import GeneratedLoader, obtain_generator
+from ._frozen_gen import FrozenGenerator, weights_version
 from .base import DistillLoss, check_logits, kl_with_temperature
 
 
@@ -53,11 +67,14 @@ class MEKD(DistillLoss):
     paper = "Ma et al., CVPR 2024, Aligning Logits Generatively for Principled Black-Box Knowledge Distillation"
     year, venue = 2024, "CVPR"
     arxiv = "2205.10490"
+    # options added after runs were hashed: at these values they stay out of run hashes and cache keys
+    hashed_when_set = {"gen_bn_eps": 1e-5, "gen_fresh_z": False}
 
     def __init__(self, tau: float = 5.0, temperature: float = 5.0, w_img: float = 1.0, w_kl: float = 1.0,
                  distance: str = "l1", gen_alpha: float = 0.5, response: str = "auto", gen_steps: int = 15000,
                  gen_batch_size: int = 64, gen_lr: float = 2e-4, gen_width: int = 128, disc_width: int = 16,
-                 steps_per_epoch: int = 500, grid_per_class: int = 8) -> None:
+                 steps_per_epoch: int = 500, grid_per_class: int = 8, gen_bn_eps: float = 1e-5,
+                 gen_fresh_z: bool = False) -> None:
         super().__init__()
         if distance not in ("l1", "l2") or response not in ("auto", "soft", "hard"):
             raise ConfigError(f"mekd: distance must be 'l1' or 'l2' and response 'auto', 'soft' or 'hard' "
@@ -65,14 +82,20 @@ class MEKD(DistillLoss):
         if tau <= 0 or temperature <= 0 or min(gen_steps, gen_batch_size, gen_width, steps_per_epoch) < 1:
             raise ConfigError("mekd: tau, temperature, gen_steps, gen_batch_size, gen_width, steps_per_epoch "
                               "must be > 0")
+        if not gen_bn_eps > 0 or not isinstance(gen_fresh_z, bool):
+            raise ConfigError(f"mekd: gen_bn_eps must be > 0 (the authors' DCGAN: 0.8) and gen_fresh_z true or "
+                              f"false (got {gen_bn_eps!r}, {gen_fresh_z!r})")
         self.tau, self.temperature, self.w_img, self.w_kl, self.distance = tau, temperature, w_img, w_kl, distance
         self.gen_alpha, self.response, self.gen_steps, self.gen_batch_size = gen_alpha, response, gen_steps, \
             gen_batch_size
         self.gen_lr, self.gen_width, self.disc_width = gen_lr, gen_width, disc_width
         self.steps_per_epoch, self.grid_per_class = steps_per_epoch, grid_per_class
+        self.gen_bn_eps, self.gen_fresh_z = gen_bn_eps, gen_fresh_z
         self.hard = response == "hard"
         self.info: dict = {}
         self._norm, self._latent = None, 0
+        self._fast: FrozenGenerator | None = None
+        self._fast_version: tuple[int, ...] | None = None
         object.__setattr__(self, "generator", None)  # frozen and not a submodule: not trained, not checkpointed
 
     def set_generator(self, generator: nn.Module, mean=(0.5,), std=(0.5,)) -> None:
@@ -81,6 +104,13 @@ class MEKD(DistillLoss):
         dev, c = next(generator.parameters()).device, generator.body[-2].out_channels
         m, s = [torch.tensor(list(v) * (c // len(v)), device=dev).view(1, c, 1, 1) for v in (mean, std)]
         self._norm, self._latent = (m, s), generator.fc.in_features
+
+    def generate(self, z: Tensor) -> Tensor:
+        """G(z) through the folded copy of the frozen generator (rebuilt when G's weights changed)."""
+        version = weights_version(self.generator)
+        if self._fast is None or version is None or version != self._fast_version:
+            self._fast, self._fast_version = FrozenGenerator(self.generator.eval()), version
+        return self._fast(z)
 
     def to_model_input(self, img: Tensor) -> Tensor:
         """[-1, 1] generator images -> the normalized inputs teacher and student expect."""
@@ -103,8 +133,8 @@ class MEKD(DistillLoss):
         if self.hard:
             t = F.one_hot(t.argmax(1), t.shape[1]).float()
         with torch.no_grad():
-            img_t = self.generator(t / self.tau)
-        diff = self.generator(s / self.tau) - img_t
+            img_t = self.generate(t / self.tau)
+        diff = self.generate(s / self.tau) - img_t
         img = diff.abs().mean() if self.distance == "l1" else diff.pow(2).mean()
         kl = kl_with_temperature(t, s, self.temperature)
         return {"img": self.w_img * img, "kl": self.w_kl * self.temperature * kl}

@@ -1,0 +1,48 @@
+"""Accuracy against teacher queries for every black-box method of a recipe (issue 14, item 3).
+
+    python benchmarks/b2kd_queries.py [RECIPE] [--fractions 0.1 0.25 0.5 1] [--seeds 0 1 2]
+        [--workers 2] [--out results/NAME]
+
+A black-box API bills per image. The baselines (every method that queries the teacher on the
+student side's images: kd-probs, kd-label, ce-pseudo in recipes/b2kd_fashion_mnist.yaml) are trained
+on each fraction f of the student side's images (train_fraction x f; the teacher is asked once per
+image, so a run costs exactly that many queries); MEKD runs at the recipe's schedule (its generator's
+and student's queries, as counted). Runs live in OUT/runs/<hash> like ``kdzoo bench``'s: at f = 1
+they are the table's own runs, reused. Writes OUT/b2kd_queries.{csv,md,png}.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kdzoo.bench.b2kd_study import markdown, plot, query_points, run_points, write_csv
+from kdzoo.bench.recipe import load_recipe
+from kdzoo.bench.sweep import expand
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("recipe", nargs="?", default=str(REPO / "recipes" / "b2kd_fashion_mnist.yaml"))
+    ap.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the recipe's seeds")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--out", default=None, help="run store and output folder (default: results/<recipe name>)")
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--data-root", default=None)
+    args = ap.parse_args(argv)
+    recipe = load_recipe(args.recipe)
+    out = Path(args.out or REPO / "results" / recipe.name)
+    points = query_points(expand(recipe, out), args.fractions, args.seeds)
+    print(f"{len(points)} runs in {out / 'runs'}")
+    rows = run_points(recipe, points, out, workers=args.workers, cache_dir=args.cache_dir, data_root=args.data_root)
+    table = markdown(rows)
+    (out / "b2kd_queries.md").write_text(f"# {recipe.name}: top-1 against teacher queries\n\n{table}")
+    print("wrote", write_csv(rows, out / "b2kd_queries.csv"),
+          plot(rows, out / "b2kd_queries.png", "queries", f"{recipe.name}: top-1 vs teacher queries"))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The black-box studies (kdzoo/bench/b2kd_study.py): MEKD's convergence grid and accuracy per query.
+
+Tiny sizes only: a synthetic dataset, a 1-epoch teacher trained by the sweep, 3-step generators.
+"""
+import csv
+
+import pytest
+
+import kdzoo
+from kdzoo.bench.b2kd_study import convergence_points, markdown, plot, query_points, run_points, write_csv
+from kdzoo.bench.recipe import parse_recipe
+from kdzoo.bench.sweep import expand
+
+from conftest import make_bundle
+
+DATASET = "b2kd-study-synth"
+N_TRAIN = 64
+kdzoo.register_dataset(DATASET, lambda data_root=None, val_size=0, seed=0, augment=False:
+                       make_bundle(n_train=N_TRAIN, n_test=16, classes=4, size=10, channels=1), overwrite=True)
+
+RECIPE = f"""
+name: study
+dataset: {DATASET}
+teachers:
+  fmnist_cnn_tiny: {{train: {{epochs: 1, batch_size: 16}}}}
+pairs:
+  - {{teacher: fmnist_cnn_tiny, student: fmnist_cnn_tiny}}
+methods:
+  - {{name: mekd, label: mekd-soft, access: [probs],
+     args: {{gen_steps: 3, gen_batch_size: 8, gen_width: 8, grid_per_class: 2, steps_per_epoch: 2}}}}
+  - {{name: kd, label: kd-probs, access: [probs]}}
+  - {{name: kd, label: kd-label, access: [label]}}
+  - {{name: ce, label: ce-pseudo}}
+access: [probs]
+seeds: [0]
+train: {{epochs: 2, batch_size: 8}}
+student_data: {{train_fraction: 0.5, hide_labels: true}}
+"""
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return parse_recipe(RECIPE)
+
+
+def test_query_budget_baselines_count_queries_exactly(tmp_path, recipe):
+    points = query_points(expand(recipe, tmp_path), [0.25, 1.0])
+    assert sorted((p.label, p.query_fraction) for p in points) == [
+        ("ce-pseudo", 0.25), ("ce-pseudo", 1.0), ("kd-label", 0.25), ("kd-label", 1.0),
+        ("kd-probs", 0.25), ("kd-probs", 1.0), ("mekd-soft", 1.0)]
+    rows = run_points(recipe, points, tmp_path)
+    assert all(r["status"] == "finished" for r in rows)
+    for r in rows:
+        if r["label"] == "mekd-soft":     # 3 GAN steps of 8, a 4-class grid of 2x4, then 2 epochs x 2 batches of 8
+            assert r["teacher_queries"] == 3 * 8 + 4 * 2 * 4 + 2 * 2 * 8 and r["prepare_queries"] == 3 * 8 + 32
+        else:                             # the student side holds 64 x 0.5 x f images, each asked once over 2 epochs
+            assert r["teacher_queries"] == {0.25: 8, 1.0: 32}[r["query_fraction"]], r
+            assert r["prepare_queries"] == 0
+    # the table's own runs (f = 1) are the bench's runs: same hashes as the plan's
+    plan_hashes = {e.hash for e in expand(recipe, tmp_path).entries}
+    assert {r["hash"] for r in rows if r["query_fraction"] == 1.0} <= plan_hashes
+    table = markdown(rows)
+    assert "| kd-probs | probs | 0.25 | 8 |" in table and "| mekd-soft | probs | 1 | 88 |" in table
+    assert plot(rows, tmp_path / "q.png", "queries").read_bytes()[:4] == b"\x89PNG"
+    again = run_points(recipe, points, tmp_path)         # resumable: finished points are read, not re-run
+    assert [r["top1"] for r in again] == [r["top1"] for r in rows]
+
+
+def test_convergence_grid_records_queries_and_time(tmp_path, recipe):
+    points = convergence_points(expand(recipe, tmp_path), [2, 4], [(1, 2), (2, 1)])
+    assert len(points) == 4 and {p.label for p in points} == {"mekd-soft"}
+    rows = run_points(recipe, points, tmp_path)
+    by = {(r["gen_steps"], r["epochs"], r["steps_per_epoch"]): r for r in rows}
+    assert set(by) == {(2, 1, 2), (2, 2, 1), (4, 1, 2), (4, 2, 1)}
+    for (g, epochs, per_epoch), r in by.items():
+        assert r["student_steps"] == epochs * per_epoch == 2
+        assert r["teacher_queries"] == g * 8 + 4 * 2 * 4 + 2 * 8     # generator + grid + student batches
+        assert r["generator_seconds"] > 0 and r["wall_seconds"] >= r["generator_seconds"]
+    path = write_csv(rows, tmp_path / "c.csv")
+    assert len(list(csv.DictReader(path.open()))) == 4
+    assert plot(rows, tmp_path / "c.png", "convergence").stat().st_size > 1000
+
+
+def test_a_recipe_without_mekd_has_no_convergence_study(tmp_path):
+    plain = parse_recipe(RECIPE.replace("  - {name: mekd, label: mekd-soft, access: [probs],\n"
+                                        "     args: {gen_steps: 3, gen_batch_size: 8, gen_width: 8, "
+                                        "grid_per_class: 2, steps_per_epoch: 2}}\n", ""))
+    with pytest.raises(kdzoo.ConfigError, match="has no mekd method"):
+        convergence_points(expand(plain, tmp_path), [2], [(1, 1)])
+    with pytest.raises(kdzoo.ConfigError, match="query fractions must be in"):
+        query_points(expand(plain, tmp_path), [0.0])
