@@ -79,6 +79,6 @@ def test_gamma_one_is_kd_without_temperature():
 
 def test_bad_gamma_is_one_line_config_error():
     for name in ("ttm", "wttm"):
-        with pytest.raises(ConfigError, match=f"{name}: gamma .* must be > 0") as err:
+        with pytest.raises(ConfigError, match=f"{name}: gamma must be > 0") as err:
             kdzoo.build_loss(name, gamma=0)
         assert "\n" not in str(err.value)

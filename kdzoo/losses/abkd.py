@@ -41,9 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits
+from .base import DistillLoss, check_logits, check_positive
 
 
 def ab_divergence(log_p: Tensor, log_q: Tensor, alpha: float, beta: float, mask: Tensor) -> Tensor:
@@ -79,8 +78,7 @@ class ABKD(DistillLoss):
     def __init__(self, alpha: float = 0.8, beta: float = 0.3, temperature: float = 4.0,
                  kd_weight: float = 32.0, ce_weight: float = 1.0) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"abkd: temperature must be > 0, got {temperature}")
+        check_positive("abkd", temperature=temperature)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.temperature = temperature

@@ -33,9 +33,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits
+from .base import DistillLoss, check_classes, check_logits, check_positive, non_target
 
 
 @register_loss("nkd")
@@ -48,8 +47,7 @@ class NKD(DistillLoss):
 
     def __init__(self, temperature: float = 3.0, gamma: float = 3.5, ce_weight: float = 1.0) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"nkd: temperature must be > 0, got {temperature}")
+        check_positive("nkd", temperature=temperature)
         self.temperature = temperature
         self.gamma = gamma
         self.ce_weight = ce_weight
@@ -57,15 +55,12 @@ class NKD(DistillLoss):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
                 *, epoch: int = 1, **batch) -> dict[str, Tensor]:
         s, t = check_logits(student_logits, teacher_logits, target)
-        n, c = s.shape
-        if c < 2:
-            raise ConfigError(f"nkd: needs at least 2 classes (a non-target part), got C={c}")
+        check_classes("nkd", s)  # one class leaves no non-target part
         T = self.temperature
         ce = F.cross_entropy(s, target)
         log_p_y = F.log_softmax(s, dim=1).gather(1, target[:, None])
         v_y = F.softmax(t, dim=1).gather(1, target[:, None]).detach()
-        keep = ~F.one_hot(target, c).bool()
-        s_rest, t_rest = s[keep].view(n, c - 1), t[keep].view(n, c - 1)
+        s_rest, t_rest = non_target(s, target), non_target(t, target)
         cross = (F.softmax(t_rest / T, dim=1) * F.log_softmax(s_rest / T, dim=1)).sum(dim=1).mean()
         return {"ce": self.ce_weight * ce, "target": -(v_y * log_p_y).mean(),
                 "non_target": -self.gamma * T ** 2 * cross}

@@ -28,9 +28,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits
+from .base import DistillLoss, check_logits, check_positive, kl_from_log_probs
 
 
 @register_loss("ttm")
@@ -43,8 +42,7 @@ class TTM(DistillLoss):
 
     def __init__(self, gamma: float = 0.1, kd_weight: float = 45.0, ce_weight: float = 1.0) -> None:
         super().__init__()
-        if gamma <= 0:
-            raise ConfigError(f"ttm: gamma (the power transform, 1/T) must be > 0, got {gamma}")
+        check_positive("ttm", gamma=gamma)
         self.gamma = gamma
         self.kd_weight = kd_weight
         self.ce_weight = ce_weight
@@ -52,6 +50,5 @@ class TTM(DistillLoss):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
                 *, epoch: int = 1, **batch) -> dict[str, Tensor]:
         s, t = check_logits(student_logits, teacher_logits, target)
-        log_v = F.log_softmax(self.gamma * t, dim=1)
-        kl = (log_v.exp() * (log_v - F.log_softmax(s, dim=1))).sum(dim=1)
-        return {"ce": self.ce_weight * F.cross_entropy(s, target), "ttm": self.kd_weight * kl.mean()}
+        kl = kl_from_log_probs(F.log_softmax(self.gamma * t, dim=1), F.log_softmax(s, dim=1))
+        return {"ce": self.ce_weight * F.cross_entropy(s, target), "ttm": self.kd_weight * kl}

@@ -35,9 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits
+from .base import DistillLoss, check_logits, check_positive
 
 
 @register_loss("wsld")
@@ -50,8 +49,7 @@ class WSLD(DistillLoss):
 
     def __init__(self, temperature: float = 4.0, alpha: float = 2.25, ce_weight: float = 1.0) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"wsld: temperature must be > 0, got {temperature}")
+        check_positive("wsld", temperature=temperature)
         self.temperature = temperature
         self.alpha = alpha
         self.ce_weight = ce_weight

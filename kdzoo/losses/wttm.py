@@ -26,9 +26,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits
+from .base import DistillLoss, check_logits, check_positive
 
 
 @register_loss("wttm")
@@ -41,8 +40,7 @@ class WTTM(DistillLoss):
 
     def __init__(self, gamma: float = 0.2, kd_weight: float = 4.0, ce_weight: float = 1.0) -> None:
         super().__init__()
-        if gamma <= 0:
-            raise ConfigError(f"wttm: gamma (the power transform, 1/T) must be > 0, got {gamma}")
+        check_positive("wttm", gamma=gamma)
         self.gamma = gamma
         self.kd_weight = kd_weight
         self.ce_weight = ce_weight
