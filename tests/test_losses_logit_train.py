@@ -13,6 +13,10 @@ import math
 import pytest
 import torch
 
+from kdzoo.bench.run import RunSpec, execute, execute_cohort
+from kdzoo.engine import TrainConfig
+from kdzoo.engine.runfolder import MODEL as MODEL_FILE
+
 from conftest import FMNIST
 
 pytestmark = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(),
@@ -32,9 +36,6 @@ def _record(rec):
 
 
 def test_solo_and_cohort_runs_are_equal(tmp_path):
-    from kdzoo.bench.run import MODEL_FILE, RunSpec, execute, execute_cohort
-    from kdzoo.engine import TrainConfig
-
     quiet = dict(progress=False, log=lambda _m: None)
     teacher = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", method="ce", seed=7,
                       train=TrainConfig(epochs=1, steps_per_epoch=30, device="cpu", lr=0.1))
