@@ -24,7 +24,7 @@ distiller_zoo/abkl.py has a branch for each, reproduced here as it computes:
     alpha + beta = 0:  1/alpha * sum ( log(q^alpha / p^alpha) + p^alpha / q^alpha - 1 )
 
 Quirk: the limits of the general formula have 1/beta^2 and 1/alpha^2 in the last
-three (Cichocki et al., Eq. 5-7), so the authors' branches are beta (resp. alpha) times
+three (Cichocki et al. 2011), so the authors' branches are beta (resp. alpha) times
 the limit; the loss jumps when alpha or beta reaches 0 exactly. Classes where a
 student or teacher logit is infinite contribute 0, as in abkl.py. The authors'
 loss also returns two student entropies for logging; kdzoo does not. Their

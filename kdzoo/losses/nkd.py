@@ -14,7 +14,7 @@ Returned terms: "ce", "target", "non_target". Defaults are the authors'
 CIFAR-100 setting (yzd-v/cls_KD, configs/distillers/cifar100/res34_distill_res18_cifar.py:67-68):
 T=3, gamma=3.5, ce_weight=1 (their distiller adds the head's plain cross-entropy,
 mmcls/models/classifiers/distiller.py). ImageNet (configs/distillers/imagenet/res34_distill_res18_img.py:67-68,
-also the defaults of mmcls/models/dis_losses/nkd.py:15-16): T=1, gamma=1.5.
+also the defaults of mmcls/models/dis_losses/nkd.py:14-15): T=1, gamma=1.5.
 
 Both parts are cross-entropies as in the authors' nkd.py:38 and :48-49, so their
 values include the teacher's (normalized) entropy; the gradient is that of the
