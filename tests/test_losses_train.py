@@ -24,6 +24,10 @@ pytestmark = needs_fmnist
 
 STEPS, EPOCHS = 20, 2
 MIN_TOP1 = 50.0   # chance is 10%; CE alone reaches ~75% in these 40 steps, the weakest loss (dist) ~64%
+# Losses whose paper defaults do not fit this 40-step MLP run. ttm: the README's weight 45 on a KL at
+# temperature 1 is a 45x step at lr 0.05; this MLP (no BatchNorm) collapses to chance (10.7% measured,
+# also at gamma 0.25 and 0.5), while weight 10 reaches 69.8% (kd: 71.5%).
+SETTINGS = {"ttm": {"kd_weight": 10.0}}
 
 
 def builtin_losses() -> list[str]:
@@ -53,7 +57,8 @@ def trained(tmp_path_factory):
     t_rec = execute(teacher, root / "teacher", progress=False, log=lambda _m: None)
     assert t_rec["status"] == "finished" and t_rec["top1"] > 60, t_rec
     cfg = TrainConfig(epochs=EPOCHS, steps_per_epoch=STEPS, device="cpu")
-    specs = [RunSpec(dataset="fashion-mnist", student="fmnist_mlp", method=name, teacher="fmnist_mlp",
+    specs = [RunSpec(dataset="fashion-mnist", student="fmnist_mlp", method=name, loss_kwargs=SETTINGS.get(name, {}),
+                     teacher="fmnist_mlp",
                      teacher_ckpt=str(root / "teacher" / MODEL_FILE), access="logits", seed=0, train=cfg)
              for name in LOSS_NAMES]
     dirs = [root / name.replace("+", "_") for name in LOSS_NAMES]
@@ -66,7 +71,8 @@ def trained(tmp_path_factory):
 
 
 def test_every_builtin_loss_is_covered():
-    assert {"ce", "kd", "kd+ls", "dkd", "dkd+ls", "dist", "rld", "rld+ls", "mcld", "mse"} <= set(LOSS_NAMES)
+    assert {"ce", "kd", "kd+ls", "dkd", "dkd+ls", "dist", "rld", "rld+ls", "mcld", "mse",
+            "wsld", "nkd", "ttm", "wttm", "abkd"} <= set(LOSS_NAMES)
     assert "mekd" not in LOSS_NAMES
 
 

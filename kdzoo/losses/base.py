@@ -33,6 +33,8 @@ class DistillLoss(nn.Module):
     """
 
     requires: str = "logits"
+    # extra inputs the engine must provide ("strong_view", "feature_maps"); may be set per instance
+    needs: frozenset[str] = frozenset()
     paper: str = ""
     arxiv: str = ""
     year: int = 0          # publication year of the paper (0: none, e.g. a baseline)
