@@ -22,8 +22,12 @@ class DistillLoss(nn.Module):
     """
 
     requires: str = "logits"
+    # extra inputs the engine must pass to ``forward`` ("strong_view", "feature_maps"); may be set per instance
+    needs: frozenset[str] = frozenset()
     paper: str = ""
     arxiv: str = ""
+    year: int = 0
+    venue: str = ""
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor | None, target: Tensor,
                 *, epoch: int = 1, **batch: Any) -> dict[str, Tensor]:  # pragma: no cover
