@@ -69,7 +69,7 @@ def cosine_curriculum(epoch: float, epochs: float, start: float, end: float) -> 
 @register_loss("ctkd")
 class CTKD(DistillLoss):
     requires = "label"
-    paper = "Li et al. 2023, Curriculum Temperature for Knowledge Distillation"
+    paper = "Li et al., AAAI 2023, Curriculum Temperature for Knowledge Distillation"
     arxiv = "2211.16231"
     year = 2023
     venue = "AAAI"
