@@ -9,6 +9,8 @@ below, whose parameter ``a`` enters only the distillation term and ``b`` only th
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,7 +22,7 @@ from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.engine.dot import DistillationOrientedSGD
 from kdzoo.teachers import Teacher
 
-from conftest import make_bundle
+from conftest import FMNIST, make_bundle
 
 GOLDEN = {
     (0.1, 0.9, 0.075, 5e-4): dict(
@@ -170,3 +172,40 @@ def test_dot_delta_is_hashed_only_when_set():
     dot = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", train=TrainConfig(optimizer="dot"))
     assert base.config_hash() == same.config_hash()
     assert len({base.config_hash(), other.config_hash(), dot.config_hash()}) == 3
+
+
+def test_without_a_distillation_term_dot_is_sgd_with_the_mean_momentum():
+    """The student alone (loss ce): every parameter has only the task gradient, whose momentum is
+    ((m - d) + (m + d)) / 2 = m: the same weights as torch's SGD."""
+    bundle = make_bundle()
+    a = Member("ce", _model(0, bundle), kdzoo.build_loss("ce"))
+    b = Member("ce", _model(0, bundle), kdzoo.build_loss("ce"))
+    _fit(bundle, [a], optimizer="dot")
+    _fit(bundle, [b])
+    for x, y in zip(a.student.state_dict().values(), b.student.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST files not present")
+def test_cli_trains_with_optimizer_dot(tmp_path, capsys):
+    from kdzoo.cli import main
+    torch.manual_seed(0)
+    teacher = tmp_path / "teacher" / "model.pt"
+    teacher.parent.mkdir()
+    torch.save(kdzoo.build_model("fmnist_mlp", num_classes=10).state_dict(), teacher)
+    out = tmp_path / "run"
+    rc = main(["train", "--student", "fmnist_mlp", "--teacher", "fmnist_mlp", "--teacher-ckpt", str(teacher),
+               "--method", "kd", "--optimizer", "dot", "--dot-delta", "0.05", "--epochs", "1",
+               "--steps-per-epoch", "3", "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["optimizer"] == "dot" and config["train"]["dot_delta"] == 0.05
+    state = torch.load(out / "checkpoint.pt", weights_only=False)["optimizer"]
+    assert state["param_groups"][0]["momentum_task"] == pytest.approx(0.85)
+
+
+def test_cli_bad_delta_is_one_line(capsys):
+    from kdzoo.cli import main
+    rc = main(["train", "--student", "fmnist_mlp", "--optimizer", "dot", "--dot-delta", "0.5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "must lie in [0, 1)" in err and len(err.strip().splitlines()) == 1
