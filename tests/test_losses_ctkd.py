@@ -134,8 +134,9 @@ def test_registered_defaults_and_listing():
     assert [n for n, _ in loss.named_parameters()] == ["theta"]
 
 
-@pytest.mark.parametrize("kw,msg", [(dict(t_start=0.0), "t_start > 0"), (dict(curriculum_epochs=0), "curriculum_epochs"),
-                                    (dict(curriculum_fraction=2.0), "curriculum_fraction")])
+@pytest.mark.parametrize("kw,msg", [(dict(t_start=0.0), "t_start must be > 0"), (dict(t_end=-1.0), "t_end must be >= 0"),
+                                    (dict(curriculum_epochs=0), "curriculum_epochs must be > 0"),
+                                    (dict(curriculum_fraction=2.0), "curriculum_fraction must be in")])
 def test_bad_settings_are_one_line_errors(kw, msg):
     with pytest.raises(kdzoo.ConfigError, match=msg):
         kdzoo.build_loss("ctkd", **kw)
@@ -220,7 +221,8 @@ def test_cohort_equals_solo_with_a_trainable_temperature():
 @pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST files not present")
 def test_fashion_mnist_solo_and_cohort_runs_agree(tmp_path):
     """A few steps on real Fashion-MNIST through the bench runner, solo and in a cohort, with optimizer dot too."""
-    from kdzoo.bench.run import MODEL_FILE, RunSpec, execute, execute_cohort
+    from kdzoo.bench.run import RunSpec, execute, execute_cohort
+    from kdzoo.engine.runfolder import MODEL as MODEL_FILE
 
     teacher = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", method="ce", seed=1,
                       train=TrainConfig(epochs=1, steps_per_epoch=8, device="cpu", lr=0.1))

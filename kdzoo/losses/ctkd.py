@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, kl_with_temperature, standardize
+from .base import DistillLoss, check_logits, check_positive, kl_with_temperature, standardize
 
 
 class _ScaleGradient(torch.autograd.Function):
@@ -79,11 +79,9 @@ class CTKD(DistillLoss):
                  curriculum_epochs: float = 10.0, curriculum_fraction: float = 0.0,
                  standardize: bool = False) -> None:
         super().__init__()
-        if t_start <= 0 or t_end < 0:
-            raise ConfigError(f"ctkd: the temperature range needs t_start > 0 and t_end >= 0, "
-                              f"got t_start={t_start}, t_end={t_end}")
-        if curriculum_epochs <= 0:
-            raise ConfigError(f"ctkd: curriculum_epochs must be > 0, got {curriculum_epochs}")
+        check_positive("ctkd", t_start=t_start, curriculum_epochs=curriculum_epochs)
+        if not t_end >= 0:
+            raise ConfigError(f"ctkd: t_end must be >= 0, got {t_end}")
         if not 0.0 <= curriculum_fraction <= 1.0:
             raise ConfigError(f"ctkd: curriculum_fraction must be in [0, 1] (0: use curriculum_epochs), "
                               f"got {curriculum_fraction}")
