@@ -40,8 +40,12 @@ def test_cifar_paper_dry_run_lists_runs(no_data, capsys, tmp_path):
     assert main(["bench", str(RECIPES / "cifar100_paper.yaml"), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "resnet32x4 → resnet8x4" in out and "vgg13 → vgg8" in out
-    assert "90 leaderboard rows, 87 distinct runs" in out       # resnet20 alone is shared by two pairs
-    assert "87 pending" in out and "training images" in out
+    recipe = load_recipe(RECIPES / "cifar100_paper.yaml")
+    rows = len(recipe.pairs) * len(recipe.methods) * len(recipe.seeds)   # 6 pairs x 3 seeds x the methods
+    runs = rows - len(recipe.seeds)       # resnet20 alone (ce) is shared by two pairs
+    assert len(recipe.pairs) == 6 and {"ce", "kd", "dkd", "ctkd"} <= {m.label for m in recipe.methods}
+    assert f"{rows} leaderboard rows, {runs} distinct runs" in out
+    assert f"{runs} pending" in out and "training images" in out
     assert not (tmp_path / "out").exists()                      # a dry run writes nothing
 
 
