@@ -165,11 +165,16 @@ def test_bad_settings_are_one_line_errors(kw, msg):
         TrainConfig(optimizer="dot", **kw)
 
 
+def test_dot_delta_without_optimizer_dot_is_refused():
+    with pytest.raises(kdzoo.ConfigError, match="dot_delta is a setting of optimizer dot"):
+        TrainConfig(dot_delta=0.05)
+
+
 def test_dot_delta_is_hashed_only_when_set():
     base = RunSpec(dataset="fashion-mnist", student="fmnist_mlp")
     same = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", train=TrainConfig(dot_delta=0.075))
-    other = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", train=TrainConfig(dot_delta=0.05))
     dot = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", train=TrainConfig(optimizer="dot"))
+    other = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", train=TrainConfig(optimizer="dot", dot_delta=0.05))
     assert base.config_hash() == same.config_hash()
     assert len({base.config_hash(), other.config_hash(), dot.config_hash()}) == 3
 

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean, reject_unknown
-from .dot import check_momenta
+from .dot import DOT_DELTA, check_momenta
 
 
 @dataclass
@@ -22,7 +22,7 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_epochs: float = 0.0        # linear learning-rate warm-up
     grad_clip: float = 0.0            # max global grad norm; 0 disables
-    dot_delta: float = 0.075          # optimizer dot: momenta are momentum -/+ dot_delta
+    dot_delta: float = DOT_DELTA      # optimizer dot: momenta are momentum -/+ dot_delta
     ema_decay: float = 0.0            # > 0: evaluate and save an exponential moving average of the weights
     amp: str = "auto"                 # auto (bf16 on a GPU that has it) | off | bf16 | fp16
     channels_last: bool = False
@@ -58,6 +58,9 @@ class TrainConfig:
                 raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}{did_you_mean(value, allowed)}")
         if self.optimizer == "dot":
             self._check_dot()
+        elif float(self.dot_delta) != DOT_DELTA:
+            raise ConfigError(f"dot_delta is a setting of optimizer dot; set optimizer: dot (got optimizer "
+                              f"'{self.optimizer}')")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if int(self.cpu_threads) < 1:

@@ -28,6 +28,7 @@ from ..errors import ConfigError
 from . import distributed
 
 TASK_TERM = "ce"
+DOT_DELTA = 0.075   # mdistiller/engine/cfg.py line 172, configs/cifar100/dot/*.yaml
 
 
 def check_momenta(momentum: float, delta: float) -> None:
