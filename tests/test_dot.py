@@ -214,3 +214,14 @@ def test_cli_bad_delta_is_one_line(capsys):
     rc = main(["train", "--student", "fmnist_mlp", "--optimizer", "dot", "--dot-delta", "0.5"])
     err = capsys.readouterr().err
     assert rc == 2 and "must lie in [0, 1)" in err and len(err.strip().splitlines()) == 1
+
+
+def test_dot_refuses_torchrun(monkeypatch):
+    import kdzoo.engine.dot as dot_module
+
+    class Env:
+        enabled = True
+
+    monkeypatch.setattr(dot_module.distributed, "current", lambda: Env())
+    with pytest.raises(kdzoo.ConfigError, match="runs on one process only"):
+        DistillationOrientedSGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9, delta=0.075)

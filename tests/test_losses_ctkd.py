@@ -83,8 +83,8 @@ def test_forward_and_gradients_equal_the_authors_code(name, hp, theta, epoch, la
     assert out["kd"].item() == pytest.approx(kd, rel=1e-5)
     sum(out.values()).backward()
     # d/d theta is a small difference of large terms: float32 (kdzoo's, or the authors' own float32 run,
-    # e.g. -2.55027e-3 in the third case) is good to a few 1e-6 only
-    assert loss.theta.grad.item() == pytest.approx(grad_theta, abs=1e-5, rel=1e-2)
+    # e.g. -2.55027e-3 in the third case) agrees to 1e-5 absolute or 1e-3 relative only
+    assert loss.theta.grad.item() == pytest.approx(grad_theta, abs=1e-5, rel=1e-3)
     assert (s.grad ** 2).sum().item() == pytest.approx(grad_s, rel=1e-5)
 
 
