@@ -62,7 +62,10 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--optimizer", default="sgd", help="sgd | adamw")
+    p.add_argument("--optimizer", default="sgd",
+                   help="sgd | adamw | dot (separate momenta for the task and distillation gradients)")
+    p.add_argument("--dot-delta", type=float, default=0.075,
+                   help="optimizer dot: task momentum 0.9 - delta, distillation momentum 0.9 + delta")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", default="cosine", help="cosine | step | constant")
     p.add_argument("--milestones", type=int, nargs="*", default=[], help="epochs where a step schedule decays")
@@ -116,7 +119,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       weight_decay=args.weight_decay, schedule=args.schedule, milestones=args.milestones,
                       warmup_epochs=args.warmup_epochs, steps_per_epoch=args.steps_per_epoch, amp=args.amp,
                       channels_last=args.channels_last, compile=args.compile, seed=args.seed, device=args.device,
-                      cpu_threads=args.cpu_threads, ema_decay=args.ema_decay)
+                      cpu_threads=args.cpu_threads, ema_decay=args.ema_decay, dot_delta=args.dot_delta)
     spec = RunSpec(dataset=args.dataset, student=args.student, method=method, loss_kwargs=dict(args.loss_kwargs),
                    teacher=teacher, teacher_ckpt=args.teacher_ckpt, access=args.access,
                    teacher_budget=args.teacher_budget, seed=args.seed, train=cfg, val_size=args.val_size,

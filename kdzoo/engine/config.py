@@ -8,13 +8,14 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, did_you_mean, reject_unknown
+from .dot import DOT_DELTA, check_momenta
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
-    optimizer: str = "sgd"            # sgd | adamw
+    optimizer: str = "sgd"            # sgd | adamw | dot (SGD with separate task/distillation momenta)
     lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = False
@@ -24,6 +25,7 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_epochs: float = 0.0        # linear learning-rate warm-up
     grad_clip: float = 0.0            # max global grad norm; 0 disables
+    dot_delta: float = DOT_DELTA      # optimizer dot: momenta are momentum -/+ dot_delta
     ema_decay: float = 0.0            # > 0: evaluate and save an exponential moving average of the weights
     amp: str = "auto"                 # auto (bf16 on a GPU that has it) | off | bf16 | fp16
     channels_last: bool = False
@@ -51,12 +53,17 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size}")
         if float(self.lr) <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
-        choices = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant"),
+        choices = {"optimizer": ("sgd", "adamw", "dot"), "schedule": ("cosine", "step", "constant"),
                    "amp": ("auto", "off", "bf16", "fp16")}
         for key, allowed in choices.items():
             value = getattr(self, key)
             if value not in allowed:
                 raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}{did_you_mean(value, allowed)}")
+        if self.optimizer == "dot":
+            self._check_dot()
+        elif float(self.dot_delta) != DOT_DELTA:
+            raise ConfigError(f"dot_delta is a setting of optimizer dot; set optimizer: dot (got optimizer "
+                              f"'{self.optimizer}')")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if int(self.cpu_threads) < 1:
@@ -73,6 +80,17 @@ class TrainConfig:
                 torch.device(self.device)
             except (RuntimeError, ValueError):
                 raise ConfigError(f"device '{self.device}' is not a device; use auto, cpu, cuda or cuda:N") from None
+
+    def _check_dot(self) -> None:
+        """DOT keeps two gradients apart; settings that act on one combined gradient are refused."""
+        check_momenta(float(self.momentum), float(self.dot_delta))
+        if float(self.grad_clip) > 0:
+            raise ConfigError("optimizer dot does not support grad_clip (it would clip the task gradient only); "
+                              "set grad_clip: 0")
+        if self.amp == "fp16":
+            raise ConfigError("optimizer dot does not support amp fp16 (loss scaling); use amp bf16 or off")
+        if self.nesterov:
+            raise ConfigError("optimizer dot has no Nesterov variant; set nesterov: false")
 
     def _check_types(self) -> None:
         """Wrong types (e.g. ``epochs: ten`` in a recipe, or a NaN rate) are ConfigErrors, not tracebacks."""

@@ -44,6 +44,7 @@ from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
 from .config import TrainConfig
 from .device import amp_dtype, resolve_device
 from .device import get_rng as _get_rng, rng_generators as _rng_generators, set_rng as _set_rng
+from .dot import DistillationOrientedSGD
 from .evaluate import evaluate
 from .progress import Progress
 
@@ -143,6 +144,8 @@ def _make_optimizer(cfg: TrainConfig, params: Iterable[Tensor]) -> torch.optim.O
     differs from it in rounding only.
     """
     params = list(params)
+    if cfg.optimizer == "dot":
+        return DistillationOrientedSGD(params, cfg.lr, cfg.momentum, cfg.dot_delta, cfg.weight_decay)
     if cfg.optimizer == "adamw":
         make = lambda **kw: torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
     else:
@@ -403,10 +406,12 @@ class Trainer:
             g["lr"] = lr
         with self._amp_ctx():
             s = m.forward(x)
-        terms = m.loss(s.float(), t, target, epoch=epoch, x=x, index=idx)
+        terms = m.loss(s.float(), t, target, epoch=epoch, total_epochs=self.cfg.epochs, x=x, index=idx)
         total = _sum_terms(terms)
         m.optimizer.zero_grad(set_to_none=True)
-        if m.scaler is not None:
+        if isinstance(m.optimizer, DistillationOrientedSGD):  # one backward pass per gradient it keeps apart
+            m.optimizer.backward(terms)
+        elif m.scaler is not None:
             m.scaler.scale(total).backward()
             if self.cfg.grad_clip > 0:
                 m.scaler.unscale_(m.optimizer)
