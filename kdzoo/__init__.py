@@ -33,6 +33,7 @@ def loss_info(name: str) -> dict[str, Any]:
         "paper": paper,
         "arxiv": getattr(cls, "arxiv", ""),
         "requires": getattr(cls, "requires", "logits"),
+        "needs": sorted(getattr(cls, "needs", ())),  # extra inputs from the engine (e.g. "strong_view")
         "defaults": entry.hyperparameters(),
         "source": entry.source,
         "summary": doc.splitlines()[0] if doc else "",

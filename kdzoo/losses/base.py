@@ -12,6 +12,11 @@ from ..errors import ConfigError
 # can work with in ``requires``; "none" means it never looks at the teacher.
 ACCESS_RANK = {"logits": 4, "probs": 3, "topk": 2, "label": 1, "none": 0}
 
+# What a loss may declare in ``needs``; the engine then passes extra keyword arguments to forward:
+#   "strong_view": student_logits_strong, teacher_logits_strong -- both models' responses on a
+#                  RandAugment(2, 10) view of the same images (kdzoo.engine.views)
+NEEDS = frozenset({"strong_view", "feature_maps"})
+
 
 class DistillLoss(nn.Module):
     """Base class: ``forward`` returns a dict of already weighted loss terms.
@@ -22,8 +27,12 @@ class DistillLoss(nn.Module):
     """
 
     requires: str = "logits"
+    # extra inputs the engine must provide (see NEEDS); may be set per instance in __init__
+    needs: frozenset[str] = frozenset()
     paper: str = ""
     arxiv: str = ""
+    year: int = 0
+    venue: str = ""
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor | None, target: Tensor,
                 *, epoch: int = 1, **batch: Any) -> dict[str, Tensor]:  # pragma: no cover
