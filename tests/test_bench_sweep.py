@@ -223,9 +223,12 @@ def test_plan_hashes_are_stable_across_expansions(tmp_path, ckpt):
 def test_committed_results_keep_their_run_hashes(tmp_path, name):
     """Settings added later (student_shift, cpu_threads, ema_decay, ...) must leave the hashes of runs
     that did not use them unchanged, or every committed result and every user's run store would be
-    orphaned: the shipped recipes still expand to the hashes in their committed plan.json."""
+    orphaned: the shipped recipes still expand to the hashes in their committed plan.json. A recipe may
+    gain methods before its benchmark is rerun; those runs are new, so the committed ones must be a subset."""
     import json
     repo = Path(__file__).resolve().parents[1]
     plan = expand(load_recipe(repo / "recipes" / f"{name}.yaml"), tmp_path / "out")
     committed = json.loads((repo / "results" / name / "plan.json").read_text())
-    assert sorted(e.hash for e in plan.entries) == sorted(e["hash"] for e in committed["entries"])
+    planned = {e.hash for e in plan.entries}
+    missing = [e["hash"] for e in committed["entries"] if e["hash"] not in planned]
+    assert not missing, f"{len(missing)} committed runs are no longer planned, e.g. {missing[:3]}"
