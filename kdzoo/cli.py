@@ -157,7 +157,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             info = kdzoo.loss_info(name)
             paper = info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else "")
             defaults = ", ".join(f"{k}={v}" for k, v in info["defaults"].items())
-            table.add_row(name, paper, info["requires"], defaults, info["source"])
+            requires = " + ".join([info["requires"], *info["needs"]])  # teacher access, then the extra inputs
+            table.add_row(name, paper, requires, defaults, info["source"])
     else:
         # listing through the API first imports the built-in models or datasets
         registry = MODELS if args.what == "models" else DATASETS

@@ -127,3 +127,15 @@ def test_fashion_mnist_two_view_losses_solo_equal_cohort_through_the_bench_runne
         assert rec["status"] == solo["status"] == "finished", rec["message"]
         assert rec["top1"] == solo["top1"] and rec["teacher_queries"] == solo["teacher_queries"], spec.method
     assert cohort[1]["teacher_queries"] > cohort[0]["teacher_queries"]
+
+
+def test_listing_and_recipes_read_access_and_needs_from_the_built_loss(tmp_path):
+    from kdzoo.bench.recipe import load_recipe
+    from test_bench_recipe import BASE, write
+
+    info = kdzoo.loss_info("mlkd+ls")
+    assert info["needs"] == ["strong_view"] and info["requires"] == "logits"  # set in __init__, not on the class
+    assert kdzoo.loss_info("mlkd")["requires"] == "probs" and kdzoo.loss_info("kd")["needs"] == []
+    two_view = BASE.replace("  - kd\n", "  - mlkd\n  - mlkd+ls\n").replace("access: [logits]", "access: [probs]")
+    with pytest.raises(ConfigError, match="loss 'mlkd\\+ls' needs teacher access 'logits'"):
+        load_recipe(write(tmp_path, two_view.replace("  - {name: kd, label: kd-T2, args: {temperature: 2}}\n", "")))

@@ -682,9 +682,13 @@ def _teachers(c: _Checker, value: Any) -> dict[str, TeacherEntry]:
     return out
 
 
-def loss_requires(loss: str) -> str:
+def loss_requires(loss: str, args: dict[str, Any] | None = None) -> str:
+    """The teacher access loss ``loss`` built with ``args`` needs (a loss may set it per instance)."""
     from ..registry import LOSSES
-    return getattr(LOSSES.entry(loss).factory, "requires", "logits")
+    try:
+        return getattr(LOSSES.build(loss, **(args or {})), "requires", "logits")
+    except (KdzooError, TypeError):  # bad arguments are reported elsewhere; a plugin may need arguments
+        return getattr(LOSSES.entry(loss).factory, "requires", "logits")
 
 
 def _check_loss_args(c: _Checker, loss: str, args: dict[str, Any], path: Path_) -> dict[str, Any]:
@@ -742,7 +746,7 @@ def _methods(c: _Checker, value: Any, access: list[str], student_data: StudentDa
             raise c.error((*path, "label"), f"'{TEACHER_METHOD}' is reserved for the teacher's own accuracy")
         args = _check_loss_args(c, loss, c.mapping(item.get("args"), (*path, "args")), (*path, "args"))
         m_access = _access_list(c, item["access"], (*path, "access")) if "access" in item else None
-        requires = loss_requires(loss)
+        requires = loss_requires(loss, args)
         if requires == "none" and m_access is not None:
             raise c.error((*path, "access"), f"loss '{loss}' never looks at the teacher, so 'access' does not "
                                              f"apply (it runs once per pair and seed)")
