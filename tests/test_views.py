@@ -129,6 +129,25 @@ def test_fashion_mnist_two_view_losses_solo_equal_cohort_through_the_bench_runne
     assert cohort[1]["teacher_queries"] > cohort[0]["teacher_queries"]
 
 
+@pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST files not present")
+def test_fashion_mnist_two_view_losses_learn_at_the_authors_batch_size(tmp_path):
+    """mlkd and crld at batch 64 (the authors'), lr 0.005: measured 67% and 71% after 40 steps (kd: 58%).
+    mlkd+ls does not learn this 10-class task at any lr tried (its correlation terms carry weight 9)."""
+    from kdzoo.bench.run import MODEL_FILE, RunSpec, execute, execute_cohort
+    from kdzoo.engine import TrainConfig
+
+    quiet = dict(progress=False, log=lambda _m: None)
+    teacher = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", method="ce", seed=123,
+                      train=TrainConfig(epochs=1, steps_per_epoch=60, device="cpu", lr=0.1))
+    assert execute(teacher, tmp_path / "t", **quiet)["top1"] > 60
+    cfg = TrainConfig(epochs=2, steps_per_epoch=20, batch_size=64, lr=0.005, device="cpu")
+    specs = [RunSpec(dataset="fashion-mnist", student="fmnist_mlp", method=n, teacher="fmnist_mlp",
+                     teacher_ckpt=str(tmp_path / "t" / MODEL_FILE), access="logits", seed=0, train=cfg)
+             for n in ("mlkd", "crld")]
+    for spec, rec in zip(specs, execute_cohort(specs, [tmp_path / s.method for s in specs], **quiet)):
+        assert rec["status"] == "finished" and rec["top1"] > 60, (spec.method, rec["top1"])
+
+
 def test_listing_and_recipes_read_access_and_needs_from_the_built_loss(tmp_path):
     from kdzoo.bench.recipe import load_recipe
     from test_bench_recipe import BASE, write
