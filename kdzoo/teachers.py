@@ -27,9 +27,11 @@ import torch
 from torch import Tensor, nn
 
 from .errors import AccessError, ConfigError, did_you_mean
-from .losses.base import ACCESS_RANK
 
 LEVELS = ("logits", "probs", "topk:K", "label")
+# Teacher access levels, strongest first. A loss declares the weakest level it can work
+# with in ``requires``; "none" means it never looks at the teacher.
+ACCESS_RANK = {"logits": 4, "probs": 3, "topk": 2, "label": 1, "none": 0}
 ONE_HOT_GAP = 1e4
 
 

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits
+from .base import DistillLoss, check_logits, check_positive
 
 
 def per_sample_kd(s: Tensor, t: Tensor, temperature: float) -> Tensor:
@@ -49,8 +49,7 @@ class CRLD(DistillLoss):
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, wv_weight: float = 2.0,
                  cv_weight: float = 0.5, tau_w: float = 0.9, tau_s: float = 0.2) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"crld: temperature must be > 0, got {temperature}")
+        check_positive("crld", temperature=temperature)
         for name, tau in (("tau_w", tau_w), ("tau_s", tau_s)):
             if not 0 <= tau <= 1:
                 raise ConfigError(f"crld: {name} is a confidence threshold in [0, 1], got {tau}")
