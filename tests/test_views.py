@@ -110,7 +110,8 @@ def test_strong_view_needs_known_normalization():
 
 @pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST files not present")
 def test_fashion_mnist_two_view_losses_solo_equal_cohort_through_the_bench_runner(tmp_path):
-    from kdzoo.bench.run import MODEL_FILE, RunSpec, execute, execute_cohort
+    from kdzoo.bench.run import RunSpec, execute, execute_cohort
+    from kdzoo.engine.runfolder import MODEL as MODEL_FILE
     from kdzoo.engine import TrainConfig
 
     quiet = dict(progress=False, log=lambda _m: None)
@@ -133,7 +134,8 @@ def test_fashion_mnist_two_view_losses_solo_equal_cohort_through_the_bench_runne
 def test_fashion_mnist_two_view_losses_learn_at_the_authors_batch_size(tmp_path):
     """mlkd and crld at batch 64 (the authors'), lr 0.005: measured 67% and 71% after 40 steps (kd: 58%).
     mlkd+ls does not learn this 10-class task at any lr tried (its correlation terms carry weight 9)."""
-    from kdzoo.bench.run import MODEL_FILE, RunSpec, execute, execute_cohort
+    from kdzoo.bench.run import RunSpec, execute, execute_cohort
+    from kdzoo.engine.runfolder import MODEL as MODEL_FILE
     from kdzoo.engine import TrainConfig
 
     quiet = dict(progress=False, log=lambda _m: None)
