@@ -37,7 +37,7 @@ arXiv 2403.01427; sunshangquan/logit-standardization-KD @ f6e5aa5,
 ``mdistiller/distillers/MLKD.py``, run with ``--logit-stand --base-temp 2
 --kd-weight 9`` per their README): the KD terms (not cc/bc) see z-scored
 logits, T = 2, kd_weight = 9 (``tools/train.py:110-121``); everything else
-as above (``MLKD.py:121-273``).
+as above (``MLKD.py:122-273``).
 
 The teacher enters only through softmax_τ(t), so ``probs`` access suffices
 (``mlkd+ls`` z-scores raw logits and needs ``logits``).
