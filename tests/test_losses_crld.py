@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 import kdzoo
 from kdzoo.errors import ConfigError
