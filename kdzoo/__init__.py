@@ -26,6 +26,11 @@ def loss_info(name: str) -> dict[str, Any]:
     cls = entry.factory
     doc = (cls.__doc__ or inspect.getmodule(cls).__doc__ or "").strip()
     paper = getattr(cls, "paper", "")
+    # requires/needs may be set per instance (e.g. mlkd+ls needs raw logits): read them from a built loss
+    try:
+        built: Any = build_loss(name)
+    except (ConfigError, TypeError):  # a plugin whose factory takes required arguments
+        built = cls
     if entry.defaults.get("standardize") and "standardization" not in paper:
         paper += " + logit standardization (Sun et al., CVPR 2024, arXiv 2403.01427)"
     return {
@@ -34,7 +39,8 @@ def loss_info(name: str) -> dict[str, Any]:
         "arxiv": getattr(cls, "arxiv", ""),
         "year": int(getattr(cls, "year", 0) or 0),
         "venue": getattr(cls, "venue", ""),
-        "requires": getattr(cls, "requires", "logits"),
+        "requires": getattr(built, "requires", "logits"),
+        "needs": sorted(getattr(built, "needs", ())),  # extra inputs from the engine (e.g. "strong_view")
         "defaults": entry.hyperparameters(),
         "source": entry.source,
         "summary": doc.splitlines()[0] if doc else "",

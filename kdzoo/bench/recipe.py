@@ -299,7 +299,10 @@ def _teachers(c: Checker, value: Any) -> dict[str, TeacherEntry]:
 def loss_requires(loss: str, args: dict[str, Any] | None = None) -> str:
     """The teacher access ``loss`` built with ``args`` needs: read from the instance, since a
     hyperparameter may change it (mcld with ``normalize: l2`` needs raw logits)."""
-    return getattr(LOSSES.build(loss, **(args or {})), "requires", "logits")
+    try:
+        return getattr(LOSSES.build(loss, **(args or {})), "requires", "logits")
+    except (KdzooError, TypeError):  # bad arguments are reported elsewhere; a plugin may need arguments
+        return getattr(LOSSES.entry(loss).factory, "requires", "logits")
 
 
 def _check_method_access(c: Checker, m: MethodEntry, requires: str, recipe_access: list[str], path: Path_) -> None:

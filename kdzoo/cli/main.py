@@ -163,7 +163,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             table.add_column(col, overflow="fold", no_wrap=col != "defaults" and not args.wide)
         for name in list_losses():
             info = loss_info(name)
-            cells = {"name": name, "requires": info["requires"], "source": info["source"],
+            cells = {"name": name, "requires": " + ".join([info["requires"], *info["needs"]]), "source": info["source"],
                      "paper": info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else ""),
                      "year": f"{info['year']} {info['venue']}".strip() if info["year"] else info["venue"],
                      "defaults": ", ".join(f"{k}={v}" for k, v in info["defaults"].items())}

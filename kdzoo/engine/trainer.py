@@ -47,6 +47,7 @@ from .device import get_rng as _get_rng, rng_generators as _rng_generators, set_
 from .dot import DistillationOrientedSGD
 from .evaluate import evaluate
 from .progress import Progress
+from .views import StrongViews
 
 
 
@@ -194,6 +195,7 @@ class Trainer:
         self.log = (log or self.progress.print) if self.dist.is_main else (lambda *a, **k: None)
         self.access = teacher.access if teacher is not None else "none"
         self._teacher_table: Tensor | None = None
+        self._views: StrongViews | None = None
         self._rng_gens = _rng_generators(self.device)
 
     # ------------------------------------------------------------------ set-up
@@ -338,6 +340,8 @@ class Trainer:
             if m.done_epochs >= self.cfg.epochs:
                 self._finish(m, FINISHED)
         self._prepare()
+        self._views = StrongViews.build(self.members, self.train_loader, self.bundle, self.teacher, self.device,
+                                        self._amp_ctx)
         if self.teacher is not None and any(m.active for m in self.members):
             self._build_teacher_table()
         start = min((m.done_epochs for m in self.members if m.active), default=self.cfg.epochs)
@@ -380,9 +384,10 @@ class Trainer:
             t = self._teacher_batch(x, idx)
             target = t.argmax(dim=1) if self.cfg.pseudo_labels and t is not None else y
             lr = learning_rate(self.cfg, epoch - 1 + step / n_steps)
+            view = self._views.batch(x, epoch, step) if self._views is not None else None
             for m in live:
                 if m.active:
-                    self._step(m, x, t, target, idx, epoch, lr, pending[m.name], swap)
+                    self._step(m, x, t, target, idx, epoch, lr, pending[m.name], swap, view)
             seen += x.shape[0]
             if (step + 1) % check_every == 0:
                 self._flush(live, pending, sums, epoch)
@@ -399,14 +404,15 @@ class Trainer:
                 self._end_epoch(m, epoch, sums[m.name], max(n_steps, 1), seconds / max(len(live), 1), seen, lr)
 
     def _step(self, m: Member, x: Tensor, t: Tensor | None, target: Tensor, idx: Tensor, epoch: int,
-              lr: float, pending: dict[str, list[Tensor]], swap: bool) -> None:
+              lr: float, pending: dict[str, list[Tensor]], swap: bool, view: dict | None = None) -> None:
         if swap:
             _set_rng(m.rng, self._rng_gens)
         for g in m.optimizer.param_groups:
             g["lr"] = lr
         with self._amp_ctx():
             s = m.forward(x)
-        terms = m.loss(s.float(), t, target, epoch=epoch, total_epochs=self.cfg.epochs, x=x, index=idx)
+            extra = StrongViews.loss_inputs(m, view)
+        terms = m.loss(s.float(), t, target, epoch=epoch, total_epochs=self.cfg.epochs, x=x, index=idx, **extra)
         total = _sum_terms(terms)
         m.optimizer.zero_grad(set_to_none=True)
         if isinstance(m.optimizer, DistillationOrientedSGD):  # one backward pass per gradient it keeps apart

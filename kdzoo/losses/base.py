@@ -13,6 +13,11 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
+# What a loss may declare in ``needs``; the engine then passes extra keyword arguments to forward:
+#   "strong_view": student_logits_strong, teacher_logits_strong -- both models' responses on a
+#                  RandAugment(2, 10) view of the same images (kdzoo.engine.views)
+NEEDS = frozenset({"strong_view", "feature_maps"})
+
 
 class DistillLoss(nn.Module):
     """Base class: ``forward`` returns a dict of already weighted loss terms.
