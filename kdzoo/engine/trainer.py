@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..losses.base import DistillLoss
 from ..teachers import Teacher, check_access
-from . import distributed
+from . import distributed, feature_maps
 from .checkpoint import atomic_write_text
 from .recovery import resume_state, save_checkpoint_keep_previous
 from .config import TrainConfig
@@ -235,6 +235,7 @@ class Trainer:
     def _check_access(self) -> None:
         for m in self.members:
             check_access(m.name, getattr(m.loss, "requires", "logits"), self.access)
+        feature_maps.check_members(self.members, self.teacher)
 
     def _prepare(self) -> None:
         for m in self.members:
@@ -268,7 +269,7 @@ class Trainer:
             m.ema_floats = ([e for e, _ in pairs if e.is_floating_point()],
                             [s for e, s in pairs if e.is_floating_point()])
             m.ema_others = [(e, s) for e, s in pairs if not e.is_floating_point()]
-        model = distributed.wrap_model(m.student, self.device)  # DDP (+ SyncBatchNorm on GPUs) under torchrun
+        model = distributed.wrap_model(feature_maps.student_module(m.student, m.loss), self.device)  # DDP (+ SyncBatchNorm on GPUs) under torchrun
         m.forward = torch.compile(model) if self.cfg.compile else model
         torch.manual_seed(m.seed)
         if self.device.type == "cuda":
@@ -408,11 +409,12 @@ class Trainer:
             if step >= n_steps:
                 break
             t = self._teacher_batch(x, idx)
+            maps = feature_maps.teacher_inputs(self.teacher, live, x, epoch, self._amp_ctx)
             target = t.argmax(dim=1) if self.cfg.pseudo_labels and t is not None else y
             lr = learning_rate(self.cfg, epoch - 1 + step / n_steps)
             for m in live:
                 if m.active:
-                    self._step(m, x, t, target, idx, epoch, lr, pending[m.name], swap)
+                    self._step(m, x, t, target, idx, epoch, lr, pending[m.name], swap, maps)
             seen += x.shape[0]
             if (step + 1) % check_every == 0:
                 self._flush(live, pending, sums, epoch)
@@ -430,14 +432,14 @@ class Trainer:
                 self._end_epoch(m, epoch, sums[m.name], max(n_steps, 1), seconds / max(len(live), 1), seen, lr)
 
     def _step(self, m: Member, x: Tensor, t: Tensor | None, target: Tensor, idx: Tensor, epoch: int,
-              lr: float, pending: dict[str, list[Tensor]], swap: bool) -> None:
+              lr: float, pending: dict[str, list[Tensor]], swap: bool, maps: dict[str, Any]) -> None:
         if swap:
             _set_rng(m.rng, self._rng_gens)
         for g in m.optimizer.param_groups:
             g["lr"] = lr
         with self._amp_ctx():
-            s = m.forward(x)
-        terms = m.loss(s.float(), t, target, epoch=epoch, x=x, index=idx)
+            s, extra = feature_maps.student_inputs(m.forward(x), m, maps)
+        terms = m.loss(s.float(), t, target, epoch=epoch, x=x, index=idx, **extra)
         total = _sum_terms(terms)
         m.optimizer.zero_grad(set_to_none=True)
         if m.scaler is not None:

@@ -10,7 +10,11 @@ from ..errors import ConfigError
 
 # Teacher access levels, strongest first. A loss declares the weakest level it
 # can work with in ``requires``; "none" means it never looks at the teacher.
-ACCESS_RANK = {"logits": 4, "probs": 3, "topk": 2, "label": 1, "none": 0}
+# "features" is white-box: logits plus the final feature map and the classifier.
+ACCESS_RANK = {"features": 5, "logits": 4, "probs": 3, "topk": 2, "label": 1, "none": 0}
+
+# What a loss may declare in ``needs``, beyond the logits every loss gets.
+NEEDS = frozenset({"strong_view", "feature_maps"})
 
 
 class DistillLoss(nn.Module):
@@ -22,8 +26,14 @@ class DistillLoss(nn.Module):
     """
 
     requires: str = "logits"
+    # extra inputs the engine provides as keyword arguments of ``forward`` (see NEEDS):
+    # "feature_maps" -> student_feature_map, teacher_feature_map (N, C, H, W, before global
+    # pooling), student_classifier, teacher_classifier (pooled (N, C) features -> logits)
+    needs: frozenset[str] = frozenset()
     paper: str = ""
     arxiv: str = ""
+    year: int = 0
+    venue: str = ""
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor | None, target: Tensor,
                 *, epoch: int = 1, **batch: Any) -> dict[str, Tensor]:  # pragma: no cover
