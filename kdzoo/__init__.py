@@ -33,6 +33,10 @@ def loss_info(name: str) -> dict[str, Any]:
         "paper": paper,
         "arxiv": getattr(cls, "arxiv", ""),
         "requires": getattr(cls, "requires", "logits"),
+        "year": getattr(cls, "year", 0),
+        "venue": getattr(cls, "venue", ""),
+        # class-level declaration; an instance may add to it (read from the built loss when training)
+        "needs": sorted(getattr(cls, "needs", ())),
         "defaults": entry.hyperparameters(),
         "source": entry.source,
         "summary": doc.splitlines()[0] if doc else "",

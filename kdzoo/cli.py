@@ -47,7 +47,8 @@ def _add_train(sub: Any) -> None:
                    help="loss hyperparameter, e.g. --set temperature=2 (repeatable)")
     p.add_argument("--teacher", default=None, help="teacher model name (default: read from the checkpoint's run)")
     p.add_argument("--teacher-ckpt", default=None, help="teacher weights (kdzoo model.pt or {'model': state_dict})")
-    p.add_argument("--access", default="logits", help="teacher access: logits | probs | topk:K | label")
+    p.add_argument("--access", default="logits",
+                   help="teacher access: features (white-box: logits + feature maps) | logits | probs | topk:K | label")
     p.add_argument("--teacher-budget", type=int, default=None, help="max images the teacher may be queried on")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
@@ -151,13 +152,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     table = Table(title=f"kdzoo {args.what}")
     if args.what == "losses":
-        for col in ("name", "paper", "requires", "defaults", "source"):
+        for col in ("name", "paper", "year", "venue", "requires", "needs", "defaults", "source"):
             table.add_column(col, overflow="fold")
         for name in kdzoo.list_losses():
             info = kdzoo.loss_info(name)
             paper = info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else "")
             defaults = ", ".join(f"{k}={v}" for k, v in info["defaults"].items())
-            table.add_row(name, paper, info["requires"], defaults, info["source"])
+            table.add_row(name, paper, str(info["year"] or ""), info["venue"], info["requires"],
+                          ", ".join(["logits", *info["needs"]]), defaults, info["source"])
     else:
         # listing through the API first imports the built-in models or datasets
         registry = MODELS if args.what == "models" else DATASETS

@@ -228,4 +228,5 @@ def test_committed_results_keep_their_run_hashes(tmp_path, name):
     repo = Path(__file__).resolve().parents[1]
     plan = expand(load_recipe(repo / "recipes" / f"{name}.yaml"), tmp_path / "out")
     committed = json.loads((repo / "results" / name / "plan.json").read_text())
-    assert sorted(e.hash for e in plan.entries) == sorted(e["hash"] for e in committed["entries"])
+    # methods added to a recipe since (new losses) add runs; the committed ones must all still be planned
+    assert {e["hash"] for e in committed["entries"]} <= {e.hash for e in plan.entries}

@@ -8,7 +8,7 @@ copied to /tmp/sdd_golden/authors with ``sed 's/\\.cuda()//g'`` (sdd_kd_loss cal
 ``torch.tensor(0.0).cuda()`` unconditionally) and ``Distiller = object``; the script builds the
 region logits exactly as their models/cifar/resnet.py:202-209 (SPP(M) -> fc -> (B, K, R)), then
 computes SDD_KD.forward_train (loss_ce + kd_weight * sdd_kd_loss) and SDD_DKD.forward_train
-(loss_ce + min(epoch / warmup, 1) * multi_dkd) on the inputs of ``_inputs`` below, and the
+(loss_ce + min(epoch / warmup, 1) * multi_dkd), M and hyperparameters as listed in GOLDEN, on the inputs of ``_inputs`` below, and the
 gradient of the total w.r.t. the student's feature map dotted with ``_probe``:
 
     cd /tmp/sdd_golden && python golden.py
@@ -21,6 +21,7 @@ from torch import nn
 
 import kdzoo
 from kdzoo.bench.recipe import parse_recipe
+from kdzoo.bench.sweep import expand
 from kdzoo.errors import AccessError, ConfigError
 from kdzoo.losses.sdd import region_logits, region_weights
 from kdzoo.registry import MODELS
@@ -59,11 +60,12 @@ def _run(loss, epoch):
 
 # (sdd args, epoch, authors' loss_ce, authors' loss_kd, authors' total, gradient probe)
 GOLDEN = [
-    ({"base": "kd"}, 1, 0.16433679, 2.03299475, 2.19733143, 0.12712623),                      # defaults, M=[1,2,4]
-    ({"base": "kd", "scales": [1, 2], "base_args": {"temperature": 2.0}}, 1,
-     0.16433679, 0.85490251, 1.01923931, -0.06743971),
-    ({"base": "dkd"}, 30, 1.64336777, 17.19596863, 18.83933640, 1.00602865),                  # defaults, M=[1,2,4]
-    ({"base": "dkd", "scales": [1, 2], "base_args": {"temperature": 2.0, "beta": 2.0}}, 5,    # inside the warm-up
+    ({}, 1, 0.16433679, 1.05535114, 1.21968794, -0.08437803),                                  # defaults: kd, M=[1,2]
+    ({"scales": [1, 2, 4]}, 1, 0.16433679, 2.03299475, 2.19733143, 0.12712623),
+    ({"base_args": {"temperature": 2.0}}, 1, 0.16433679, 0.85490251, 1.01923931, -0.06743971),
+    ({"base": "dkd"}, 30, 1.64336777, 9.45104885, 11.09441662, -0.83751082),                  # dkd defaults, M=[1,2]
+    ({"base": "dkd", "scales": [1, 2, 4]}, 30, 1.64336777, 17.19596863, 18.83933640, 1.00602865),
+    ({"base": "dkd", "base_args": {"temperature": 2.0, "beta": 2.0}}, 5,                       # inside the warm-up
      1.64336777, 0.52500021, 2.16836786, -0.02413964),
 ]
 
@@ -77,9 +79,9 @@ def test_equals_authors_code(args, epoch, ce, kd, total, grad):
     assert g == pytest.approx(grad, abs=1e-5)
 
 
-def test_default_is_sd_kd_with_scales_1_2_4():
+def test_default_is_sd_kd_with_scales_1_2():
     loss = kdzoo.build_loss("sdd")
-    assert (loss.base, loss.scales, loss.complementary_weight, loss.warmup) == ("kd", [1, 2, 4], 2.0, 0.0)
+    assert (loss.base, loss.scales, loss.complementary_weight, loss.warmup) == ("kd", [1, 2], 2.0, 0.0)
     assert kdzoo.build_loss("sdd", base="dkd").warmup == 20.0
     assert loss.requires == "features" and loss.needs == frozenset({"feature_maps"})
 
@@ -110,7 +112,7 @@ def test_regions_and_weights_against_plain_loops():
 
 def test_complementary_weight_one_is_the_plain_region_average_of_kd():
     s_map, t_map, fs, ft, y = _inputs()
-    loss = kdzoo.build_loss("sdd", complementary_weight=1.0)
+    loss = kdzoo.build_loss("sdd", scales=[1, 2, 4], complementary_weight=1.0)
     terms, _, _ = _run(loss, 1)
     zs, zt = region_logits(s_map, fs, [1, 2, 4]), region_logits(t_map, ft, [1, 2, 4])
     ref = 0.9 * 16 * torch.nn.functional.kl_div(torch.log_softmax(zs / 4, 1), torch.softmax(zt / 4, 1),
@@ -167,13 +169,13 @@ def test_teacher_reveals_maps_only_at_features_access():
 
 
 def _conv_models():
+    kdzoo.list_models()   # imports the built-in models
     return [n for n in MODELS.names() if MODELS.entry(n).factory.__module__.startswith(
         ("kdzoo.models.cifar_", "kdzoo.models.small")) and n != "fmnist_mlp"]
 
 
 @pytest.mark.parametrize("name", _conv_models())
 def test_model_forward_is_classifier_of_pooled_feature_map(name):
-    kdzoo.list_models()
     small = name.startswith("fmnist")
     model = kdzoo.build_model(name, num_classes=10 if small else 100).eval()
     x = torch.randn(2, 1 if small else 3, 28 if small else 32, 28 if small else 32,
@@ -284,3 +286,24 @@ def test_sdd_refuses_a_student_without_feature_map_and_a_black_box_teacher(teach
     assert "\n" not in str(e.value)
     with pytest.raises(AccessError, match="needs teacher access 'features'"):
         execute(_spec("sdd", teacher_ckpt, access="logits"), tmp_path / "b", progress=False, log=lambda _m: None)
+
+
+def test_recipe_pair_without_a_feature_map_must_skip_sdd(tmp_path):
+    text = """\
+name: t
+dataset: fashion-mnist
+teachers: {fmnist_cnn_tiny: {train: {epochs: 1}}}
+pairs: [{teacher: fmnist_cnn_tiny, student: fmnist_cnn_tiny}, {teacher: fmnist_cnn_tiny, student: fmnist_mlp}]
+methods: [kd, {name: sdd, access: [features]}]
+seeds: [0]
+train: {epochs: 1}
+"""
+    with pytest.raises(ConfigError, match=r"needs spatial feature maps, which model 'fmnist_mlp' lacks; "
+                                          r"add 'skip: \[sdd\]'"):
+        parse_recipe(text)
+    with pytest.raises(ConfigError, match="'sdt' is not a method label; did you mean 'sdd'"):
+        parse_recipe(text.replace("student: fmnist_mlp}", "student: fmnist_mlp, skip: [sdt]}"))
+    r = parse_recipe(text.replace("student: fmnist_mlp}", "student: fmnist_mlp, skip: [sdd]}"))
+    plan = expand(r, tmp_path)
+    runs = {(e.student, e.label) for e in plan.entries if e.role == "student"}
+    assert ("fmnist_cnn_tiny", "sdd") in runs and ("fmnist_mlp", "sdd") not in runs and ("fmnist_mlp", "kd") in runs

@@ -129,6 +129,8 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
             t_run = teacher_runs.get(pair.teacher)
             ckpt = str(runs_dir / t_run / "model.pt") if t_run else t.ckpt
             for m in recipe.methods:
+                if m.label in pair.skip:
+                    continue
                 kwargs = resolved_loss_kwargs(m.loss, {**m.args, **pair.method_args.get(m.label, {})})
                 alone = loss_requires(m.loss) == "none"
                 if alone and not sd.hide_labels:

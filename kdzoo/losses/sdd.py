@@ -23,11 +23,13 @@ the weighted sum above for any per-row loss; the base's own "ce" term (on
 region rows) is dropped and CE is taken on the global student logits with the
 base's ``ce_weight``, as the authors do.
 
-Defaults (authors' CIFAR-100 setting): ``scales = (1, 2, 4)``, the README's
-command and the setting of the published CIFAR-100 table (README.md "Main
-result"; their resnet32x4 -> resnet8x4 runs use [1, 2], teacher_resnet32x4.sh:24
-and :44); ``complementary_weight = 2`` (KD.py:84-85, SDD_DKD.py:98-99,
-SDD_nkd.py:138-139). Per base:
+Defaults (authors' CIFAR-100 setting for resnet32x4 -> resnet8x4): ``base = "kd"``,
+``scales = (1, 2)``: their resnet32x4 -> resnet8x4 runs (teacher_resnet32x4.sh:24
+SD-KD, :44 SD-NKD), and every same-architecture pair in their scripts
+(teacher_vgg.sh:11, :29, :47), use M = [1, 2]; the heterogeneous pairs of their
+published CIFAR-100 table (README.md "Main result") and the README's example
+command use [1, 2, 4]. ``complementary_weight = 2`` (KD.py:84-85,
+SDD_DKD.py:98-99, SDD_nkd.py:138-139). Per base:
 
 - ``kd``: T = 4, ce 0.1, kd 0.9 (mdistiller/engine/cfg.py:64-67), no warm-up
   (SDD_KD.forward_train has it commented out, KD.py:142);
@@ -90,7 +92,7 @@ class SDD(DistillLoss):
     year = 2024
     venue = "CVPR"
 
-    def __init__(self, base: str = "kd", scales: Sequence[int] = (1, 2, 4), complementary_weight: float = 2.0,
+    def __init__(self, base: str = "kd", scales: Sequence[int] = (1, 2), complementary_weight: float = 2.0,
                  warmup: float | None = None, base_args: dict[str, Any] | None = None) -> None:
         super().__init__()
         if base not in BASES:
