@@ -1,4 +1,4 @@
-"""Exceptions that the CLI turns into one-line messages (exit code 2)."""
+"""Exceptions that the CLI turns into one-line messages (exit code 2), and the warning for repaired run folders."""
 from __future__ import annotations
 
 import difflib
@@ -23,6 +23,10 @@ class CheckpointError(KdzooError):
 
 class AccessError(KdzooError):
     """A loss needs more teacher access than given, or a query budget ran out."""
+
+
+class RecoveryWarning(UserWarning):
+    """Something in a run folder was truncated or corrupt and is being redone."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

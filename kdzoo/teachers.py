@@ -30,10 +30,13 @@ import torch
 from torch import Tensor, nn
 
 from .errors import AccessError, ConfigError, did_you_mean
-from .losses.base import ACCESS_RANK
 
 LEVELS = ("features", "logits", "probs", "topk:K", "label")
 _NAMES = ("features", "logits", "probs", "topk", "label")
+# Teacher access levels, strongest first. A loss declares the weakest level it can work
+# with in ``requires``; "none" means it never looks at the teacher. "features" is white-box:
+# logits plus the final feature map and the classifier.
+ACCESS_RANK = {"features": 5, "logits": 4, "probs": 3, "topk": 2, "label": 1, "none": 0}
 ONE_HOT_GAP = 1e4
 
 

@@ -51,7 +51,7 @@ def bench_argv(recipe: Path, out: Path, *extra: str) -> list[str]:
 
 # Sweeps run in processes forked from a server that has imported torch and kdzoo once: starting
 # one costs milliseconds instead of seconds, and each is a separate process that can be SIGKILLed.
-_PRELOAD = ["torch", "pandas", "matplotlib.pyplot", "kdzoo", "kdzoo.cli", "kdzoo.bench.runner", "kdzoo.bench.cli"]
+_PRELOAD = ["torch", "pandas", "matplotlib.pyplot", "kdzoo", "kdzoo.cli", "kdzoo.bench.runner", "kdzoo.cli.bench"]
 _CTX = None
 
 

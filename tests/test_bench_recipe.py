@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from kdzoo.bench.recipe import expand_vars, load_recipe, parse_recipe
+from kdzoo.bench.plugins import expand_vars
+from kdzoo.bench.recipe import load_recipe, parse_recipe
 from kdzoo.errors import ConfigError
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")

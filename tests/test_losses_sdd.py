@@ -22,6 +22,7 @@ from torch import nn
 import kdzoo
 from kdzoo.bench.recipe import parse_recipe
 from kdzoo.bench.sweep import expand
+from kdzoo.engine.runfolder import MODEL
 from kdzoo.errors import AccessError, ConfigError
 from kdzoo.losses.sdd import region_logits, region_weights
 from kdzoo.registry import MODELS
@@ -218,14 +219,14 @@ fmnist = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(
 
 @pytest.fixture(scope="module")
 def teacher_ckpt(tmp_path_factory):
-    from kdzoo.bench.run import MODEL_FILE, RunSpec, execute
+    from kdzoo.bench.run import RunSpec, execute
     from kdzoo.engine import TrainConfig
 
     root = tmp_path_factory.mktemp("sdd_teacher")
     spec = RunSpec(dataset="fashion-mnist", student="fmnist_cnn_tiny", method="ce", seed=7,
                    train=TrainConfig(epochs=1, steps_per_epoch=8, batch_size=64, device="cpu", lr=0.1))
     assert execute(spec, root, progress=False, log=lambda _m: None)["status"] == "finished"
-    return str(root / MODEL_FILE)
+    return str(root / MODEL)
 
 
 def _spec(method, ckpt, access="features", student="fmnist_cnn_tiny", **args):
@@ -238,8 +239,7 @@ def _spec(method, ckpt, access="features", student="fmnist_cnn_tiny", **args):
 
 
 def _weights(run_dir):
-    from kdzoo.bench.run import MODEL_FILE
-    return torch.load(run_dir / MODEL_FILE, weights_only=True)
+    return torch.load(run_dir / MODEL, weights_only=True)
 
 
 @fmnist

@@ -47,7 +47,8 @@ LOSS_NAMES = builtin_losses()
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from kdzoo.bench.run import MODEL_FILE, RunSpec, execute, execute_cohort
+    from kdzoo.bench.run import RunSpec, execute, execute_cohort
+    from kdzoo.engine.runfolder import MODEL as MODEL_FILE
     from kdzoo.engine import TrainConfig
 
     root = tmp_path_factory.mktemp("losses_train")

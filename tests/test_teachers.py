@@ -6,8 +6,8 @@ from torch import nn
 import kdzoo
 from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.data import make_loader
-from kdzoo.losses.base import ACCESS_RANK, DistillLoss
-from kdzoo.teachers import Teacher, check_access, parse_access
+from kdzoo.losses.base import DistillLoss
+from kdzoo.teachers import ACCESS_RANK, Teacher, check_access, parse_access
 
 from conftest import make_bundle
 
@@ -227,3 +227,22 @@ def test_kd_from_probs_equals_kd_from_logits_and_label_kd_is_hard_kd():
     c = kd(s, Teacher(Counting(), "label")(z), y)
     ref = 0.9 * 16 * torch.nn.functional.cross_entropy(s / 4.0, y)
     torch.testing.assert_close(c["kd"], ref)
+
+
+@pytest.mark.parametrize("layout", ["orig_mod", "model_state_dict", "orig_mod_under_model_state_dict"])
+def test_teacher_checkpoint_of_a_compiled_or_wrapped_model_loads(tmp_path, layout):
+    """A teacher saved from a torch.compile'd model (keys '_orig_mod.*') or under 'model_state_dict' loads as a
+    teacher, through the same loader as students and transfer (bench/run.py used to refuse both)."""
+    from kdzoo.bench.run import load_teacher_weights
+
+    saved = kdzoo.build_model("fmnist_mlp", num_classes=10, in_channels=1, image_size=(28, 28))
+    sd = saved.state_dict()
+    if "orig_mod" in layout:
+        sd = {f"_orig_mod.{k}": v for k, v in sd.items()}
+    obj = {"model_state_dict": sd, "epoch": 3} if "model_state_dict" in layout else sd
+    torch.save(obj, tmp_path / "teacher.pt")
+    fresh = kdzoo.build_model("fmnist_mlp", num_classes=10, in_channels=1, image_size=(28, 28))
+    assert not all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), saved.state_dict().values()))
+    load_teacher_weights(fresh, str(tmp_path / "teacher.pt"))
+    for key, value in saved.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key

@@ -10,7 +10,7 @@ import kdzoo
 from kdzoo.data import make_loader
 from kdzoo.data.base import DataBundle, TensorSplit
 from kdzoo.engine import Member, Trainer, TrainConfig
-from kdzoo.engine.transfer import (InputFormat, adapt_batch, fit_linear_probe, linear_probe_eval, probe_top1,
+from kdzoo.apps.transfer import (InputFormat, adapt_batch, fit_linear_probe, linear_probe_eval, probe_top1,
                                    transfer_evaluate)
 from kdzoo.errors import ConfigError
 

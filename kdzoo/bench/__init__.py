@@ -6,7 +6,8 @@ From Python::
     report = run_bench(load_recipe("recipes/quickstart.yaml"), "results/quickstart")
     report.outputs["markdown"]   # leaderboard.md; also "csv", "summary", "plot"
 """
-from .recipe import Recipe, load_recipe
+from .recipe import load_recipe
+from .recipe_types import Recipe
 from .run import RunSpec, environment, execute, execute_cohort
 from .runner import SweepReport, run_bench
 from .sweep import Plan, expand

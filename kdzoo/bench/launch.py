@@ -30,7 +30,8 @@ from typing import Any, Callable
 
 from ..engine.checkpoint import atomic_write_text
 from ..errors import ConfigError
-from .recipe import SlurmSettings, import_plugins
+from .plugins import import_plugins
+from .recipe_types import SlurmSettings
 from .run import RunSpec, environment, execute_cohort
 from .store import RunStore
 

@@ -30,7 +30,6 @@ from .store import RunStore
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan
 
 CSV, SUMMARY, MARKDOWN, PLOT = "leaderboard.csv", "summary.csv", "leaderboard.md", "leaderboard.png"
-ENDED = ("finished", "diverged", "failed")
 
 # two-sided 95% quantiles of Student's t, t(0.975, df), df = 1..30
 T975 = (12.706204736174698, 4.302652729749464, 3.182446305284263, 2.7764451051977934, 2.570581835636314,

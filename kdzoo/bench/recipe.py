@@ -67,408 +67,28 @@ Meaning of the less obvious parts:
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import os
 import re
-import sys
-import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+import kdzoo
+from ..data.shifts import parse_shift
+from ..engine import TrainConfig
 from ..errors import ConfigError, KdzooError, did_you_mean
+from ..registry import DATASETS, LOSSES, MODELS
+from ..teachers import check_access, parse_access
+from .checker import Checker, Path_, numeric
+from .plugins import expand_vars, import_plugin
+from .recipe_types import (METHOD_KEYS, METRICS, PAIR_KEYS, REFERENCE_KEYS, TEACHER_KEYS, TEACHER_METHOD, TOP_KEYS,
+                           MethodEntry, PairEntry, Recipe, ReferenceEntry, SlurmSettings, StudentData, TeacherEntry)
+from .yaml_lines import parse_yaml
 
 ACCESS_HELP = "features | logits | probs | topk:K | label"
-METRICS = ("top1", "best_top1")
-TOP_KEYS = ("name", "description", "dataset", "teachers", "pairs", "methods", "access", "seeds", "train",
-            "student_data", "metric", "plugins", "reference", "slurm")
-TEACHER_KEYS = ("model", "ckpt", "train", "augment", "seed")
-PAIR_KEYS = ("teacher", "student", "method_args", "train", "skip")
-METHOD_KEYS = ("name", "label", "args", "access")
-REFERENCE_KEYS = ("teacher", "student", "method", "top1", "source", "access", "note")
-TEACHER_METHOD = "teacher"   # reference entries about the teacher's own accuracy
 
 
-# ----------------------------------------------------------------- dataclasses
-@dataclass
-class TeacherEntry:
-    name: str                          # key in `teachers:`
-    model: str                         # architecture
-    ckpt: str | None = None            # absolute path after expansion; None: trained by the sweep
-    train: dict[str, Any] = field(default_factory=dict)
-    augment: bool = False
-    seed: int = 0
-
-
-@dataclass
-class MethodEntry:
-    loss: str
-    label: str
-    args: dict[str, Any] = field(default_factory=dict)
-    access: list[str] | None = None    # None: the recipe's access list
-
-
-@dataclass
-class PairEntry:
-    teacher: str                       # a key of `teachers:`
-    student: str                       # model name
-    method_args: dict[str, dict[str, Any]] = field(default_factory=dict)   # label -> overrides
-    train: dict[str, Any] = field(default_factory=dict)
-    skip: list[str] = field(default_factory=list)   # method labels this pair does not run
-
-
-@dataclass
-class ReferenceEntry:
-    teacher: str
-    student: str
-    method: str                        # a method label, or "teacher"
-    top1: float
-    source: str
-    access: str | None = None
-    note: str = ""
-
-
-@dataclass
-class StudentData:
-    train_fraction: float = 1.0
-    hide_labels: bool = False
-    augment: bool = False
-    val_size: float = 0.0
-    teacher_budget: int | None = None
-    student_shift: str = ""            # e.g. "rotate:25+noise:20" (kdzoo.data.shifts), training split only
-
-
-@dataclass
-class SlurmSettings:
-    partition: str | None = None
-    time_min: int = 720
-    gpus_per_job: int = 1
-    cpus_per_task: int = 8
-    mem_gb: float | None = None
-    array_parallelism: int = 16
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    additional: dict[str, Any] = field(default_factory=dict)   # extra sbatch options
-
-
-@dataclass
-class Recipe:
-    name: str
-    dataset: str
-    teachers: dict[str, TeacherEntry]
-    pairs: list[PairEntry]
-    methods: list[MethodEntry]
-    description: str = ""
-    access: list[str] = field(default_factory=lambda: ["logits"])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    train: dict[str, Any] = field(default_factory=dict)
-    student_data: StudentData = field(default_factory=StudentData)
-    metric: str = "top1"
-    plugins: list[str] = field(default_factory=list)     # resolved: absolute .py paths or module names
-    reference: list[ReferenceEntry] = field(default_factory=list)
-    slurm: SlurmSettings = field(default_factory=SlurmSettings)
-    path: str = ""                     # the file it came from
-    text: str = ""                     # its YAML text, copied into the output folder
-
-    def method(self, label: str) -> MethodEntry:
-        return next(m for m in self.methods if m.label == label)
-
-    def access_for(self, method: MethodEntry) -> list[str]:
-        return list(method.access if method.access is not None else self.access)
-
-
-# ------------------------------------------------------- YAML with line numbers
-class _Map(dict):
-    """A mapping that remembers the line of each key (1-based)."""
-    line: int = 0
-    lines: dict
-
-
-class _Seq(list):
-    """A sequence that remembers the line of each item (1-based)."""
-    line: int = 0
-    lines: list
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    out = _Map()
-    out.line, out.lines = node.start_mark.line + 1, {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise _YamlProblem(line, "mapping keys must be plain names")
-        if key in out:
-            raise _YamlProblem(line, f"duplicate key '{key}' (first at line {out.lines[key]})")
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.lines[key] = line
-    return out
-
-
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
-    out = _Seq()
-    out.line, out.lines = node.start_mark.line + 1, []
-    for child in node.value:
-        out.append(loader.construct_object(child, deep=True))
-        out.lines.append(child.start_mark.line + 1)
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
-
-
-class _YamlProblem(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML keeping line numbers; syntax errors become one-line ConfigErrors."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
-    except _YamlProblem as exc:
-        raise ConfigError(f"{source}:{exc.line}: {exc}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        what = " ".join(str(exc.problem or exc.context or "syntax error").split())
-        raise ConfigError(f"{source}:{line}: invalid YAML: {what}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
-
-
-# ------------------------------------------------------------------ validation
-Path_ = tuple  # a key path: ("methods", 2, "args", "temperature")
-
-
-def format_path(path: Path_) -> str:
-    out = ""
-    for k in path:
-        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
-    return out
-
-
-class _Checker:
-    """Holds the parsed tree so that any key path can be turned into a file line."""
-
-    def __init__(self, source: str, root: Any) -> None:
-        self.source = source
-        self.root = root
-
-    def line(self, path: Path_) -> int:
-        node, line = self.root, getattr(self.root, "line", 1)
-        for key in path:
-            if isinstance(node, _Map) and key in node:
-                line, node = node.lines[key], node[key]
-            elif isinstance(node, _Seq) and isinstance(key, int) and 0 <= key < len(node):
-                line, node = node.lines[key], node[key]
-            else:
-                break
-        return line or 1
-
-    def error(self, path: Path_, message: str) -> ConfigError:
-        message = " ".join(str(message).split())  # always one line
-        where = f"{format_path(path)}: " if path else ""
-        return ConfigError(f"{self.source}:{self.line(path)}: {where}{message}")
-
-    # -- shapes
-    def mapping(self, value: Any, path: Path_, allowed: tuple[str, ...] | None = None,
-                required: tuple[str, ...] = ()) -> dict:
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise self.error(path, f"expected a mapping ({{key: value}}), got {_kind(value)}")
-        if allowed is not None:
-            for key in value:
-                if key not in allowed:
-                    raise self.error((*path, key), f"unknown key '{key}'{did_you_mean(str(key), allowed)} "
-                                                   f"(allowed: {', '.join(allowed)})")
-        for key in required:
-            if key not in value:
-                raise self.error(path, f"missing required key '{key}'")
-        return value
-
-    def sequence(self, value: Any, path: Path_, *, scalar_ok: bool = False) -> list:
-        if scalar_ok and isinstance(value, (str, int)) and not isinstance(value, bool):
-            return [value]
-        if not isinstance(value, list):
-            raise self.error(path, f"expected a list, got {_kind(value)}")
-        return value
-
-    def string(self, value: Any, path: Path_, *, allow_empty: bool = False) -> str:
-        if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise self.error(path, f"expected a non-empty string, got {_kind(value)}")
-        return value
-
-    def number(self, value: Any, path: Path_, *, integer: bool = False, low: float | None = None,
-               high: float | None = None, low_open: bool = False) -> Any:
-        number = _numeric(value, integer)
-        if number is None:
-            raise self.error(path, f"expected {'an integer' if integer else 'a number'}, got {_kind(value)}")
-        return self._range(number, path, low, high, low_open)
-
-    def _range(self, value: Any, path: Path_, low, high, low_open) -> Any:
-        if low is not None and (value < low or (low_open and value == low)):
-            raise self.error(path, f"must be {'>' if low_open else '>='} {low}, got {value}")
-        if high is not None and value > high:
-            raise self.error(path, f"must be <= {high}, got {value}")
-        return value
-
-    def boolean(self, value: Any, path: Path_) -> bool:
-        if not isinstance(value, bool):
-            raise self.error(path, f"expected true or false, got {_kind(value)}")
-        return value
-
-    def typed(self, value: Any, hint: Any, path: Path_) -> Any:
-        """Check ``value`` against a type hint (int, float, str, bool, list[X], X | None, dict, Any)."""
-        ok, out = _coerce(value, hint)
-        if not ok:
-            raise self.error(path, f"expected {_hint_name(hint)}, got {_kind(value)}")
-        return out
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"'{value}' (a string)"
-    return f"{value!r} ({type(value).__name__})"
-
-
-def _numeric(value: Any, integer: bool) -> Any:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if integer:
-            return int(value) if value.is_integer() else None
-        return value
-    if isinstance(value, str) and not integer:
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _hint_name(hint: Any) -> str:
-    if hint is Any:
-        return "anything"
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_hint_name(a) for a in typing.get_args(hint))
-    if origin is list:
-        (arg,) = typing.get_args(hint) or (Any,)
-        return f"a list of {_hint_name(arg)}"
-    if origin is dict or hint is dict:
-        return "a mapping"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            type(None): "null"}.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
-    if hint is Any:
-        return True, value
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None:
-            return (type(None) in args), None
-        for arg in args:
-            if arg is type(None):
-                continue
-            ok, out = _coerce(value, arg)
-            if ok:
-                return True, out
-        return False, value
-    if origin is list or hint is list:
-        (arg,) = typing.get_args(hint) or (Any,)
-        if not isinstance(value, list):
-            return False, value
-        items = [_coerce(v, arg) for v in value]
-        return all(ok for ok, _ in items), [v for _, v in items]
-    if origin is dict or hint is dict:
-        return isinstance(value, dict), (dict(value) if isinstance(value, dict) else value)
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        out = _numeric(value, integer=True)
-        return out is not None, out
-    if hint is float:
-        out = _numeric(value, integer=False)
-        return out is not None, (float(out) if out is not None else value)
-    if hint is str:
-        return isinstance(value, str), value
-    return isinstance(value, hint) if isinstance(hint, type) else True, value
-
-
-# ----------------------------------------------------------- env and plugins
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def expand_vars(text: str) -> str:
-    """Expand ``${VAR}``, ``${VAR:-default}`` and ``$VAR``; raise KeyError(VAR) for an unset one without default."""
-    def sub(m: re.Match) -> str:
-        name = m.group(1) or m.group(3)
-        value = os.environ.get(name)
-        if value:  # like the shell's ":-", an empty variable takes the default
-            return value
-        if m.group(1) and m.group(2) is not None:
-            return m.group(2)
-        if value is not None:
-            return value
-        raise KeyError(name)
-    return os.path.expanduser(_VAR.sub(sub, text))
-
-
-def import_plugin(ref: str) -> None:
-    """Import a plugin: an absolute ``.py`` path (once per file) or a module name."""
-    if ref.endswith(".py"):
-        path = Path(ref)
-        name = f"kdzoo_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_" \
-               f"{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-        if name in sys.modules:
-            return
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    else:
-        importlib.import_module(ref)
-
-
-def import_plugins(refs: list[str]) -> None:
-    for ref in refs:
-        import_plugin(ref)
-
-
-# ---------------------------------------------------------------- the checks
 def load_recipe(path: str | os.PathLike) -> Recipe:
     """Read and validate a recipe file."""
     p = Path(path)
@@ -484,7 +104,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
 def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.PathLike = ".",
                  default_name: str = "recipe") -> Recipe:
     root = parse_yaml(text, source)
-    c = _Checker(source, root)
+    c = Checker(source, root)
     doc = c.mapping(root, (), TOP_KEYS, required=("dataset", "teachers", "pairs", "methods"))
 
     # plugins first: they may register the names the rest of the recipe uses
@@ -508,8 +128,6 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
                                            f"{type(exc).__name__}: {first}") from None
         plugins.append(ref)
 
-    import kdzoo
-    from ..registry import DATASETS
 
     name = c.string(doc.get("name", default_name), ("name",))
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
@@ -540,7 +158,7 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
                   metric=metric, plugins=plugins, reference=reference, slurm=slurm, path=source, text=text)
 
 
-def _seeds(c: _Checker, value: Any) -> list[int]:
+def _seeds(c: Checker, value: Any) -> list[int]:
     seeds = c.sequence(value, ("seeds",), scalar_ok=False)
     if not seeds:
         raise c.error(("seeds",), "needs at least one seed")
@@ -553,8 +171,7 @@ def _seeds(c: _Checker, value: Any) -> list[int]:
     return out
 
 
-def _access_list(c: _Checker, value: Any, path: Path_) -> list[str]:
-    from ..teachers import parse_access
+def _access_list(c: Checker, value: Any, path: Path_) -> list[str]:
     items = c.sequence(value, path, scalar_ok=True)
     if not items:
         raise c.error(path, f"needs at least one teacher access level ({ACCESS_HELP})")
@@ -571,9 +188,8 @@ def _access_list(c: _Checker, value: Any, path: Path_) -> list[str]:
     return out
 
 
-def _train(c: _Checker, value: Any, path: Path_, *, teacher: bool = False) -> dict[str, Any]:
+def _train(c: Checker, value: Any, path: Path_, *, teacher: bool = False) -> dict[str, Any]:
     """Validate TrainConfig overrides; returns the coerced dict (not merged with defaults)."""
-    from ..engine import TrainConfig
     d = c.mapping(value, path)
     hints = typing.get_type_hints(TrainConfig)
     names = [f.name for f in fields(TrainConfig)]
@@ -594,7 +210,7 @@ def _train(c: _Checker, value: Any, path: Path_, *, teacher: bool = False) -> di
     return out
 
 
-def _student_data(c: _Checker, value: Any) -> StudentData:
+def _student_data(c: Checker, value: Any) -> StudentData:
     path = ("student_data",)
     d = c.mapping(value, path, tuple(f.name for f in fields(StudentData)))
     sd = StudentData()
@@ -611,7 +227,6 @@ def _student_data(c: _Checker, value: Any) -> StudentData:
     if d.get("teacher_budget") is not None:
         sd.teacher_budget = int(c.number(d["teacher_budget"], (*path, "teacher_budget"), integer=True, low=1))
     if d.get("student_shift"):
-        from ..data.shifts import parse_shift
         sd.student_shift = c.string(d["student_shift"], (*path, "student_shift"))
         try:
             parse_shift(sd.student_shift)
@@ -620,15 +235,13 @@ def _student_data(c: _Checker, value: Any) -> StudentData:
     return sd
 
 
-def _check_model(c: _Checker, name: str, path: Path_) -> None:
-    import kdzoo
-    from ..registry import MODELS
+def _check_model(c: Checker, name: str, path: Path_) -> None:
     if ":" in name:
         prefix, _, model = name.partition(":")
         if prefix not in ("tv", "timm") or not model:
             raise c.error(path, f"unknown model source in '{name}' (external models are tv:NAME or timm:NAME)"
                                 f"{did_you_mean(prefix, ['tv', 'timm'])}")
-        try:
+        try:  # optional dependencies, imported only for a recipe that names one of their models
             if prefix == "tv":
                 import torchvision.models as tvm
                 known = tvm.list_models(module=tvm)
@@ -648,7 +261,7 @@ def _check_model(c: _Checker, name: str, path: Path_) -> None:
         raise c.error(path, f"unknown model '{name}'{did_you_mean(name, MODELS.names())} (kdzoo list models)")
 
 
-def _teachers(c: _Checker, value: Any) -> dict[str, TeacherEntry]:
+def _teachers(c: Checker, value: Any) -> dict[str, TeacherEntry]:
     d = c.mapping(value, ("teachers",))
     if not d:
         raise c.error(("teachers",), "needs at least one teacher")
@@ -686,26 +299,23 @@ def _teachers(c: _Checker, value: Any) -> dict[str, TeacherEntry]:
 
 
 def loss_requires(loss: str) -> str:
-    from ..registry import LOSSES
     return getattr(LOSSES.entry(loss).factory, "requires", "logits")
 
 
 def loss_needs(loss: str) -> frozenset[str]:
     """The extra inputs a registered loss declares at class level (``DistillLoss.needs``)."""
-    from ..registry import LOSSES
     return frozenset(getattr(LOSSES.entry(loss).factory, "needs", ()))
 
 
-def _check_loss_args(c: _Checker, loss: str, args: dict[str, Any], path: Path_) -> dict[str, Any]:
+def _check_loss_args(c: Checker, loss: str, args: dict[str, Any], path: Path_) -> dict[str, Any]:
     """Check each hyperparameter's name, coerce numbers to the default's type, then build the loss once."""
-    from ..registry import LOSSES
     entry = LOSSES.entry(loss)
     defaults = entry.hyperparameters()
     out = {}
     for key, v in args.items():
         default = defaults.get(key)
         if isinstance(default, float) and not isinstance(v, bool):
-            num = _numeric(v, integer=False)   # "5e-4" (a string to YAML) and 4 (an int) become floats
+            num = numeric(v, integer=False)   # "5e-4" (a string to YAML) and 4 (an int) become floats
             v = float(num) if num is not None else v
         try:
             LOSSES.check_kwargs(loss, {key: v})
@@ -721,10 +331,7 @@ def _check_loss_args(c: _Checker, loss: str, args: dict[str, Any], path: Path_) 
     return out
 
 
-def _methods(c: _Checker, value: Any, access: list[str], student_data: StudentData) -> list[MethodEntry]:
-    import kdzoo
-    from ..registry import LOSSES
-    from ..teachers import check_access
+def _methods(c: Checker, value: Any, access: list[str], student_data: StudentData) -> list[MethodEntry]:
     items = c.sequence(value, ("methods",))
     if not items:
         raise c.error(("methods",), "needs at least one method")
@@ -767,7 +374,7 @@ def _methods(c: _Checker, value: Any, access: list[str], student_data: StudentDa
     return out
 
 
-def _pairs(c: _Checker, value: Any, teachers: dict[str, TeacherEntry], methods: list[MethodEntry]) -> list[PairEntry]:
+def _pairs(c: Checker, value: Any, teachers: dict[str, TeacherEntry], methods: list[MethodEntry]) -> list[PairEntry]:
     items = c.sequence(value, ("pairs",))
     if not items:
         raise c.error(("pairs",), "needs at least one teacher-student pair")
@@ -814,7 +421,7 @@ def _pairs(c: _Checker, value: Any, teachers: dict[str, TeacherEntry], methods: 
     return out
 
 
-def _skip(c: _Checker, value: Any, path: Path_, labels: list[str]) -> list[str]:
+def _skip(c: Checker, value: Any, path: Path_, labels: list[str]) -> list[str]:
     out = []
     for i, label in enumerate(c.sequence(value if value is not None else [], path, scalar_ok=True)):
         label = c.string(label, (*path, i))
@@ -826,14 +433,13 @@ def _skip(c: _Checker, value: Any, path: Path_, labels: list[str]) -> list[str]:
 
 def _has_feature_map(model: str) -> bool:
     """Whether a model exposes ``forward_feature_map`` and ``classifier`` (external tv:/timm: models do not)."""
-    import kdzoo
     if ":" in model:
         return False
     built = kdzoo.build_model(model, num_classes=10)
     return hasattr(built, "forward_feature_map") and hasattr(built, "classifier")
 
 
-def _reference(c: _Checker, value: Any, pairs: list[PairEntry], methods: list[MethodEntry]) -> list[ReferenceEntry]:
+def _reference(c: Checker, value: Any, pairs: list[PairEntry], methods: list[MethodEntry]) -> list[ReferenceEntry]:
     items = c.sequence(value or [], ("reference",))
     labels = [m.label for m in methods] + [TEACHER_METHOD]
     names = sorted({f"{p.teacher} -> {p.student}" for p in pairs})
@@ -858,7 +464,7 @@ def _reference(c: _Checker, value: Any, pairs: list[PairEntry], methods: list[Me
     return out
 
 
-def _slurm(c: _Checker, value: Any) -> SlurmSettings:
+def _slurm(c: Checker, value: Any) -> SlurmSettings:
     path = ("slurm",)
     names = tuple(f.name for f in fields(SlurmSettings))
     d = c.mapping(value, path, names)
@@ -872,5 +478,4 @@ def _slurm(c: _Checker, value: Any) -> SlurmSettings:
     return out
 
 
-__all__ = ["MethodEntry", "PairEntry", "Recipe", "ReferenceEntry", "SlurmSettings", "StudentData",
-           "TeacherEntry", "expand_vars", "format_path", "import_plugins", "load_recipe", "parse_recipe"]
+__all__ = ["ACCESS_HELP", "load_recipe", "loss_needs", "loss_requires", "parse_recipe"]

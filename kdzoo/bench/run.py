@@ -24,13 +24,14 @@ from .. import __version__, build_loss, build_model
 from ..data import build_dataset, make_loader
 from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
-from ..engine import Member, Trainer, TrainConfig, atomic_write_json, distributed, evaluate, resolve_device
+from ..engine import Member, Trainer, TrainConfig, distributed, evaluate, resolve_device
 from ..engine.checkpoint import atomic_write_bytes
+from ..engine import runfolder
 from ..errors import CheckpointError, ConfigError, reject_unknown
+from ..models.checkpoint import load_weights
 from ..registry import LOSSES
 from ..teachers import Teacher, check_access
 
-MODEL_FILE = "model.pt"
 # Training settings added after runs were first hashed, with their defaults: at the default they
 # stay out of the hash, so every run made before they existed keeps its hash (and its results).
 TRAIN_HASHED_WHEN_SET = {"cpu_threads": 1, "ema_decay": 0.0}
@@ -169,42 +170,16 @@ def load_teacher(spec: RunSpec, bundle: DataBundle) -> Teacher | None:
         raise ConfigError(f"teacher '{spec.teacher}' needs a checkpoint (--teacher-ckpt PATH)")
     model = build_model(spec.teacher, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                         image_size=bundle.image_size)
-    load_state(model, spec.teacher_ckpt)
+    load_teacher_weights(model, spec.teacher_ckpt)
     check_model_fits(spec.teacher, model, bundle)
     return Teacher(model, access=spec.access, budget=spec.teacher_budget)
 
 
-def load_state(model: torch.nn.Module, path: str) -> None:
-    """Load weights saved by kdzoo or in the RepDistiller layout ({"model": state_dict})."""
-    if getattr(model, "wrapped_model", None) is not None:
-        # tv:/timm: adapters also take a checkpoint of the bare model (e.g. torchvision's ImageNet files)
-        from ..models.checkpoint import load_weights
-        load_weights(model, path, strict=True)
-        return
-    p = Path(path)
-    if not p.is_file():
+def load_teacher_weights(model: torch.nn.Module, path: str) -> None:
+    """Load a teacher's weights (kdzoo model.pt, RepDistiller {"model": ...}, compiled or DDP-saved)."""
+    if not Path(path).is_file():
         raise CheckpointError(f"teacher checkpoint not found: {path}")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from exc
-    if isinstance(state, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {path} does not hold a state dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", wrong)) if keys]
-        raise CheckpointError(f"checkpoint {path} does not fit the model ({'; '.join(parts)})")
-    model.load_state_dict(state, strict=True)
+    load_weights(model, path, strict=True)
 
 
 def _loaders(spec: RunSpec, bundle: DataBundle, device: torch.device,
@@ -250,7 +225,7 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         if run_dir is not None:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             if dist.is_main:
-                atomic_write_json(Path(run_dir) / "config.json", spec.to_dict())
+                runfolder.write_config(run_dir, spec.to_dict())
         members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
                               run_dir=Path(run_dir) if run_dir else None, seed=spec.seed))
     train_loader, eval_loaders = _loaders(head, bundle, device, dist)
@@ -268,11 +243,11 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         record = {**res.to_dict(), "teacher_top1": teacher_top1, "config_hash": spec.config_hash(),
                   "student_params": sum(p.numel() for p in m.student.parameters()), **env}
         if m.run_dir is not None and dist.is_main:
-            if res.status == "finished":
+            if res.status == runfolder.FINISHED:
                 buf = io.BytesIO()
                 torch.save(m.evaluated.state_dict(), buf)  # the EMA weights when the run keeps an EMA
-                atomic_write_bytes(m.run_dir / MODEL_FILE, buf.getvalue())
-            atomic_write_json(m.run_dir / "result.json", record)
+                atomic_write_bytes(m.run_dir / runfolder.MODEL, buf.getvalue())
+            runfolder.write_result(m.run_dir, record)
         records.append(record)
     distributed.barrier()  # every rank returns once rank 0 has written the results
     return records

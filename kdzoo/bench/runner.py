@@ -24,13 +24,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..engine.recovery import check_done_run
+from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, FAILED, FINISHED
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
 from .launch import LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
-from .recipe import Recipe, SlurmSettings, load_recipe
-from .run import build_student, check_model_fits, load_state
-from .store import RunStore
+from .recipe import load_recipe
+from .recipe_types import Recipe, SlurmSettings
+from .run import build_student, check_model_fits, load_teacher_weights
+from .store import RunStore, check_done_run
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, expand, make_units
 
 MAX_ROUNDS = 5
@@ -48,7 +49,7 @@ class SweepReport:
 
     @property
     def ok(self) -> bool:
-        return not self.stopped and all(s in ("finished", "diverged") for s in self.statuses.values())
+        return not self.stopped and all(s in COMPLETED for s in self.statuses.values())
 
 
 def describe(plan: Plan, h: str) -> str:
@@ -79,7 +80,7 @@ def preflight(recipe: Recipe, plan: Plan, todo: list[str], data_root: str | None
                                   f"(teachers.{name}.ckpt in {recipe.path})")
         model = build_model(t.model, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                             image_size=bundle.image_size)
-        load_state(model, t.ckpt)
+        load_teacher_weights(model, t.ckpt)
         check_model_fits(t.model, model, bundle)
     seen = set()
     for h in todo:
@@ -202,15 +203,15 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
                 if status == SKIPPED:
                     continue
                 report.statuses[h] = status
-                if status in ("finished", "diverged", "failed"):
+                if status in ENDED:
                     report.ran.append(h)
                 record = store.result(h) or {}
                 top1 = record.get("top1")
                 detail = f" top1 {top1:.2f}" if isinstance(top1, (int, float)) and top1 == top1 else ""
-                colour = {"finished": "green", "diverged": "yellow"}.get(status, "red")
-                msg = f" ({record.get('message')})" if status != "finished" and record.get("message") else ""
+                colour = {FINISHED: "green", DIVERGED: "yellow"}.get(status, "red")
+                msg = f" ({record.get('message')})" if status != FINISHED and record.get("message") else ""
                 display.print(f"[{colour}]{status}[/{colour}] {describe(plan, h)}{detail}{msg} [dim]({h})[/dim]")
-                if status in ("failed", "diverged") and fail_fast and not stop:
+                if status in (FAILED, DIVERGED) and fail_fast and not stop:
                     stop.append(f"{describe(plan, h)} {status}: {record.get('message', '')}")
             display.unit_done(sum(1 for s in statuses.values() if s != LOCKED))
 
@@ -246,7 +247,7 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
 
 def _teacher_ready(store: RunStore, h: str) -> bool:
     record = store.result(h)
-    return bool(record) and record.get("status") == "finished" and store.has_model(h)
+    return bool(record) and record.get("status") == FINISHED and store.has_model(h)
 
 
 __all__ = ["SweepReport", "default_out", "describe", "preflight", "run_bench"]

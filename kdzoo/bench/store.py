@@ -20,14 +20,17 @@ import os
 import re
 import socket
 import time
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from ..engine import runfolder
 from ..engine.checkpoint import atomic_write_json, atomic_write_text
+from ..engine.recovery import check_metrics, load_last_good, warn
+from ..engine.runfolder import CHECKPOINT, COMPLETED, FINISHED, LOCK, METRICS, MODEL
 from ..errors import ConfigError
-from .run import MODEL_FILE
 
-RESULT, LOCK, PLAN, RECIPE_COPY = "result.json", ".lock", "plan.json", "recipe.yaml"
+PLAN, RECIPE_COPY = "plan.json", "recipe.yaml"
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,128}")
 
 
@@ -85,27 +88,8 @@ class RunStore:
 
     # ---------------------------------------------------------------- results
     def result(self, h: str) -> dict[str, Any] | None:
-        """The run's result record, or None while it has not ended (missing or unreadable file).
-
-        A result.json that exists but does not parse as a record with a final status
-        (truncated or corrupt) is reported with a RecoveryWarning; the run counts as
-        not done, so the next sweep finishes it again from its checkpoint.
-        """
-        path = self.run_dir(h) / RESULT
-        try:
-            record = json.loads(path.read_text())
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except (OSError, ValueError) as exc:
-            record, problem = None, f"cannot be read ({type(exc).__name__})"
-        else:
-            problem = "holds no result record"
-        if isinstance(record, dict) and record.get("status") in ("finished", "diverged", "failed"):
-            return record
-        from ..engine.recovery import warn
-        warn(f"{path} {problem} (truncated or corrupt); the run is not done and will be finished again "
-             f"from its checkpoint")
-        return None
+        """The run's result record, or None while it has not ended (see ``runfolder.read_result``)."""
+        return runfolder.read_result(self.run_dir(h))
 
     def is_done(self, h: str, retry_failed: bool = False) -> bool:
         record = self.result(h)
@@ -120,21 +104,18 @@ class RunStore:
             return str(record.get("status", "failed"))
         if self.is_locked(h):
             return "running"
-        if (self.run_dir(h) / "checkpoint.pt").exists():
+        if (self.run_dir(h) / CHECKPOINT).exists():
             return "interrupted"
         return "pending"
 
     def has_model(self, h: str) -> bool:
-        return (self.run_dir(h) / MODEL_FILE).is_file()
+        return (self.run_dir(h) / MODEL).is_file()
 
     def write_result(self, h: str, record: dict[str, Any]) -> None:
-        atomic_write_json(self.run_dir(h) / RESULT, record)
+        runfolder.write_result(self.run_dir(h), record)
 
     def clear_result(self, h: str) -> None:
-        try:
-            (self.run_dir(h) / RESULT).unlink()
-        except FileNotFoundError:
-            pass
+        runfolder.clear_result(self.run_dir(h))
 
     # ------------------------------------------------------------------ locks
     def lock(self, h: str, *, blocking: bool = False, note: str = "") -> RunLock | None:
@@ -183,4 +164,53 @@ class RunStore:
         atomic_write_text(self.root / RECIPE_COPY, text)
 
 
-__all__ = ["RunLock", "RunStore"]
+def _metrics_problem(path: Path, epochs: int) -> str | None:
+    """None when ``path`` holds exactly epochs 1..``epochs`` as JSON lines, else what is wrong."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None if epochs == 0 else "is missing"
+    try:
+        seen = [json.loads(line)["epoch"] for line in data.decode("utf-8").splitlines()]
+    except (ValueError, KeyError, TypeError):
+        return "has a line that is not a JSON epoch record (truncated or corrupt)"
+    if seen != list(range(1, epochs + 1)):
+        return f"holds epochs {seen[:3]}{'...' if len(seen) > 3 else ''} but the run ended after {epochs}"
+    return None
+
+
+def check_done_run(run_dir: str | os.PathLike, record: dict, log: Callable[[str], None] | None = None) -> str | None:
+    """Check the files of a run whose ``result.json`` says it ended; repair what can be repaired.
+
+    - ``metrics.jsonl`` truncated, corrupt or missing: rewritten from the final checkpoint.
+    - ``model.pt`` of a finished run missing or truncated (not a complete zip archive),
+      or ``metrics.jsonl`` bad with no final checkpoint to rebuild it from: returns what
+      was found, and the caller should drop the result so the run is finished again
+      (the trainer then resumes from its last good checkpoint).
+
+    Returns None when the run's files are fine (or were repaired). Cheap: reads
+    ``metrics.jsonl`` and the end of ``model.pt``; loads a checkpoint only to repair.
+    """
+    status = record.get("status")
+    if status not in COMPLETED:
+        return None
+    run_dir = Path(run_dir)
+    problem = None
+    if status == FINISHED:
+        model = run_dir / MODEL
+        if not model.is_file() or not zipfile.is_zipfile(model):
+            problem = f"{model} is {'truncated or corrupt' if model.is_file() else 'missing'}"
+    epochs = int(record.get("epochs") or 0)
+    bad = _metrics_problem(run_dir / METRICS, epochs)
+    if bad and problem is None:
+        ckpt = load_last_good(run_dir / CHECKPOINT, log=log)
+        if ckpt is not None and int(ckpt["epoch"]) == epochs:
+            check_metrics(run_dir, list(ckpt.get("metrics", [])), log=log)
+        else:
+            problem = f"{run_dir / METRICS} {bad} and no checkpoint of epoch {epochs} is left to rebuild it"
+    if problem:
+        warn(f"{problem}; the run is finished again from its last good checkpoint", log)
+    return problem
+
+
+__all__ = ["RunLock", "RunStore", "check_done_run"]

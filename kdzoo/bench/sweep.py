@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import TrainConfig
+from ..engine.runfolder import MODEL
 from ..losses.base import DistillLoss
 from ..registry import LOSSES
-from .recipe import Recipe, loss_requires
+from .recipe import loss_requires
+from .recipe_types import Recipe
 from .run import RunSpec
 
 TEACHER_ROLE, STUDENT_ROLE = "teacher", "student"
@@ -127,7 +129,7 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
             t = recipe.teachers[pair.teacher]
             cfg = TrainConfig(**{**recipe.train, **pair.train, "seed": seed, "device": device})
             t_run = teacher_runs.get(pair.teacher)
-            ckpt = str(runs_dir / t_run / "model.pt") if t_run else t.ckpt
+            ckpt = str(runs_dir / t_run / MODEL) if t_run else t.ckpt
             for m in recipe.methods:
                 if m.label in pair.skip:
                     continue

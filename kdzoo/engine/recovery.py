@@ -26,14 +26,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, RecoveryWarning
 from .checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
+from .runfolder import CHECKPOINT, METRICS
 
 PREV_SUFFIX = ".prev"
-
-
-class RecoveryWarning(UserWarning):
-    """Something in a run folder was truncated or corrupt and is being redone."""
 
 
 def warn(message: str, log: Callable[[str], None] | None = None) -> None:
@@ -144,7 +141,7 @@ def metrics_text(records: list[dict]) -> str:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
 
 
-def check_metrics(run_dir: str | os.PathLike, records: list[dict], name: str = "metrics.jsonl",
+def check_metrics(run_dir: str | os.PathLike, records: list[dict], name: str = METRICS,
                   log: Callable[[str], None] | None = None) -> None:
     """Make ``metrics.jsonl`` agree with the checkpoint's records; rewrite it (with a warning) if it does not.
 
@@ -180,19 +177,8 @@ def _describe_jsonl(data: bytes, expected: int) -> str:
     return "differs from the checkpoint's records"
 
 
-def discard(path: str | os.PathLike) -> None:
-    """Remove a checkpoint, its fallback and their sidecars (a run restarting from scratch)."""
-    path = Path(path)
-    for p in (path, prev_path(path)):
-        for f in (p, _sidecar(p)):
-            try:
-                f.unlink()
-            except FileNotFoundError:
-                pass
-
-
-def resume_state(run_dir: str | os.PathLike, name: str = "checkpoint.pt", map_location: Any = "cpu",
-                 log: Callable[[str], None] | None = None, metrics_name: str = "metrics.jsonl") -> dict | None:
+def resume_state(run_dir: str | os.PathLike, name: str = CHECKPOINT, map_location: Any = "cpu",
+                 log: Callable[[str], None] | None = None, metrics_name: str = METRICS) -> dict | None:
     """Load the last good checkpoint of a run folder and repair ``metrics.jsonl`` to match it.
 
     Returns None when training must start from scratch (nothing saved, or nothing usable).
@@ -210,54 +196,3 @@ def resume_state(run_dir: str | os.PathLike, name: str = "checkpoint.pt", map_lo
     else:
         check_metrics(run_dir, records, metrics_name, log)
     return ckpt
-
-
-def _metrics_problem(path: Path, epochs: int) -> str | None:
-    """None when ``path`` holds exactly epochs 1..``epochs`` as JSON lines, else what is wrong."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None if epochs == 0 else "is missing"
-    try:
-        seen = [json.loads(line)["epoch"] for line in data.decode("utf-8").splitlines()]
-    except (ValueError, KeyError, TypeError):
-        return "has a line that is not a JSON epoch record (truncated or corrupt)"
-    if seen != list(range(1, epochs + 1)):
-        return f"holds epochs {seen[:3]}{'...' if len(seen) > 3 else ''} but the run ended after {epochs}"
-    return None
-
-
-def check_done_run(run_dir: str | os.PathLike, record: dict, log: Callable[[str], None] | None = None) -> str | None:
-    """Check the files of a run whose ``result.json`` says it ended; repair what can be repaired.
-
-    - ``metrics.jsonl`` truncated, corrupt or missing: rewritten from the final checkpoint.
-    - ``model.pt`` of a finished run missing or truncated (not a complete zip archive),
-      or ``metrics.jsonl`` bad with no final checkpoint to rebuild it from: returns what
-      was found, and the caller should drop the result so the run is finished again
-      (the trainer then resumes from its last good checkpoint).
-
-    Returns None when the run's files are fine (or were repaired). Cheap: reads
-    ``metrics.jsonl`` and the end of ``model.pt``; loads a checkpoint only to repair.
-    """
-    import zipfile
-
-    status = record.get("status")
-    if status not in ("finished", "diverged"):
-        return None
-    run_dir = Path(run_dir)
-    problem = None
-    if status == "finished":
-        model = run_dir / "model.pt"
-        if not model.is_file() or not zipfile.is_zipfile(model):
-            problem = f"{model} is {'truncated or corrupt' if model.is_file() else 'missing'}"
-    epochs = int(record.get("epochs") or 0)
-    bad = _metrics_problem(run_dir / "metrics.jsonl", epochs)
-    if bad and problem is None:
-        ckpt = load_last_good(run_dir / "checkpoint.pt", log=log)
-        if ckpt is not None and int(ckpt["epoch"]) == epochs:
-            check_metrics(run_dir, list(ckpt.get("metrics", [])), log=log)
-        else:
-            problem = f"{run_dir / 'metrics.jsonl'} {bad} and no checkpoint of epoch {epochs} is left to rebuild it"
-    if problem:
-        warn(f"{problem}; the run is finished again from its last good checkpoint", log)
-    return problem

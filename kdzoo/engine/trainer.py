@@ -40,11 +40,11 @@ from ..teachers import Teacher, check_access
 from . import distributed, feature_maps
 from .checkpoint import atomic_write_text
 from .recovery import resume_state, save_checkpoint_keep_previous
+from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS
 from .config import TrainConfig
 from .evaluate import evaluate
 from .progress import Progress
 
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -305,7 +305,7 @@ class Trainer:
             "ema": m.ema.state_dict() if m.ema is not None else None,
             "rng": m.rng, "metrics": m.metrics, "queries": m.queries, "result": m.result.to_dict(),
         }, m.run_dir / CHECKPOINT)
-        atomic_write_text(m.run_dir / "metrics.jsonl",
+        atomic_write_text(m.run_dir / METRICS,
                           "".join(json.dumps(r, sort_keys=True) + "\n" for r in m.metrics))
 
     def _finish(self, m: Member, status: str, message: str = "") -> None:
@@ -370,7 +370,7 @@ class Trainer:
         for m in self.members:
             self._setup_member(m)
             if m.done_epochs >= self.cfg.epochs:
-                self._finish(m, "finished")
+                self._finish(m, FINISHED)
         self._prepare()
         if self.teacher is not None and any(m.active for m in self.members):
             self._build_teacher_table()
@@ -494,7 +494,7 @@ class Trainer:
         for m, ok in zip(checked, distributed.all_ranks(torch.stack(flags)).tolist()):
             if not ok:
                 m.result.epochs = m.done_epochs
-                self._finish(m, "diverged", f"non-finite loss in epoch {epoch}")
+                self._finish(m, DIVERGED, f"non-finite loss in epoch {epoch}")
                 self.log(f"[red]{m.name}: loss became NaN/Inf in epoch {epoch}; run marked diverged[/red]")
 
     def _end_epoch(self, m: Member, epoch: int, sums: dict[str, Tensor], n_steps: int, seconds: float,
@@ -520,7 +520,7 @@ class Trainer:
         m.metrics.append(record)
         self._save(m)
         if epoch >= self.cfg.epochs:
-            self._finish(m, "finished")
+            self._finish(m, FINISHED)
         shown = " ".join(f"{k}={v:.3f}" for k, v in train.items())
         self.log(f"{m.name} epoch {epoch}/{self.cfg.epochs}: {shown} test_top1={r.top1:.2f} ({seconds:.1f}s)")
 

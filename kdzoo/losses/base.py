@@ -1,17 +1,17 @@
-"""The interface every distillation loss implements, and checks they share."""
+"""The interface every distillation loss implements, and the checks and formulas losses share.
+
+Every helper that more than one loss uses lives here, so no loss file imports another's
+(tests/test_layering.py enforces it). The loss contract is described in docs/design.md.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-
-# Teacher access levels, strongest first. A loss declares the weakest level it
-# can work with in ``requires``; "none" means it never looks at the teacher.
-# "features" is white-box: logits plus the final feature map and the classifier.
-ACCESS_RANK = {"features": 5, "logits": 4, "probs": 3, "topk": 2, "label": 1, "none": 0}
 
 # What a loss may declare in ``needs``, beyond the logits every loss gets.
 NEEDS = frozenset({"strong_view", "feature_maps"})
@@ -23,6 +23,12 @@ class DistillLoss(nn.Module):
     ``sum(terms.values())`` is the full objective (cross-entropy included, under
     the key ``"ce"``). Subclasses take every hyperparameter as a named keyword
     in ``__init__`` and set the class attributes below for ``kdzoo list``.
+
+    ``requires`` is the weakest teacher access the loss works with (an access level
+    of kdzoo.teachers, or "none" when it never looks at the teacher). The class
+    value is the default; an instance may change it from its hyperparameters
+    (mcld with ``normalize="l2"`` needs raw logits), so every check reads it from
+    the built loss.
     """
 
     requires: str = "logits"
@@ -80,11 +86,46 @@ def standardize(z: Tensor, eps: float = 1e-7) -> Tensor:
     return (z - z.mean(dim=1, keepdim=True)) / (z.std(dim=1, keepdim=True) + eps)
 
 
+def check_classes(name: str, logits: Tensor, min_classes: int = 2) -> None:
+    """ConfigError for too few classes (instead of a NaN or meaningless loss).
+
+    An empty batch needs no check here: ``check_logits`` refuses it first.
+    """
+    if logits.shape[1] < min_classes:
+        raise ConfigError(f"{name}: needs at least {min_classes} classes, got C={logits.shape[1]}")
+
+
+def check_positive(name: str, **values: float) -> None:
+    """ConfigError naming the first of ``values`` (e.g. temperature=4.0) that is not > 0."""
+    for key, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{name}: {key} must be > 0, got {value}")
+
+
+def kl_from_log_probs(log_p_t: Tensor, log_p_s: Tensor) -> Tensor:
+    """KL(p_t || p_s) from log-probabilities, summed over classes, averaged over the batch."""
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1).mean()
+
+
 def kl_with_temperature(teacher_logits: Tensor, student_logits: Tensor, temperature: float) -> Tensor:
     """KL(softmax_T(t) || softmax_T(s)) summed over classes, averaged over the batch."""
-    log_p_t = torch.log_softmax(teacher_logits / temperature, dim=1)
-    log_p_s = torch.log_softmax(student_logits / temperature, dim=1)
-    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1).mean()
+    return kl_from_log_probs(torch.log_softmax(teacher_logits / temperature, dim=1),
+                             torch.log_softmax(student_logits / temperature, dim=1))
+
+
+def binary_log_probs(logits: Tensor, index: Tensor, temperature: float) -> Tensor:
+    """(N, 2) log of [p_k, 1 - p_k] with p = softmax(logits / T) and k = index (per row)."""
+    log_p = F.log_softmax(logits / temperature, dim=1)
+    hit = F.one_hot(index, logits.shape[1]).bool()
+    log_k = log_p.gather(1, index[:, None])
+    log_rest = log_p.masked_fill(hit, float("-inf")).logsumexp(dim=1, keepdim=True)
+    return torch.cat([log_k, log_rest], dim=1)
+
+
+def non_target(logits: Tensor, target: Tensor) -> Tensor:
+    """The (N, C-1) logits of the classes other than each row's label."""
+    keep = ~F.one_hot(target, logits.shape[1]).bool()
+    return logits[keep].view(logits.shape[0], logits.shape[1] - 1)
 
 
 def warmup_factor(epoch: int, warmup: float) -> float:

@@ -26,10 +26,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits
-from .dkd import check_batch
+from .base import DistillLoss, check_classes, check_logits, check_positive
 
 
 def pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
@@ -48,8 +46,7 @@ class DIST(DistillLoss):
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, beta: float = 2.0,
                  gamma: float = 2.0) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"dist: temperature must be > 0, got {temperature}")
+        check_positive("dist", temperature=temperature)
         self.temperature = temperature
         self.ce_weight = ce_weight
         self.beta = beta
@@ -58,7 +55,7 @@ class DIST(DistillLoss):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
                 *, epoch: int = 1, **batch) -> dict[str, Tensor]:
         s, t = check_logits(student_logits, teacher_logits, target)
-        check_batch("dist", s)
+        check_classes("dist", s)
         ce = F.cross_entropy(s, target)
         T = self.temperature
         p_s, p_t = F.softmax(s / T, dim=1), F.softmax(t / T, dim=1)

@@ -16,7 +16,7 @@ Implementation: log(1 - p_y) is a log-sum-exp over the non-target log-probabilit
 and p_hat is a softmax over the gathered C-1 non-target logits, so the label
 is excluded exactly (the authors subtract 1000 from it; the values agree).
 With C=2 the non-target distribution has one class and NCKD is 0. C < 2 and an
-empty batch are ConfigErrors.
+empty batch are ConfigErrors (the latter from check_logits).
 
 ``standardize=True`` z-scores both logit rows (logit standardization, Sun et al.,
 CVPR 2024, arXiv 2403.01427) before TCKD/NCKD, not before CE. ``dkd+ls`` is
@@ -35,42 +35,13 @@ standardization), so log-probabilities work as teacher logits: ``requires = "pro
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, standardize, warmup_factor
-
-
-def binary_log_probs(logits: Tensor, index: Tensor, temperature: float) -> Tensor:
-    """(N, 2) log of [p_k, 1 - p_k] with p = softmax(logits / T) and k = index (per row)."""
-    log_p = F.log_softmax(logits / temperature, dim=1)
-    hit = F.one_hot(index, logits.shape[1]).bool()
-    log_k = log_p.gather(1, index[:, None])
-    log_rest = log_p.masked_fill(hit, float("-inf")).logsumexp(dim=1, keepdim=True)
-    return torch.cat([log_k, log_rest], dim=1)
-
-
-def kl_from_log_probs(log_p_t: Tensor, log_p_s: Tensor) -> Tensor:
-    """KL(p_t || p_s) from log-probabilities, summed over classes, averaged over the batch."""
-    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1).mean()
-
-
-def non_target(logits: Tensor, target: Tensor) -> Tensor:
-    """The (N, C-1) logits of the classes other than each row's label."""
-    keep = ~F.one_hot(target, logits.shape[1]).bool()
-    return logits[keep].view(logits.shape[0], logits.shape[1] - 1)
-
-
-def check_batch(name: str, logits: Tensor, min_classes: int = 2) -> None:
-    """ConfigError for an empty batch or too few classes (instead of a NaN loss)."""
-    n, c = logits.shape
-    if n == 0:
-        raise ConfigError(f"{name}: got an empty batch (N=0); a batch mean is undefined")
-    if c < min_classes:
-        raise ConfigError(f"{name}: needs at least {min_classes} classes, got C={c}")
+from .base import (DistillLoss, binary_log_probs, check_classes, check_logits, check_positive, kl_from_log_probs,
+                   non_target, standardize, warmup_factor)
 
 
 @register_loss("dkd")
@@ -82,8 +53,7 @@ class DKD(DistillLoss):
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, alpha: float = 1.0,
                  beta: float = 8.0, warmup: float = 20, standardize: bool = False) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"dkd: temperature must be > 0, got {temperature}")
+        check_positive("dkd", temperature=temperature)
         if warmup < 0:
             raise ConfigError(f"dkd: warmup must be >= 0 epochs, got {warmup}")
         self.temperature = temperature
@@ -96,7 +66,7 @@ class DKD(DistillLoss):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
                 *, epoch: int = 1, **batch) -> dict[str, Tensor]:
         s, t = check_logits(student_logits, teacher_logits, target)
-        check_batch("dkd", s)
+        check_classes("dkd", s)
         ce = F.cross_entropy(s, target)
         if self.standardize:
             s, t = standardize(s), standardize(t)

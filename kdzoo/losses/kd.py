@@ -19,9 +19,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, kl_with_temperature, standardize
+from .base import DistillLoss, check_logits, check_positive, kl_with_temperature, standardize
 
 
 @register_loss("kd")
@@ -33,8 +32,7 @@ class KD(DistillLoss):
     def __init__(self, temperature: float = 4.0, ce_weight: float = 0.1, kd_weight: float = 0.9,
                  standardize: bool = False) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"kd: temperature must be > 0, got {temperature}")
+        check_positive("kd", temperature=temperature)
         self.temperature = temperature
         self.ce_weight = ce_weight
         self.kd_weight = kd_weight

@@ -54,8 +54,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, warmup_factor
-from .dkd import check_batch
+from .base import DistillLoss, check_classes, check_logits, warmup_factor
 
 NORMALIZATIONS = ("zscore", "l2")
 
@@ -106,7 +105,7 @@ class MCLD(DistillLoss):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
                 *, epoch: int = 1, **batch) -> dict[str, Tensor]:
         s, t = check_logits(student_logits, teacher_logits, target)
-        check_batch("mcld", s)
+        check_classes("mcld", s)
         n, c = s.shape
         if self.target_mask and c < 3:
             raise ConfigError(f"mcld: target_mask=True leaves {c - 1} class per row with C={c}, which "

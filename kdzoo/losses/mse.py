@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import register_loss
-from .base import DistillLoss, check_logits
-from .dkd import check_batch
+from .base import DistillLoss, check_classes, check_logits
 
 
 @register_loss("mse")
@@ -38,6 +37,6 @@ class MSE(DistillLoss):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
                 *, epoch: int = 1, **batch) -> dict[str, Tensor]:
         s, t = check_logits(student_logits, teacher_logits, target)
-        check_batch("mse", s, min_classes=1)
+        check_classes("mse", s, min_classes=1)
         return {"ce": self.ce_weight * F.cross_entropy(s, target),
                 "mse": self.mse_weight * F.mse_loss(s, t)}

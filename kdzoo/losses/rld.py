@@ -44,8 +44,8 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, standardize, warmup_factor
-from .dkd import binary_log_probs, check_batch, kl_from_log_probs
+from .base import (DistillLoss, binary_log_probs, check_classes, check_logits, check_positive, kl_from_log_probs,
+                   standardize, warmup_factor)
 
 MASKED = -1e9
 
@@ -60,8 +60,7 @@ class RLD(DistillLoss):
                  ce_weight: float = 1.0, alpha: float = 1.0, beta: float = 8.0, warmup: float = 20,
                  standardize: bool = False) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"rld: temperature must be > 0, got {temperature}")
+        check_positive("rld", temperature=temperature)
         if scd_temperature is not None and scd_temperature <= 0:
             raise ConfigError(f"rld: scd_temperature must be > 0 or None (= temperature), got {scd_temperature}")
         if warmup < 0:
@@ -77,7 +76,7 @@ class RLD(DistillLoss):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
                 *, epoch: int = 1, **batch) -> dict[str, Tensor]:
         s, t = check_logits(student_logits, teacher_logits, target)
-        check_batch("rld", s)
+        check_classes("rld", s)
         ce = F.cross_entropy(s, target)
         if self.standardize:
             s, t = standardize(s), standardize(t)

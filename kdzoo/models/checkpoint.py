@@ -36,7 +36,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             break
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
         kind = f"keys {sorted(map(str, obj))[:5]}" if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f"{path} holds no state dict (found {kind}); expected a dict of tensors, "
+        raise CheckpointError(f"checkpoint {path} does not hold a state dict (found {kind}); expected a dict of tensors, "
                               f"optionally under one of {', '.join(repr(k) for k in STATE_DICT_KEYS)}")
     return {strip_prefixes(str(k)): v for k, v in obj.items()}
 
@@ -93,8 +93,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
     """Load the weights in ``path`` into ``model`` and return ``{"missing", "unexpected", "mismatched"}``.
 
     ``path`` may hold a raw state dict or one under ``"model"`` / ``"state_dict"``
-    (the published RepDistiller / mdistiller CIFAR teachers use ``"model"``);
-    ``module.`` prefixes from (Distributed)DataParallel are removed. With
+    / ``"model_state_dict"`` (the published RepDistiller / mdistiller CIFAR teachers use ``"model"``);
+    ``module.`` prefixes from (Distributed)DataParallel and ``_orig_mod.`` from
+    torch.compile are removed. This is kdzoo's one loader: teachers, students and
+    transfer evaluation all load through it. With
     ``strict=True`` any missing, unexpected or differently shaped key raises
     ``CheckpointError`` naming the first few; with ``strict=False`` the keys that
     fit are loaded, the rest are left as they are and listed in the returned report.
@@ -103,12 +105,13 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
     target = _target(model, state_dict)
     report = compare(target, state_dict)
     if strict and (report["missing"] or report["unexpected"] or report["mismatched"]):
-        raise CheckpointError(f"checkpoint {path} does not fit {type(target).__name__}: {describe(report)}")
+        raise CheckpointError(f"checkpoint {path} does not fit the model ({type(target).__name__}): "
+                              f"{describe(report)}")
     bad = {k for k, _, _ in report["mismatched"]}
     fitting = {k: v for k, v in state_dict.items() if k not in bad and k not in report["unexpected"]}
     try:
         target.load_state_dict(fitting, strict=False)
     except RuntimeError as exc:  # e.g. a custom _load_from_state_dict rejecting a value
-        raise CheckpointError(f"checkpoint {path} does not fit {type(target).__name__}: "
+        raise CheckpointError(f"checkpoint {path} does not fit the model ({type(target).__name__}): "
                               f"{str(exc).strip().splitlines()[0]}") from exc
     return report

@@ -27,9 +27,8 @@ that probe is scored on the test split.
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -37,8 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data import build_dataset, make_loader
+from ..engine import runfolder
+from ..engine.trainer import resolve_device
 from ..errors import CheckpointError, ConfigError, did_you_mean
-from .trainer import resolve_device
+from ..models import create
+from ..models.checkpoint import load_weights
 
 DEFAULT_WEIGHT_DECAY = 1e-4
 WEIGHT_DECAY_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
@@ -213,7 +216,6 @@ class TransferResult:
     search: dict[str, float] = field(default_factory=dict)  # weight decay -> validation top-1
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
         return asdict(self)
 
 
@@ -246,8 +248,6 @@ def transfer_evaluate(model: nn.Module, student_format: InputFormat, target: Any
                       weight_decays: Sequence[float] | None = None, solver: str = "lbfgs", epochs: int = 100,
                       seed: int = 0, device: str = "auto", batch_size: int = 256, workers: int = 2) -> TransferResult:
     """Linear-probe top-1 of ``model``'s frozen features on ``target`` (a DataBundle with train and test)."""
-    from ..data import make_loader
-
     dev = resolve_device(device)
     model = model.to(dev)
     source = InputFormat.of(target)
@@ -275,18 +275,13 @@ def load_student(path: str | Path, *, student: str | None = None, source_dataset
     classes, channels, image size and normalization). The source dataset is
     loaded to read that format, so it must be present.
     """
-    from ..data import build_dataset
-    from ..models import create
-    from ..models.checkpoint import load_weights
-
     p = Path(path)
     info: dict[str, Any] = {}
     if p.is_dir():
-        weights = p / "model.pt"
-        cfg_path = p / "config.json"
+        weights = p / runfolder.MODEL
         if not weights.is_file():
             raise CheckpointError(f"{p} has no model.pt: the run has not finished (or is not a kdzoo run folder)")
-        cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+        cfg = runfolder.read_config(p) or {}
         student = student or cfg.get("student")
         source_dataset = source_dataset or cfg.get("dataset")
         info["run"] = str(p)

@@ -12,7 +12,9 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from .errors import ConfigError, KdzooError
+from ..engine import runfolder
+from ..errors import ConfigError, KdzooError
+from .bench import add_commands as add_bench_commands
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -79,18 +81,15 @@ def _add_train(sub: Any) -> None:
 
 
 def _teacher_name_from_ckpt(ckpt: str) -> str | None:
-    cfg = Path(ckpt).parent / "config.json"
-    if cfg.is_file():
-        import json
-        return json.loads(cfg.read_text()).get("student")
-    return None
+    cfg = runfolder.read_config(Path(ckpt).parent)
+    return cfg.get("student") if cfg else None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .bench.run import RunSpec, execute
-    from .data import build_dataset  # noqa: F401  (validates the dataset name early)
-    from .engine import TrainConfig
-    from .registry import DATASETS
+    from ..bench.run import RunSpec, execute
+    from ..data import build_dataset  # noqa: F401  (validates the dataset name early)
+    from ..engine import TrainConfig
+    from ..registry import DATASETS
 
     DATASETS.entry(args.dataset)
     teacher = args.teacher
@@ -119,21 +118,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.download:
         build_dataset(args.dataset, data_root=args.data_root, download=True)
     out = Path(args.out or f"runs/{args.dataset}-{args.student}-{method}-s{args.seed}")
-    from .engine import distributed
+    from ..engine import distributed
     try:  # under torchrun (several processes) only rank 0 writes and prints; see engine/distributed.py
         record = execute(spec, out, data_root=args.data_root, progress=not args.no_progress)
         main_process = distributed.is_main()
     finally:
         distributed.shutdown()
     if not main_process:
-        return 0 if record["status"] == "finished" else 1
+        return 0 if record["status"] == runfolder.FINISHED else 1
     line = (f"{record['status']}: {args.student} {method} top1={record['top1']:.2f} (best {record['best_top1']:.2f} "
             f"@ epoch {record['best_epoch']})")
     if teacher:
         line += f", teacher top1={record['teacher_top1']:.2f}, teacher queries={record['teacher_queries']}"
     print(line)
-    print(f"run folder: {out} (weights: {out / 'model.pt'})")
-    return 0 if record["status"] == "finished" else 1
+    print(f"run folder: {out} (weights: {out / runfolder.MODEL})")
+    return 0 if record["status"] == runfolder.FINISHED else 1
 
 
 # ----------------------------------------------------------------------- list
@@ -148,7 +147,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     import kdzoo
-    from .registry import DATASETS, MODELS
+    from ..registry import DATASETS, MODELS
 
     table = Table(title=f"kdzoo {args.what}")
     if args.what == "losses":
@@ -204,10 +203,10 @@ def _add_transfer(sub: Any) -> None:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    from .data import build_dataset
-    from .engine.checkpoint import atomic_write_json
-    from .engine.transfer import load_student, transfer_evaluate
-    from .registry import DATASETS
+    from ..data import build_dataset
+    from ..engine.checkpoint import atomic_write_json
+    from ..apps.transfer import load_student, transfer_evaluate
+    from ..registry import DATASETS
 
     DATASETS.entry(args.dataset)
     model, fmt, info = load_student(args.run, student=args.student, source_dataset=args.source_dataset,
@@ -218,7 +217,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size)
     record = {**info, "target_dataset": args.dataset, "solver": args.solver, "epochs": args.epochs,
               "seed": args.seed, **res.to_dict()}
-    out = Path(args.out) if args.out else (Path(args.run) / f"transfer-{args.dataset}.json"
+    out = Path(args.out) if args.out else (Path(args.run) / runfolder.transfer_file(args.dataset)
                                            if Path(args.run).is_dir() else None)
     if out is not None:
         atomic_write_json(out, record)
@@ -237,17 +236,12 @@ COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_list, _add_transfer]
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kdzoo", description="kdzoo: logit knowledge distillation, comparable and easy to use.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    from . import __version__
+    from .. import __version__
     parser.add_argument("--version", action="version", version=f"kdzoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in COMMANDS:
         add(sub)
-    try:
-        from .bench.cli import add_commands
-    except ImportError:  # bench CLI not present in this build
-        pass
-    else:
-        add_commands(sub)
+    add_bench_commands(sub)
     return parser
 
 

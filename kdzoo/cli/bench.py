@@ -1,4 +1,4 @@
-"""``kdzoo bench`` and ``kdzoo leaderboard`` (added to the main CLI by ``add_commands``)."""
+"""``kdzoo bench`` and ``kdzoo leaderboard`` (added to the parser of main.py by ``add_commands``)."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..engine.runfolder import ENDED
 from ..errors import ConfigError
 
 
@@ -48,8 +49,8 @@ def add_commands(sub: Any) -> None:
 
 # ------------------------------------------------------------------ bench
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .recipe import load_recipe
-    from .runner import default_out, run_bench
+    from ..bench.recipe import load_recipe
+    from ..bench.runner import default_out, run_bench
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
@@ -115,8 +116,8 @@ def _ci(r: Any, name: str) -> str:
 
 
 def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
-    from .store import RunStore
-    from .sweep import TRAIN_SIZES, estimate, expand, make_units
+    from ..bench.store import RunStore
+    from ..bench.sweep import TRAIN_SIZES, estimate, expand, make_units
 
     plan = expand(recipe, out, device=args.device)
     store = RunStore(out)
@@ -147,7 +148,7 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
         seen.add(e.hash)
         if first:
             statuses[status] = statuses.get(status, 0) + 1
-            if status not in ("finished", "diverged", "failed"):
+            if status not in ENDED:
                 left += 1
                 if images is None:
                     unknown = True
@@ -162,9 +163,8 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace) -> int:
     distinct = len(plan.specs)
     print(f"{len(plan.entries)} leaderboard rows, {distinct} distinct runs ({len(teachers)} of them teachers trained "
           f"first): " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
-    ended = ("finished", "diverged", "failed")
-    n_units = (sum(1 for h in teachers if store.status(h) not in ended)
-               + sum(1 for u in units if any(store.status(h) not in ended for h in u)))
+    n_units = (sum(1 for h in teachers if store.status(h) not in ENDED)
+               + sum(1 for u in units if any(store.status(h) not in ENDED for h in u)))
     print(f"left to run: {left} runs in {n_units} units of work (cohort {args.cohort}); about "
           f"{_big(total_images)} training images through a student, {_big(total_steps)} optimizer steps"
           f"{' (plus runs on a dataset of unknown size)' if unknown else ''}")
@@ -182,7 +182,7 @@ def _big(n: int | None) -> str:
 
 # ------------------------------------------------------------- leaderboard
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from . import leaderboard
+    from ..bench import leaderboard
 
     out = Path(args.out)
     if not out.is_dir():

@@ -1,0 +1,110 @@
+"""The recipe as plain dataclasses (what ``load_recipe`` returns) and the keys each part of a recipe allows.
+
+The schema and its meaning are documented in recipe.py, which builds these from a YAML file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+METRICS = ("top1", "best_top1")
+TOP_KEYS = ("name", "description", "dataset", "teachers", "pairs", "methods", "access", "seeds", "train",
+            "student_data", "metric", "plugins", "reference", "slurm")
+TEACHER_KEYS = ("model", "ckpt", "train", "augment", "seed")
+PAIR_KEYS = ("teacher", "student", "method_args", "train", "skip")
+METHOD_KEYS = ("name", "label", "args", "access")
+REFERENCE_KEYS = ("teacher", "student", "method", "top1", "source", "access", "note")
+TEACHER_METHOD = "teacher"   # reference entries about the teacher's own accuracy
+
+
+@dataclass
+class TeacherEntry:
+    name: str                          # key in `teachers:`
+    model: str                         # architecture
+    ckpt: str | None = None            # absolute path after expansion; None: trained by the sweep
+    train: dict[str, Any] = field(default_factory=dict)
+    augment: bool = False
+    seed: int = 0
+
+
+@dataclass
+class MethodEntry:
+    loss: str
+    label: str
+    args: dict[str, Any] = field(default_factory=dict)
+    access: list[str] | None = None    # None: the recipe's access list
+
+
+@dataclass
+class PairEntry:
+    teacher: str                       # a key of `teachers:`
+    student: str                       # model name
+    method_args: dict[str, dict[str, Any]] = field(default_factory=dict)   # label -> overrides
+    train: dict[str, Any] = field(default_factory=dict)
+    skip: list[str] = field(default_factory=list)   # method labels this pair does not run
+
+
+@dataclass
+class ReferenceEntry:
+    teacher: str
+    student: str
+    method: str                        # a method label, or "teacher"
+    top1: float
+    source: str
+    access: str | None = None
+    note: str = ""
+
+
+@dataclass
+class StudentData:
+    train_fraction: float = 1.0
+    hide_labels: bool = False
+    augment: bool = False
+    val_size: float = 0.0
+    teacher_budget: int | None = None
+    student_shift: str = ""            # e.g. "rotate:25+noise:20" (kdzoo.data.shifts), training split only
+
+
+@dataclass
+class SlurmSettings:
+    partition: str | None = None
+    time_min: int = 720
+    gpus_per_job: int = 1
+    cpus_per_task: int = 8
+    mem_gb: float | None = None
+    array_parallelism: int = 16
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    additional: dict[str, Any] = field(default_factory=dict)   # extra sbatch options
+
+
+@dataclass
+class Recipe:
+    name: str
+    dataset: str
+    teachers: dict[str, TeacherEntry]
+    pairs: list[PairEntry]
+    methods: list[MethodEntry]
+    description: str = ""
+    access: list[str] = field(default_factory=lambda: ["logits"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    train: dict[str, Any] = field(default_factory=dict)
+    student_data: StudentData = field(default_factory=StudentData)
+    metric: str = "top1"
+    plugins: list[str] = field(default_factory=list)     # resolved: absolute .py paths or module names
+    reference: list[ReferenceEntry] = field(default_factory=list)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    path: str = ""                     # the file it came from
+    text: str = ""                     # its YAML text, copied into the output folder
+
+    def method(self, label: str) -> MethodEntry:
+        return next(m for m in self.methods if m.label == label)
+
+    def access_for(self, method: MethodEntry) -> list[str]:
+        return list(method.access if method.access is not None else self.access)
+
+
+__all__ = ["METHOD_KEYS", "METRICS", "MethodEntry", "PAIR_KEYS", "PairEntry", "REFERENCE_KEYS", "Recipe",
+           "ReferenceEntry", "SlurmSettings", "StudentData", "TEACHER_KEYS", "TEACHER_METHOD", "TOP_KEYS",
+           "TeacherEntry"]

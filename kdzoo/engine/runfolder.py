@@ -1,0 +1,90 @@
+"""The run folder: every file one run leaves on disk and every status it can end in, named once.
+
+    <run>/config.json        the run's settings (``RunSpec.to_dict``), written before training starts
+    <run>/checkpoint.pt      the latest epoch (+ ``checkpoint.prev.pt`` and ``.sha256`` sidecars, see recovery.py)
+    <run>/metrics.jsonl      one JSON line per finished epoch, derived from the checkpoint
+    <run>/model.pt           the evaluated weights of a finished run (the moving average when one is kept)
+    <run>/result.json        the result record; the run is *done* iff it parses with an ended status
+    <run>/.lock              held (flock) while a process trains the run, see bench/store.py
+    <run>/transfer-D.json    a transfer evaluation of the run's student on dataset D (kdzoo transfer)
+
+The engine writes the checkpoint and metrics, bench/run.py the config, weights and result;
+bench/store.py, the CLI and apps/transfer.py read them through the functions here.
+See docs/design.md ("The run folder").
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..errors import RecoveryWarning
+from .checkpoint import atomic_write_json
+
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+MODEL = "model.pt"
+RESULT = "result.json"
+LOCK = ".lock"
+
+FINISHED, DIVERGED, FAILED = "finished", "diverged", "failed"
+ENDED = (FINISHED, DIVERGED, FAILED)   # a result.json with one of these marks the run done
+COMPLETED = (FINISHED, DIVERGED)       # ended without an error: a sweep of only these succeeded
+
+
+def transfer_file(dataset: str) -> str:
+    return f"transfer-{dataset}.json"
+
+
+def write_config(run_dir: str | os.PathLike, config: dict[str, Any]) -> None:
+    atomic_write_json(Path(run_dir) / CONFIG, config)
+
+
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's settings, or None when the folder has no readable config.json."""
+    try:
+        config = json.loads((Path(run_dir) / CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def write_result(run_dir: str | os.PathLike, record: dict[str, Any]) -> None:
+    atomic_write_json(Path(run_dir) / RESULT, record)
+
+
+def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's result record, or None while it has not ended (missing or unreadable file).
+
+    A result.json that exists but does not parse as a record with an ended status
+    (truncated or corrupt) is reported with a RecoveryWarning; the run counts as not
+    done, so the next sweep finishes it again from its checkpoint.
+    """
+    path = Path(run_dir) / RESULT
+    try:
+        record = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError) as exc:
+        record, problem = None, f"cannot be read ({type(exc).__name__})"
+    else:
+        problem = "holds no result record"
+    if isinstance(record, dict) and record.get("status") in ENDED:
+        return record
+    warnings.warn(f"{path} {problem} (truncated or corrupt); the run is not done and will be finished again "
+                  f"from its checkpoint", RecoveryWarning, stacklevel=2)
+    return None
+
+
+def clear_result(run_dir: str | os.PathLike) -> None:
+    try:
+        (Path(run_dir) / RESULT).unlink()
+    except FileNotFoundError:
+        pass
+
+
+__all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "FAILED", "FINISHED", "LOCK", "METRICS", "MODEL",
+           "RESULT", "clear_result", "read_config", "read_result", "transfer_file", "write_config", "write_result"]
