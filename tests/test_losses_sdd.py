@@ -80,6 +80,25 @@ def test_equals_authors_code(args, epoch, ce, kd, total, grad):
     assert g == pytest.approx(grad, abs=1e-5)
 
 
+# SDD-NKD: the authors' multi_nkd_loss (SDD_nkd.py) with its nkd_loss mask fixed as in cls_KD after 9466b3f
+# (``sed 's/scatter_(1, label, 1)/scatter_(1, label, 0)/'``, kdzoo's nkd is the fixed NKD), through
+# SDD_NKDLoss.forward_train: ce + min(epoch / 20, 1) * multi_nkd_loss(patch_s, patch_t, y, T, gamma).
+GOLDEN_NKD = [
+    ({"base": "nkd"}, 30, 1.64336777, 196.04049683, 197.68386841, -0.82637107),              # T 4, gamma 8, M [1,2]
+    ({"base": "nkd", "scales": [1, 2, 4], "base_args": {"temperature": 2.0, "gamma": 1.5}}, 5,
+     1.64336777, 2.83010054, 4.47346830, 0.07576213),
+]
+
+
+@pytest.mark.skipif("nkd" not in kdzoo.list_losses(), reason="the nkd loss is not registered on this branch")
+@pytest.mark.parametrize("args,epoch,ce,kd,total,grad", GOLDEN_NKD)
+def test_nkd_base_equals_authors_code_with_the_fixed_mask(args, epoch, ce, kd, total, grad):
+    terms, value, g = _run(kdzoo.build_loss("sdd", **args), epoch)
+    assert terms["ce"].item() == pytest.approx(ce, abs=1e-5)
+    assert value == pytest.approx(total, rel=1e-6, abs=1e-5)
+    assert g == pytest.approx(grad, abs=1e-5)
+
+
 def test_default_is_sd_kd_with_scales_1_2():
     loss = kdzoo.build_loss("sdd")
     assert (loss.base, loss.scales, loss.complementary_weight, loss.warmup) == ("kd", [1, 2], 2.0, 0.0)
