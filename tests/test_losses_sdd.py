@@ -22,13 +22,15 @@ from torch import nn
 import kdzoo
 from kdzoo.bench.recipe import parse_recipe
 from kdzoo.bench.sweep import expand
+from kdzoo.data import make_loader
+from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.engine.runfolder import MODEL
 from kdzoo.errors import AccessError, ConfigError
 from kdzoo.losses.sdd import region_logits, region_weights
 from kdzoo.registry import MODELS
 from kdzoo.teachers import Teacher, check_access
 
-from conftest import FMNIST
+from conftest import FMNIST, make_bundle
 
 N, CS, CT, K, H = 6, 8, 12, 5, 8
 
@@ -326,3 +328,30 @@ train: {epochs: 1}
     plan = expand(r, tmp_path)
     runs = {(e.student, e.label) for e in plan.entries if e.role == "student"}
     assert ("fmnist_cnn_tiny", "sdd") in runs and ("fmnist_mlp", "sdd") not in runs and ("fmnist_mlp", "kd") in runs
+
+
+def test_teacher_map_is_computed_once_per_batch_for_the_cohort():
+    """Two members needing maps and one that does not: one teacher map per batch, counted as queries
+    for the two that asked; the third sees its logit queries only."""
+    torch.manual_seed(0)
+    teacher_model = kdzoo.build_model("fmnist_cnn_tiny", num_classes=4)
+    teacher = Teacher(teacher_model, "features")
+    calls = []
+    plain_map = teacher.feature_map
+    teacher.feature_map = lambda x: calls.append(x.shape[0]) or plain_map(x)
+    bundle = make_bundle()
+
+    def student():
+        torch.manual_seed(1)
+        return kdzoo.build_model("fmnist_cnn_tiny", num_classes=4)
+
+    members = [Member("a", student(), kdzoo.build_loss("sdd")),
+               Member("b", student(), kdzoo.build_loss("sdd", base="dkd")),
+               Member("kd", student(), kdzoo.build_loss("kd"))]
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.05, device="cpu", cache_teacher=False)
+    results = Trainer(members, make_loader(bundle, "train", 16, train=True, seed=0),
+                      {"test": make_loader(bundle, "test", 48, train=False)}, teacher, cfg, progress=False).fit()
+    assert [r.status for r in results] == ["finished"] * 3
+    assert calls == [16] * 6                                          # 96 images, 6 batches
+    assert [r.teacher_queries for r in results] == [192, 192, 96]     # logits + maps; logits only
+    assert teacher.queries == 192
