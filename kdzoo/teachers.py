@@ -68,7 +68,8 @@ def model_feature_map(model: nn.Module) -> Any:
     """``model.forward_feature_map``, or a one-line ConfigError naming the model."""
     fn = getattr(model, "forward_feature_map", None)
     if fn is None or not hasattr(model, "classifier"):
-        raise ConfigError(f"model {type(model).__name__} exposes no spatial feature map (forward_feature_map and "
+        name = getattr(model, "name", None) or type(model).__name__
+        raise ConfigError(f"model {name} exposes no spatial feature map (forward_feature_map and "
                           f"classifier), which this loss needs; use a convolutional model such as the CIFAR zoo "
                           f"or fmnist_cnn_tiny")
     return fn

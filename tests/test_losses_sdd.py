@@ -355,3 +355,21 @@ def test_teacher_map_is_computed_once_per_batch_for_the_cohort():
     assert calls == [16] * 6                                          # 96 images, 6 batches
     assert [r.teacher_queries for r in results] == [192, 192, 96]     # logits + maps; logits only
     assert teacher.queries == 192
+
+
+@pytest.mark.parametrize("name,spatial", [("tv:resnet18", True), ("timm:mobilenetv1_100", True),
+                                          ("timm:resnet18", True), ("tv:mobilenet_v2", False)])
+def test_external_models_expose_their_map_where_kdzoo_can_reach_it(name, spatial):
+    pytest.importorskip(name.split(":")[0].replace("tv", "torchvision"))
+    model = kdzoo.build_model(name, num_classes=10).eval()
+    plain = kdzoo.build_model(name, num_classes=10)
+    assert model.state_dict().keys() == plain.state_dict().keys()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    if not spatial:
+        with pytest.raises(ConfigError, match=f"model {name} exposes no spatial feature map"):
+            Teacher(model, "features").feature_map(x)
+        return
+    with torch.no_grad():
+        fmap = model.forward_feature_map(x)
+        assert fmap.dim() == 4
+        torch.testing.assert_close(model.classifier(fmap.mean(dim=(2, 3))), model(x), rtol=1e-4, atol=1e-5)

@@ -432,9 +432,7 @@ def _skip(c: Checker, value: Any, path: Path_, labels: list[str]) -> list[str]:
 
 
 def _has_feature_map(model: str) -> bool:
-    """Whether a model exposes ``forward_feature_map`` and ``classifier`` (external tv:/timm: models do not)."""
-    if ":" in model:
-        return False
+    """Whether a model exposes ``forward_feature_map`` and ``classifier`` (built once, without weights)."""
     built = kdzoo.build_model(model, num_classes=10)
     return hasattr(built, "forward_feature_map") and hasattr(built, "classifier")
 
