@@ -14,12 +14,14 @@ calls and never learns which method asked:
   averaging still works. Members without the need keep their plain model and
   train bit-identically to before;
 - ``teacher_inputs`` / ``student_inputs``: per batch, the teacher's map is
-  computed once for the whole cohort (live, never from the response cache
-  table, which holds logits only), and each member that needs it gets it
+  obtained once for the whole cohort, and each member that needs it gets it
   along with its own map.
 
-Sending images to the teacher for its map counts as queries (an image sent is
-a query), charged to the teacher's budget and to the members that asked.
+At access ``features`` a teacher query answers with logits and map from one
+forward, so the map of a batch just queried costs nothing more. When the
+logits come from the response cache table (fixed inputs), the map is computed
+live: those images are sent again, counted as queries, charged to the
+teacher's budget and to the members that asked.
 """
 from __future__ import annotations
 
@@ -69,10 +71,11 @@ def teacher_inputs(teacher: Teacher | None, members: list[Any], x: Tensor, epoch
     askers = [m for m in members if m.active and m.done_epochs < epoch and wants_maps(m.loss)]
     if teacher is None or not askers:
         return {}
+    before = teacher.queries
     with amp_ctx():
         fmap = teacher.feature_map(x)
     for m in askers:
-        m.queries += x.shape[0]
+        m.queries += teacher.queries - before   # 0 when the map came with this batch's logits
     return {"teacher_feature_map": fmap, "teacher_classifier": teacher.classifier}
 
 
