@@ -40,8 +40,8 @@ def test_cifar_paper_dry_run_lists_runs(no_data, capsys, tmp_path):
     assert main(["bench", str(RECIPES / "cifar100_paper.yaml"), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "resnet32x4 → resnet8x4" in out and "vgg13 → vgg8" in out
-    assert "90 leaderboard rows, 87 distinct runs" in out       # resnet20 alone is shared by two pairs
-    assert "87 pending" in out and "training images" in out
+    assert "126 leaderboard rows, 123 distinct runs" in out     # resnet20 alone is shared by two pairs
+    assert "123 pending" in out and "training images" in out
     assert not (tmp_path / "out").exists()                      # a dry run writes nothing
 
 
