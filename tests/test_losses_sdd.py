@@ -22,6 +22,7 @@ from torch import nn
 import kdzoo
 from kdzoo.bench.recipe import parse_recipe
 from kdzoo.bench.sweep import expand
+from kdzoo.cli import main
 from kdzoo.data import make_loader
 from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.engine.runfolder import MODEL
@@ -376,3 +377,11 @@ def test_external_models_expose_their_map_where_kdzoo_can_reach_it(name, spatial
         fmap = model.forward_feature_map(x)
         assert fmap.dim() == 4
         torch.testing.assert_close(model.classifier(fmap.mean(dim=(2, 3))), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_listing_shows_year_venue_and_needs(capsys):
+    info = kdzoo.loss_info("sdd")
+    assert (info["year"], info["venue"], info["requires"], info["needs"]) == (2024, "CVPR", "features", ["feature_maps"])
+    assert main(["list", "losses"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("│ sdd "))
+    assert "2024" in row and "CVPR" in row and "feature_maps" in row
