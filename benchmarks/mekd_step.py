@@ -54,6 +54,13 @@ def per_call(fn, min_seconds: float = 0.3) -> float:
             return spent / n
 
 
+def _code_origin() -> str:
+    """Which kdzoo ran, without this machine's paths (results/ holds none): this repository's, or another copy."""
+    here = Path(kdzoo.__file__).resolve().parent
+    ours = Path(__file__).resolve().parents[1] / "kdzoo"
+    return "the repository's own kdzoo/ at the commit above" if here == ours else "a kdzoo outside this repository (see note)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7)
@@ -124,7 +131,7 @@ def main() -> None:
         old = json.loads(path.read_text()) if path.is_file() else {"benchmark": NAME, "runs": {}}
         old["runs"][args.tag] = {"environment": environment(), "median_ms": {k: 1000 * v for k, v in med.items()},
                                  "raw_s": times, "ratio_mekd_over_kd": ratio, "interleaved": per_rep, "report": lines,
-                                 "kdzoo_code": str(Path(kdzoo.__file__).parent), "note": args.note}
+                                 "kdzoo_code": _code_origin(), "note": args.note}
         OUT.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(old, indent=2) + "\n")
         (OUT / f"{NAME}.txt").write_text("\n\n".join(

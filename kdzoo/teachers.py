@@ -3,6 +3,8 @@
 =========  ====================================================================
 access     what the student side receives (as "logits" for the loss)
 =========  ====================================================================
+features   white-box: the raw logits, and on request the final feature map
+           (``feature_map``, before global pooling) and the ``classifier``
 logits     the raw logits
 probs      probabilities; handed to losses as log-probabilities, which differ
            from the logits by a per-row constant (softmax-based losses are
@@ -22,24 +24,27 @@ published accuracy.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .errors import AccessError, ConfigError, did_you_mean
 
-LEVELS = ("logits", "probs", "topk:K", "label")
+LEVELS = ("features", "logits", "probs", "topk:K", "label")
+_NAMES = ("features", "logits", "probs", "topk", "label")
 # Teacher access levels, strongest first. A loss declares the weakest level it can work
-# with in ``requires``; "none" means it never looks at the teacher.
-ACCESS_RANK = {"logits": 4, "probs": 3, "topk": 2, "label": 1, "none": 0}
+# with in ``requires``; "none" means it never looks at the teacher. "features" is white-box:
+# logits plus the final feature map and the classifier.
+ACCESS_RANK = {"features": 5, "logits": 4, "probs": 3, "topk": 2, "label": 1, "none": 0}
 ONE_HOT_GAP = 1e4
 
 
 def parse_access(access: str) -> tuple[str, int | None]:
     """``"topk:5"`` -> ("topk", 5); validates the level name."""
     name, _, k = str(access).partition(":")
-    if name not in ("logits", "probs", "topk", "label"):
-        raise ConfigError(f"unknown teacher access '{access}'{did_you_mean(name, ['logits', 'probs', 'topk', 'label'])} "
+    if name not in _NAMES:
+        raise ConfigError(f"unknown teacher access '{access}'{did_you_mean(name, list(_NAMES))} "
                           f"(choose one of: {', '.join(LEVELS)})")
     if name == "topk":
         if not k.isdigit() or int(k) < 1:
@@ -59,6 +64,23 @@ def check_access(loss_name: str, requires: str, access: str) -> None:
                           f"pick a loss that works with that or give more access")
 
 
+def model_feature_map(model: nn.Module) -> Any:
+    """``model.forward_feature_map``, or a one-line ConfigError naming the model."""
+    fn = getattr(model, "forward_feature_map", None)
+    if fn is None or not hasattr(model, "classifier"):
+        name = getattr(model, "name", None) or type(model).__name__
+        raise ConfigError(f"model {name} exposes no spatial feature map (forward_feature_map and "
+                          f"classifier), which this loss needs; use a convolutional model such as the CIFAR zoo "
+                          f"or fmnist_cnn_tiny")
+    return fn
+
+
+def model_classifier(model: nn.Module) -> nn.Module:
+    """``model.classifier`` (pooled features -> logits), or a one-line ConfigError naming the model."""
+    model_feature_map(model)
+    return model.classifier
+
+
 class Teacher:
     """A frozen teacher model behind an access level, counting the images it is asked about."""
 
@@ -70,6 +92,8 @@ class Teacher:
             raise ConfigError(f"teacher query budget must be a non-negative integer, got {budget}")
         self.budget = None if budget is None else int(budget)
         self.queries = 0
+        # white-box: the map of the last query, so that feature_map(x) on the same batch needs no second forward
+        self._last_map: tuple[Tensor, Tensor] | None = None
 
     @property
     def remaining(self) -> int | None:
@@ -93,11 +117,17 @@ class Teacher:
         self._charge(x.shape[0])
         if self.model.training:  # an API answers in inference mode, whoever touched the model
             self.model.eval()
+        if self.level == "features" and hasattr(self.model, "forward_feature_map"):
+            # one forward gives logits and map; every run at this level computes its logits this way,
+            # so whether a map is asked for later cannot change them
+            fmap = self.model.forward_feature_map(x)
+            self._last_map = (x, fmap)
+            return self.model.classifier(fmap.mean(dim=(2, 3))).float()
         return self.expose(self.model(x).float())
 
     def expose(self, z: Tensor) -> Tensor:
         """Reduce raw logits to what the access level reveals."""
-        if self.level == "logits":
+        if self.level in ("features", "logits"):
             return z
         if self.level == "probs":
             return torch.log_softmax(z, dim=1)
@@ -110,6 +140,31 @@ class Teacher:
         fill = ((1 - top.sum(1, keepdim=True)).clamp_min(1e-12) / max(rest, 1)) if rest else top[:, :1]
         out = fill.expand_as(p).clone().scatter_(1, idx, top)
         return out.clamp_min(1e-12).log()
+
+    def _white_box(self, what: str) -> None:
+        if self.level != "features":
+            raise AccessError(f"the teacher's {what} needs teacher access 'features', but the teacher gives "
+                              f"'{self.access}'; give white-box access (access: features) or pick a logit-only loss")
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The module mapping pooled features (N, C) to logits; white-box access only."""
+        self._white_box("classifier")
+        return model_classifier(self.model)
+
+    @torch.no_grad()
+    def feature_map(self, x: Tensor) -> Tensor:
+        """The final feature map (N, C, H, W) before global pooling; white-box access only. Free right after
+        a query on the same batch (it came with that answer), otherwise a query of its own."""
+        self._white_box("feature map")
+        forward_map = model_feature_map(self.model)
+        last, self._last_map = self._last_map, None
+        if last is not None and last[0] is x:
+            return last[1].float()
+        self._charge(x.shape[0])
+        if self.model.training:
+            self.model.eval()
+        return forward_map(x).float()
 
     @staticmethod
     def one_hot(labels: Tensor, num_classes: int) -> Tensor:

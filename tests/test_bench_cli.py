@@ -45,7 +45,7 @@ def test_cifar_paper_dry_run_lists_runs(no_data, capsys, tmp_path):
     assert f"{rows} leaderboard rows, {rows - 3} distinct runs" in out   # resnet20 alone is shared by two pairs
     assert f"{rows - 3} pending" in out and "training images" in out
     for name in ("ce", "kd", "dkd", "rld", "mcld", "dist", "kd+ls", "dkd+ls", "wsld", "nkd", "ttm", "wttm", "abkd",
-                 "ctkd", "ctkd+ls", "mlkd", "mlkd+ls", "crld"):
+                 "ctkd", "ctkd+ls", "mlkd", "mlkd+ls", "crld", "sdd"):
         assert name in methods and f" {name} " in out          # every method of the zoo is planned
     assert not (tmp_path / "out").exists()                      # a dry run writes nothing
 

@@ -102,3 +102,23 @@ def test_torchrun_two_gloo_processes_equal_one_process(tmp_path):
     for a, b in zip(metrics["ddp"], metrics["one"]):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)   # averaged over ranks
         assert a["test_top1"] == pytest.approx(b["test_top1"], abs=1e-6)
+
+
+def test_torchrun_trains_a_feature_map_loss(tmp_path):
+    """sdd under DDP: the student's (logits, map) forward is what DDP wraps, queries are summed over
+    ranks, and the run finishes with one set of weights (no "module." prefix)."""
+    torch.manual_seed(5)
+    teacher = kdzoo.build_model("fmnist_cnn_tiny", num_classes=4)
+    torch.save(teacher.state_dict(), tmp_path / "teacher.pt")
+    args = ["train", "--dataset", ddp_worker.DATASET, "--student", "fmnist_cnn_tiny", "--teacher", "fmnist_cnn_tiny",
+            "--teacher-ckpt", str(tmp_path / "teacher.pt"), "--method", "sdd", "--access", "features",
+            "--augment", "--epochs", "1", "--batch-size", "32", "--lr", "0.1", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(REPO / "tests" / "ddp_worker.py"), *args, "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    rec = json.loads((tmp_path / "ddp" / "result.json").read_text())
+    assert rec["status"] == "finished" and rec["teacher_queries"] == 96   # summed over ranks; maps come with logits
+    weights = torch.load(tmp_path / "ddp" / "model.pt", weights_only=True)
+    assert weights.keys() == kdzoo.build_model("fmnist_cnn_tiny", num_classes=4).state_dict().keys()

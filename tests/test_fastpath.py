@@ -13,7 +13,7 @@ from kdzoo.data.base import Augment
 from kdzoo.data.loader import TensorLoader
 from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.engine.device import amp_dtype
-from kdzoo.engine.trainer import _make_optimizer
+from kdzoo.engine.optim import make_optimizer
 from kdzoo.teachers import Teacher
 
 from conftest import make_bundle
@@ -52,7 +52,7 @@ def test_amp_is_off_on_cpu_and_bf16_or_fp16_on_request():
 def test_optimizers_are_fused_where_available():
     params = [nn.Parameter(torch.randn(3))]
     for name in ("sgd", "adamw"):
-        opt = _make_optimizer(TrainConfig(optimizer=name, device="cpu"), params)
+        opt = make_optimizer(TrainConfig(optimizer=name, device="cpu"), params)
         assert opt.param_groups[0].get("fused") is True, name
 
 

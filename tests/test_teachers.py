@@ -175,9 +175,12 @@ def test_loss_needing_logits_is_refused_before_training(access, tmp_path):
     assert teacher.queries == 0
 
 
-# which access each need accepts, written out (logits > probs > topk > label > none), not read from ACCESS_RANK
-ACCEPTS = {"logits": {"logits"}, "probs": {"logits", "probs"}, "topk": {"logits", "probs", "topk:5"},
-           "label": {"logits", "probs", "topk:5", "label"}, "none": {"logits", "probs", "topk:5", "label", "none"}}
+# which access each need accepts, written out (features > logits > probs > topk > label > none), not read
+# from ACCESS_RANK
+ACCEPTS = {"features": {"features"}, "logits": {"features", "logits"}, "probs": {"features", "logits", "probs"},
+           "topk": {"features", "logits", "probs", "topk:5"},
+           "label": {"features", "logits", "probs", "topk:5", "label"},
+           "none": {"features", "logits", "probs", "topk:5", "label", "none"}}
 
 
 def test_access_levels_are_the_documented_ones():
@@ -185,7 +188,7 @@ def test_access_levels_are_the_documented_ones():
 
 
 @pytest.mark.parametrize("requires", list(ACCEPTS))
-@pytest.mark.parametrize("access", ["logits", "probs", "topk:5", "label", "none"])
+@pytest.mark.parametrize("access", ["features", "logits", "probs", "topk:5", "label", "none"])
 def test_access_matrix(requires, access):
     if access not in ACCEPTS[requires]:
         with pytest.raises(kdzoo.AccessError, match=f"'{requires}'"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..engine.runfolder import RESULT, read_config
 from .run import RunSpec

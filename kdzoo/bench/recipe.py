@@ -20,7 +20,7 @@ Schema (only ``dataset``, ``teachers``, ``pairs`` and ``methods`` are required):
       - ce
       - kd
       - {name: kd, label: kd-T2, args: {temperature: 2}, access: [logits, probs]}
-    access: [logits]                  # teacher access levels swept: logits | probs | topk:K | label
+    access: [logits]                  # teacher access levels swept: features | logits | probs | topk:K | label
     seeds: [0, 1]
     train: {epochs: 5, batch_size: 128, lr: 0.05}   # kdzoo.engine.TrainConfig fields, for the students
     student_data: {train_fraction: 1.0, hide_labels: false, augment: false, val_size: 0, teacher_budget: null,
@@ -47,7 +47,9 @@ Meaning of the less obvious parts:
   run's hash. ``access`` overrides the recipe's ``access`` list for this method.
   ``pairs[i].method_args`` adds per-pair overrides keyed by a label, or by a loss name
   (then it applies to every entry of that loss); ``pairs[i].train`` overrides training
-  settings for that pair's students (e.g. lr 0.01 for MobileNet students).
+  settings for that pair's students (e.g. lr 0.01 for MobileNet students);
+  ``pairs[i].skip`` lists method labels that pair does not run (e.g. ``sdd``, which
+  needs spatial feature maps, for an MLP student).
 - **The student alone.** A loss that never looks at the teacher (``requires: none``,
   e.g. ``ce``) ignores ``access``: it runs once per pair and seed, with access
   ``none``, and is shared by every pair with the same student. With
@@ -84,7 +86,7 @@ from .recipe_types import (METHOD_KEYS, METRICS, PAIR_KEYS, REFERENCE_KEYS, TEAC
                            MethodEntry, PairEntry, Recipe, ReferenceEntry, SlurmSettings, StudentData, TeacherEntry)
 from .yaml_lines import parse_yaml
 
-ACCESS_HELP = "logits | probs | topk:K | label"
+ACCESS_HELP = "features | logits | probs | topk:K | label"
 
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
@@ -318,6 +320,11 @@ def _check_method_access(c: Checker, m: MethodEntry, requires: str, recipe_acces
             raise c.error(where, f"{exc}{extra}") from None
 
 
+def loss_needs(loss: str) -> frozenset[str]:
+    """The extra inputs a registered loss declares at class level (``DistillLoss.needs``)."""
+    return frozenset(getattr(LOSSES.entry(loss).factory, "needs", ()))
+
+
 def _check_loss_args(c: Checker, loss: str, args: dict[str, Any], path: Path_) -> dict[str, Any]:
     """Check each hyperparameter's name, coerce numbers to the default's type, then build the loss once."""
     entry = LOSSES.entry(loss)
@@ -417,8 +424,31 @@ def _pairs(c: Checker, value: Any, teachers: dict[str, TeacherEntry], methods: l
                 _check_method_access(c, m, loss_requires(m.loss, {**m.args, **merged}), access, apath)
                 method_args[label] = merged
         train = _train(c, item.get("train"), (*path, "train"))
-        out.append(PairEntry(teacher=teacher, student=student, method_args=method_args, train=train))
+        skip = _skip(c, item.get("skip"), (*path, "skip"), labels)
+        for m in methods:
+            if m.label not in skip and "feature_maps" in loss_needs(m.loss):
+                for model in (student, teachers[teacher].model):
+                    if not _has_feature_map(model):
+                        raise c.error(path, f"method '{m.label}' needs spatial feature maps, which model '{model}' "
+                                            f"lacks; add 'skip: [{m.label}]' to this pair or use a convolutional model")
+        out.append(PairEntry(teacher=teacher, student=student, method_args=method_args, train=train, skip=skip))
     return out
+
+
+def _skip(c: Checker, value: Any, path: Path_, labels: list[str]) -> list[str]:
+    out = []
+    for i, label in enumerate(c.sequence(value if value is not None else [], path, scalar_ok=True)):
+        label = c.string(label, (*path, i))
+        if label not in labels:
+            raise c.error((*path, i), f"'{label}' is not a method label{did_you_mean(label, labels)}")
+        out.append(label)
+    return out
+
+
+def _has_feature_map(model: str) -> bool:
+    """Whether a model exposes ``forward_feature_map`` and ``classifier`` (built once, without weights)."""
+    built = kdzoo.build_model(model, num_classes=10)
+    return hasattr(built, "forward_feature_map") and hasattr(built, "classifier")
 
 
 def _reference(c: Checker, value: Any, pairs: list[PairEntry], methods: list[MethodEntry]) -> list[ReferenceEntry]:
@@ -460,4 +490,4 @@ def _slurm(c: Checker, value: Any) -> SlurmSettings:
     return out
 
 
-__all__ = ["ACCESS_HELP", "load_recipe", "loss_requires", "parse_recipe"]
+__all__ = ["ACCESS_HELP", "load_recipe", "loss_needs", "loss_requires", "parse_recipe"]

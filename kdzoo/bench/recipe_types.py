@@ -11,7 +11,7 @@ METRICS = ("top1", "best_top1")
 TOP_KEYS = ("name", "description", "dataset", "teachers", "pairs", "methods", "access", "seeds", "train",
             "student_data", "metric", "plugins", "reference", "slurm")
 TEACHER_KEYS = ("model", "ckpt", "train", "augment", "seed")
-PAIR_KEYS = ("teacher", "student", "method_args", "train")
+PAIR_KEYS = ("teacher", "student", "method_args", "train", "skip")
 METHOD_KEYS = ("name", "label", "args", "access")
 REFERENCE_KEYS = ("teacher", "student", "method", "top1", "source", "access", "note")
 TEACHER_METHOD = "teacher"   # reference entries about the teacher's own accuracy
@@ -41,6 +41,7 @@ class PairEntry:
     student: str                       # model name
     method_args: dict[str, dict[str, Any]] = field(default_factory=dict)   # label -> overrides
     train: dict[str, Any] = field(default_factory=dict)
+    skip: list[str] = field(default_factory=list)   # method labels this pair does not run
 
 
 @dataclass

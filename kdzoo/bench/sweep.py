@@ -136,6 +136,8 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
             # relative to the output folder: plan.json names no path of the machine that wrote it
             ckpt = f"runs/{t_run}/{MODEL}" if t_run else t.ckpt
             for m in recipe.methods:
+                if m.label in pair.skip:
+                    continue
                 kwargs = resolved_loss_kwargs(m.loss, {**m.args, **pair.method_args.get(m.label, {})})
                 alone = loss_requires(m.loss, kwargs) == "none"
                 if alone and not sd.hide_labels:

@@ -57,7 +57,8 @@ def _add_train(sub: Any) -> None:
                    help="loss hyperparameter, e.g. --set temperature=2 (repeatable)")
     p.add_argument("--teacher", default=None, help="teacher model name (default: read from the checkpoint's run)")
     p.add_argument("--teacher-ckpt", default=None, help="teacher weights (kdzoo model.pt or {'model': state_dict})")
-    p.add_argument("--access", default="logits", help="teacher access: logits | probs | topk:K | label")
+    p.add_argument("--access", default="logits",
+                   help="teacher access: features (white-box: logits + feature maps) | logits | probs | topk:K | label")
     p.add_argument("--teacher-budget", type=int, default=None, help="max images the teacher may be queried on")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)

@@ -25,11 +25,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +36,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..losses.base import DistillLoss
 from ..teachers import Teacher, check_access
-from . import distributed
+from . import distributed, feature_maps
 from .checkpoint import atomic_write_text
 from .recovery import resume_state, save_checkpoint_keep_previous
 from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
@@ -45,10 +44,10 @@ from .config import TrainConfig
 from .device import amp_dtype, resolve_device
 from .device import get_rng as _get_rng, rng_generators as _rng_generators, set_rng as _set_rng
 from .dot import DistillationOrientedSGD
+from .optim import learning_rate, make_optimizer
 from .evaluate import evaluate
 from .progress import Progress
 from .views import StrongViews
-
 
 
 @dataclass
@@ -126,40 +125,6 @@ class Member:
         return self.result.status == PENDING
 
 
-def learning_rate(cfg: TrainConfig, progress: float) -> float:
-    """Learning rate at ``progress`` epochs into training (fractional, from 0)."""
-    if cfg.warmup_epochs > 0 and progress < cfg.warmup_epochs:
-        return cfg.lr * (progress + 1e-12) / cfg.warmup_epochs
-    if cfg.schedule == "cosine":
-        span = max(cfg.epochs - cfg.warmup_epochs, 1e-12)
-        return 0.5 * cfg.lr * (1 + math.cos(math.pi * min((progress - cfg.warmup_epochs) / span, 1.0)))
-    if cfg.schedule == "step":
-        return cfg.lr * cfg.gamma ** sum(progress >= m for m in cfg.milestones)
-    return cfg.lr
-
-
-def _make_optimizer(cfg: TrainConfig, params: Iterable[Tensor]) -> torch.optim.Optimizer:
-    """SGD or AdamW, fused (one kernel for all parameters) where this PyTorch and device have it.
-
-    Fused SGD gives the same weights as the default implementation; fused AdamW
-    differs from it in rounding only.
-    """
-    params = list(params)
-    if cfg.optimizer == "dot":
-        return DistillationOrientedSGD(params, cfg.lr, cfg.momentum, cfg.dot_delta, cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        make = lambda **kw: torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
-    else:
-        make = lambda **kw: torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                                            weight_decay=cfg.weight_decay, nesterov=cfg.nesterov, **kw)
-    if params and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
-        try:
-            return make(fused=True)
-        except (RuntimeError, ValueError, TypeError):
-            pass
-    return make()
-
-
 def _sum_terms(terms: dict[str, Tensor]) -> Tensor:
     """The objective; like ``sum(terms.values())`` without the extra ``0 +`` op."""
     it = iter(terms.values())
@@ -202,6 +167,7 @@ class Trainer:
     def _check_access(self) -> None:
         for m in self.members:
             check_access(m.name, getattr(m.loss, "requires", "logits"), self.access)
+        feature_maps.check_members(self.members, self.teacher)
 
     def _prepare(self) -> None:
         for m in self.members:
@@ -226,7 +192,7 @@ class Trainer:
             m.student.to(memory_format=torch.channels_last)
         params = [p for p in list(m.student.parameters()) + list(m.loss.parameters()) if p.requires_grad]
         m.clip_params = [p for p in m.student.parameters() if p.requires_grad]
-        m.optimizer = _make_optimizer(self.cfg, params)
+        m.optimizer = make_optimizer(self.cfg, params)
         m.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
         if self.cfg.ema_decay > 0:
             m.ema = copy.deepcopy(m.student).eval().requires_grad_(False)
@@ -235,7 +201,7 @@ class Trainer:
             m.ema_floats = ([e for e, _ in pairs if e.is_floating_point()],
                             [s for e, s in pairs if e.is_floating_point()])
             m.ema_others = [(e, s) for e, s in pairs if not e.is_floating_point()]
-        model = distributed.wrap_model(m.student, self.device)  # DDP (+ SyncBatchNorm on GPUs) under torchrun
+        model = distributed.wrap_model(feature_maps.student_module(m.student, m.loss), self.device)  # DDP (+ SyncBatchNorm on GPUs) under torchrun
         m.forward = torch.compile(model) if self.cfg.compile else model
         torch.manual_seed(m.seed)
         if self.device.type == "cuda":
@@ -382,12 +348,13 @@ class Trainer:
             if step >= n_steps:
                 break
             t = self._teacher_batch(x, idx)
+            maps = feature_maps.teacher_inputs(self.teacher, live, x, epoch, self._amp_ctx)
             target = t.argmax(dim=1) if self.cfg.pseudo_labels and t is not None else y
             lr = learning_rate(self.cfg, epoch - 1 + step / n_steps)
             view = self._views.batch(x, epoch, step) if self._views is not None else None
             for m in live:
                 if m.active:
-                    self._step(m, x, t, target, idx, epoch, lr, pending[m.name], swap, view)
+                    self._step(m, x, t, target, idx, epoch, lr, pending[m.name], swap, view, maps)
             seen += x.shape[0]
             if (step + 1) % check_every == 0:
                 self._flush(live, pending, sums, epoch)
@@ -404,14 +371,15 @@ class Trainer:
                 self._end_epoch(m, epoch, sums[m.name], max(n_steps, 1), seconds / max(len(live), 1), seen, lr)
 
     def _step(self, m: Member, x: Tensor, t: Tensor | None, target: Tensor, idx: Tensor, epoch: int,
-              lr: float, pending: dict[str, list[Tensor]], swap: bool, view: dict | None = None) -> None:
+              lr: float, pending: dict[str, list[Tensor]], swap: bool, view: dict | None,
+              maps: dict[str, Any]) -> None:
         if swap:
             _set_rng(m.rng, self._rng_gens)
         for g in m.optimizer.param_groups:
             g["lr"] = lr
         with self._amp_ctx():
-            s = m.forward(x)
-            extra = StrongViews.loss_inputs(m, view)
+            s, extra = feature_maps.student_inputs(m.forward(x), m, maps)
+            extra.update(StrongViews.loss_inputs(m, view))
         terms = m.loss(s.float(), t, target, epoch=epoch, total_epochs=self.cfg.epochs, x=x, index=idx, **extra)
         total = _sum_terms(terms)
         m.optimizer.zero_grad(set_to_none=True)

@@ -5,7 +5,7 @@ apart so the loss file stays readable and other generator-based methods can reus
 """
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 
 class Generator(nn.Module):

@@ -16,6 +16,9 @@ from ..errors import ConfigError
 # What a loss may declare in ``needs``; the engine then passes extra keyword arguments to forward:
 #   "strong_view": student_logits_strong, teacher_logits_strong -- both models' responses on a
 #                  RandAugment(2, 10) view of the same images (kdzoo.engine.views)
+#   "feature_maps": student_feature_map, teacher_feature_map (N, C, H, W, before global pooling),
+#                   student_classifier, teacher_classifier (pooled (N, C) features -> logits)
+#                   (kdzoo.engine.feature_maps)
 NEEDS = frozenset({"strong_view", "feature_maps"})
 
 

@@ -60,11 +60,14 @@ class CifarMobileNetV2(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(last, num_classes))
         init_weights(self, conv="fan_out", linear_std=0.01)
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_feature_map(self, x: Tensor) -> Tensor:
         x = self.conv1(x)
         for stage in self.blocks:
             x = stage(x)
-        return self.conv2(x).mean(dim=(2, 3))
+        return self.conv2(x)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.forward_feature_map(x).mean(dim=(2, 3))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.forward_features(x))

@@ -64,10 +64,17 @@ class CifarResNet(nn.Module):
         self.fc = nn.Linear(cin, num_classes)
         init_weights(self, conv="kaiming")
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_feature_map(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return x.mean(dim=(2, 3))  # = AvgPool2d(8) on the 8x8 map of a 32x32 input
+        return self.layer3(self.layer2(self.layer1(x)))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.forward_feature_map(x).mean(dim=(2, 3))  # = AvgPool2d(8) on the 8x8 map of a 32x32 input
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The head mapping pooled features to logits (feature-map losses such as SDD apply it per region)."""
+        return self.fc
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.forward_features(x))

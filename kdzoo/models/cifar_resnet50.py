@@ -54,10 +54,17 @@ class CifarResNet50(nn.Module):
         self.linear = nn.Linear(cin, num_classes)
         init_weights(self, conv="kaiming")
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_feature_map(self, x: Tensor) -> Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.avgpool(x).flatten(1)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.avgpool(self.forward_feature_map(x)).flatten(1)
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The head mapping pooled features to logits (feature-map losses such as SDD apply it per region)."""
+        return self.linear
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear(self.forward_features(x))

@@ -61,10 +61,17 @@ class ShuffleNetV1(nn.Module):
         self.num_features = cin
         self.linear = nn.Linear(cin, num_classes)
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_feature_map(self, x: Tensor) -> Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return x.mean(dim=(2, 3))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.forward_feature_map(x).mean(dim=(2, 3))
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The head mapping pooled features to logits (feature-map losses such as SDD apply it per region)."""
+        return self.linear
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear(self.forward_features(x))
@@ -132,10 +139,18 @@ class ShuffleNetV2(nn.Module):
         self.num_features = widths[3]
         self.linear = nn.Linear(widths[3], num_classes)
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_feature_map(self, x: Tensor) -> Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
-        return F.relu(self.bn2(self.conv2(x))).mean(dim=(2, 3))
+        return F.relu(self.bn2(self.conv2(x)))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.forward_feature_map(x).mean(dim=(2, 3))
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The head mapping pooled features to logits (feature-map losses such as SDD apply it per region)."""
+        return self.linear
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear(self.forward_features(x))

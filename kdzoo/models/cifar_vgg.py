@@ -47,7 +47,7 @@ class CifarVGG(nn.Module):
         self.classifier = nn.Linear(cin, num_classes)
         init_weights(self, conv="fan_out", linear_std=0.01)
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_feature_map(self, x: Tensor) -> Tensor:
         pool_before_last = x.shape[2] >= 64  # the reference pools once more for 64x64 (Tiny-ImageNet) input
         x = self.pool0(F.relu(self.block0(x)))
         x = self.pool1(F.relu(self.block1(x)))
@@ -55,8 +55,10 @@ class CifarVGG(nn.Module):
         x = F.relu(self.block3(x))
         if pool_before_last:
             x = self.pool3(x)
-        x = F.relu(self.block4(x))
-        return self.pool4(x).flatten(1)
+        return F.relu(self.block4(x))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.pool4(self.forward_feature_map(x)).flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.forward_features(x))

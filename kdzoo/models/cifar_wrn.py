@@ -64,9 +64,17 @@ class WideResNet(nn.Module):
         self.fc = nn.Linear(widths[3], num_classes)
         init_weights(self, conv="fan_out", zero_linear_bias=True)
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_feature_map(self, x: Tensor) -> Tensor:
         x = self.block3(self.block2(self.block1(self.conv1(x))))
-        return self.relu(self.bn1(x)).mean(dim=(2, 3))
+        return self.relu(self.bn1(x))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.forward_feature_map(x).mean(dim=(2, 3))
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The head mapping pooled features to logits (feature-map losses such as SDD apply it per region)."""
+        return self.fc
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.forward_features(x))

@@ -57,6 +57,46 @@ class ExternalModel(nn.Module):
         return f"name={self.name!r}, num_features={self.num_features}"
 
 
+class _TimmHead(nn.Module):
+    """timm's head applied to pooled (N, C) features: its global pool sees a 1x1 map, which it leaves as is."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, "_net", net)   # not a submodule: the wrapper adds no state-dict keys
+
+    def forward(self, pooled: Tensor) -> Tensor:
+        return self._net.forward_head(pooled[:, :, None, None])
+
+
+class SpatialExternalModel(ExternalModel):
+    """An external CNN whose final feature map kdzoo can reach (torchvision ResNets, timm CNNs with average
+    pooling): ``forward_feature_map`` gives it before global pooling, ``classifier`` maps pooled features
+    to logits, so ``forward(x) == classifier(forward_feature_map(x).mean((2, 3)))``."""
+
+    def forward_feature_map(self, x: Tensor) -> Tensor:
+        net = self.net
+        if self._timm_head:
+            return net.forward_features(x)
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+
+    @property
+    def classifier(self) -> nn.Module:
+        return _TimmHead(self.net) if self._timm_head else self.net.fc
+
+
+def _has_spatial_map(prefix: str, net: nn.Module, timm_head: bool) -> bool:
+    """torchvision ResNets, and timm models with an average global pool over a 4-D forward_features output."""
+    if prefix == "timm":
+        if not timm_head:
+            return False
+        pool = getattr(net, "global_pool", None)
+        # transformers pool tokens, not a map; their forward_features is (N, L, C)
+        return getattr(pool, "pool_type", None) == "avg" and not hasattr(net, "patch_embed")
+    import torchvision.models as tvm
+    return type(net) is tvm.ResNet
+
+
 def _split(name: str) -> tuple[str, str]:
     prefix, _, model = name.partition(":")
     if prefix not in PREFIXES or not model:
@@ -181,7 +221,8 @@ def create_external(name: str, num_classes: int, in_channels: int | None = None,
     net, head, timm_head = build(model, int(num_classes), channels, image_size, kwargs)
     if pretrained:
         _load_pretrained(net, head, str(pretrained))
-    return ExternalModel(net, name, head, timm_head)
+    cls = SpatialExternalModel if _has_spatial_map(prefix, net, timm_head) else ExternalModel
+    return cls(net, name, head, timm_head)
 
 
-__all__ = ["ExternalModel", "create_external"]
+__all__ = ["ExternalModel", "SpatialExternalModel", "create_external"]

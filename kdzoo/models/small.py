@@ -32,8 +32,16 @@ class ConvNet(nn.Module):
         self.num_features = cin
         self.fc = nn.Linear(cin, num_classes)
 
+    def forward_feature_map(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
     def forward_features(self, x: Tensor) -> Tensor:
-        return self.features(x).mean(dim=(2, 3))
+        return self.forward_feature_map(x).mean(dim=(2, 3))
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The head mapping pooled features to logits (feature-map losses such as SDD apply it per region)."""
+        return self.fc
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.forward_features(x))
