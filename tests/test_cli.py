@@ -5,6 +5,12 @@ import pytest
 import torch
 
 import kdzoo
+
+
+@pytest.fixture(autouse=True)
+def _cwd(tmp_path, monkeypatch):
+    """`kdzoo train` without --out writes runs/... under the working directory: keep it out of the checkout."""
+    monkeypatch.chdir(tmp_path)
 from kdzoo.cli import main
 
 
