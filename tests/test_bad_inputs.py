@@ -17,13 +17,14 @@ import torch
 
 import kdzoo
 from kdzoo.cli import main
+from kdzoo.data.base import DataBundle, TensorSplit
 
 
 @pytest.fixture(autouse=True)
 def _cwd(tmp_path, monkeypatch):
     """`kdzoo train` without --out writes runs/... under the working directory: keep it out of the checkout."""
     monkeypatch.chdir(tmp_path)
-from kdzoo.data.base import DataBundle, TensorSplit
+
 
 PLUGIN = Path(__file__).resolve().parent / "reliability_plugin.py"
 

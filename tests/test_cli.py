@@ -5,13 +5,13 @@ import pytest
 import torch
 
 import kdzoo
+from kdzoo.cli import main
 
 
 @pytest.fixture(autouse=True)
 def _cwd(tmp_path, monkeypatch):
     """`kdzoo train` without --out writes runs/... under the working directory: keep it out of the checkout."""
     monkeypatch.chdir(tmp_path)
-from kdzoo.cli import main
 
 
 def run(capsys, *argv):
