@@ -385,3 +385,23 @@ def test_listing_shows_year_venue_and_needs(capsys):
     assert main(["list", "losses"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("│ sdd "))
     assert "2024" in row and "CVPR" in row and "feature_maps" in row
+
+
+@fmnist
+def test_every_kind_of_need_in_one_cohort_equals_solo(teacher_ckpt, tmp_path):
+    """The bench puts every method of a pair and seed into one cohort: a feature-map loss (sdd), a two-view
+    loss (mlkd), a loss with its own trained parameters (ctkd) and plain kd then train side by side. Each
+    must end exactly as when trained alone (same weights, same teacher queries)."""
+    from kdzoo.bench.run import execute, execute_cohort
+
+    specs = {n: _spec(n, teacher_ckpt) for n in ("kd", "sdd", "mlkd", "ctkd")}
+    quiet = dict(progress=False, log=lambda _m: None)
+    dirs = [tmp_path / "cohort" / n for n in specs]
+    cohort = dict(zip(specs, execute_cohort(list(specs.values()), dirs, **quiet)))
+    for n, spec in specs.items():
+        solo = execute(spec, tmp_path / "solo" / n, **quiet)
+        assert solo["status"] == cohort[n]["status"] == "finished", (n, solo["message"], cohort[n]["message"])
+        assert solo["top1"] == cohort[n]["top1"] and solo["teacher_queries"] == cohort[n]["teacher_queries"], n
+        wa, wb = _weights(tmp_path / "solo" / n), _weights(tmp_path / "cohort" / n)
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), n
+    assert cohort["mlkd"]["teacher_queries"] == 2 * cohort["kd"]["teacher_queries"]   # the strong view is queried too
