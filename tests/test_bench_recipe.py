@@ -110,13 +110,33 @@ MALFORMED = [
      "method_args: {kdT2: {temperature: 3}}}", "pairs[0].method_args.kdT2", "kdT2", "did you mean 'kd-T2'"),
     ("name: tiny", "name: tiny\nslurm: {partition: gpu, gpus: 2}", "slurm.gpus", "gpus: 2",
      "did you mean 'gpus_per_job'"),
+    # a method entry's train block: the same checks as the recipe's and a pair's
+    ("args: {temperature: 2}}", "args: {temperature: 2}, train: {optimiser: dot}}", "methods[2].train.optimiser",
+     "optimiser", "unknown training setting 'optimiser'; did you mean 'optimizer'"),
+    ("args: {temperature: 2}}", "args: {temperature: 2}, train: {optimizer: dott}}", "methods[2].train.optimizer",
+     "dott", "did you mean 'dot'"),
+    ("args: {temperature: 2}}", "args: {temperature: 2}, train: {seed: 3}}", "methods[2].train.seed",
+     "seed: 3", "set seeds with the recipe's 'seeds' list"),
+    ("args: {temperature: 2}}", "args: {temperature: 2}, train: {optimizer: dot, dot_delta: 0.2}}",
+     "methods[2].train.dot_delta", "dot_delta", "must lie in [0, 1)"),
+    # the combination is checked too: the recipe's grad_clip cannot go with a method's DOT
+    ("lr: 0.05}", "lr: 0.05, grad_clip: 1.0}\n", "methods[2].train.optimizer", "kd-T2",
+     "optimizer dot does not support grad_clip"),
+    ("{teacher: fmnist_mlp, student: fmnist_cnn_tiny}", "{teacher: fmnist_mlp, student: fmnist_cnn_tiny, "
+     "train: {grad_clip: 1.0}}", "methods[2].train.optimizer", "kd-T2",
+     "set grad_clip: 0 (with pairs[0].train, fmnist_mlp -> fmnist_cnn_tiny; "
+     "a method's setting wins over the pair's)"),
 ]
+
+
+METHOD_DOT = BASE.replace("args: {temperature: 2}}", "args: {temperature: 2}, train: {optimizer: dot}}")
 
 
 @pytest.mark.parametrize("old,new,key,marker,words", MALFORMED, ids=[m[2] + ":" + m[4][:20] for m in MALFORMED])
 def test_malformed_recipe_gives_one_line_with_path_and_line(tmp_path, old, new, key, marker, words):
-    assert old in BASE
-    text = BASE.replace(old, new, 1)
+    base = METHOD_DOT if "grad_clip" in new else BASE   # the combination cases: kd-T2 trains with DOT
+    assert old in base
+    text = base.replace(old, new, 1)
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_recipe(path)
@@ -210,3 +230,23 @@ def test_mcld_l2_from_a_pair_override_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"pairs\[0\]\.method_args\.mcld: loss 'mcld-l2' needs teacher access "
                                           r"'logits' or richer, but the teacher gives 'probs'"):
         load_recipe(write(tmp_path, text))
+
+
+def test_method_train_block(tmp_path):
+    """A method entry's ``train`` is kept as written (coerced), apart from the recipe's and the pairs'; a
+    setting valid only on top of another block's (dot_delta under the recipe's optimizer dot) is accepted,
+    and a pair that skips the method is not combined with it."""
+    r = load_recipe(write(tmp_path, METHOD_DOT.replace("{optimizer: dot}", "{optimizer: dot, dot_delta: 5e-2}")))
+    assert [m.train for m in r.methods] == [{}, {}, {"optimizer": "dot", "dot_delta": 0.05}]
+    assert r.train == {"epochs": 1, "batch_size": 16, "lr": 0.05} and r.pairs[0].train == {}
+    assert r.student_train(r.pairs[0], r.methods[2]) == {**r.train, "optimizer": "dot", "dot_delta": 0.05}
+    text = BASE.replace("lr: 0.05}", "lr: 0.05, optimizer: dot}").replace(
+        "args: {temperature: 2}}", "args: {temperature: 2}, train: {dot_delta: 0.05}}")
+    assert load_recipe(write(tmp_path, text)).methods[2].train == {"dot_delta": 0.05}
+    with pytest.raises(ConfigError, match=r"methods\[2\]\.train\.dot_delta: dot_delta is a setting of optimizer dot"):
+        load_recipe(write(tmp_path, BASE.replace("args: {temperature: 2}}",
+                                                 "args: {temperature: 2}, train: {dot_delta: 0.05}}")))
+    skipping = METHOD_DOT.replace("{teacher: fmnist_mlp, student: fmnist_cnn_tiny}",
+                                  "{teacher: fmnist_mlp, student: fmnist_cnn_tiny, train: {grad_clip: 1.0}, "
+                                  "skip: [kd-T2]}")
+    assert load_recipe(write(tmp_path, skipping)).pairs[0].train == {"grad_clip": 1.0}

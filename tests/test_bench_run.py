@@ -201,3 +201,44 @@ def test_failed_run_is_recorded_and_fail_fast_stops(tmp_path, capsys):
     assert "stopped (--fail-fast)" in capsys.readouterr().out
     df = pd.read_csv(tmp_path / "out2" / "leaderboard.csv")
     assert (df.status == "pending").sum() >= 3 and (df.status == "failed").sum() == 1
+
+
+def test_a_method_with_dot_beside_its_plain_method(tmp_path):
+    """kd, kd+dot and dkd+dot (method entries with ``train: {optimizer: dot}``) in one sweep: kd+dot trains in
+    a unit without kd (a cohort has one TrainConfig), its config.json says optimizer dot, and its result and
+    weights equal training it alone."""
+    import json
+    from kdzoo.bench.sweep import make_units
+    path = tmp_path / "dot.yaml"
+    path.write_text(f"""\
+name: dot
+dataset: bench-synth
+plugins: [{PLUGIN}]
+teachers:
+  fmnist_mlp: {{train: {{epochs: 1, batch_size: 16, steps_per_epoch: 3}}}}
+pairs:
+  - {{teacher: fmnist_mlp, student: fmnist_mlp}}
+methods:
+  - kd
+  - {{name: kd, label: kd+dot, train: {{optimizer: dot}}}}
+  - {{name: dkd, label: dkd+dot, train: {{optimizer: dot}}}}
+train: {{epochs: 1, batch_size: 16, steps_per_epoch: 3}}
+""")
+    together = run_bench(path, tmp_path / "together", progress=False)
+    alone = run_bench(path, tmp_path / "alone", cohort="off", progress=False)
+    assert together.ok and alone.ok and len(together.ran) == len(alone.ran) == 4
+    plan = together.plan
+    run = {e.label: e.hash for e in plan.entries}
+    units = sorted(sorted(u) for u in make_units(plan.specs, plan.hashes("student")))
+    assert units == sorted([[run["kd"]], sorted([run["kd+dot"], run["dkd+dot"]])])
+    for label, optimizer in (("kd", "sgd"), ("kd+dot", "dot"), ("dkd+dot", "dot")):
+        folder = tmp_path / "together" / "runs" / run[label]
+        assert json.loads((folder / "config.json").read_text())["train"]["optimizer"] == optimizer
+        solo = tmp_path / "alone" / "runs" / run[label]
+        a, b = (json.loads((f / "result.json").read_text()) for f in (folder, solo))
+        assert (a["top1"], a["top5"], a["best_top1"]) == (b["top1"], b["top5"], b["best_top1"]), label
+        wa, wb = (torch.load(f / "model.pt", weights_only=True) for f in (folder, solo))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), label
+    kd, dot = (torch.load(tmp_path / "together" / "runs" / run[x] / "model.pt", weights_only=True)
+               for x in ("kd", "kd+dot"))
+    assert not all(torch.equal(kd[k], dot[k]) for k in kd)     # DOT trained otherwise

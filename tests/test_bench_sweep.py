@@ -88,6 +88,67 @@ def test_pair_train_override(tmp_path, ckpt):
     assert len(plan.specs) == 1 + 2 * 2 * (1 + 3)   # ce is no longer shared: the pairs train differently
 
 
+DOT_METHODS = ("  - {name: kd, label: kd+dot, train: {optimizer: dot, lr: 0.02}}\n"
+               "  - {name: dkd, label: dkd+dot, access: [logits], train: {optimizer: dot}}\n")
+
+
+def dot_recipe(tmp_path, ckpt, pair_train: str = "") -> Path:
+    """The sweep recipe with kd and dkd also trained with DOT (method entries with their own train)."""
+    path = recipe_file(tmp_path, ckpt)
+    text = path.read_text().replace("access: [logits, probs]", DOT_METHODS + "access: [logits, probs]")
+    path.write_text(text.replace("{dkd: {beta: 2}}}", "{dkd: {beta: 2}}" + pair_train + "}"))
+    return path
+
+
+def test_method_train_override(tmp_path, ckpt):
+    plain = expand(load_recipe(recipe_file(tmp_path, ckpt)), tmp_path)
+    plan = expand(load_recipe(dot_recipe(tmp_path, ckpt, ", train: {lr: 0.01, weight_decay: 0.001}")), tmp_path)
+    rows = {(e.teacher, e.label, e.access, e.seed): plan.specs[e.hash] for e in plan.entries}
+    for teacher in ("fmnist_mlp", "big"):
+        kd, dot = rows[(teacher, "kd", "logits", 0)], rows[(teacher, "kd+dot", "logits", 0)]
+        assert kd.train.optimizer == "sgd" and dot.train.optimizer == "dot" and dot.train.dot_delta == 0.075
+        assert dot.config_hash() != kd.config_hash()
+        assert (dot.method, dot.loss_kwargs, dot.train.seed) == (kd.method, kd.loss_kwargs, kd.train.seed)
+        assert rows[(teacher, "dkd+dot", "logits", 1)].train.optimizer == "dot"
+        assert ("fmnist_mlp", "dkd+dot", "probs", 0) not in rows
+    # recipe < pair < method: the method's lr wins over the pair's, the pair's weight decay stays
+    big_dot = rows[("big", "kd+dot", "logits", 0)].train
+    assert (big_dot.lr, big_dot.weight_decay) == (0.02, 0.001)
+    assert (rows[("big", "kd", "logits", 0)].train.lr, rows[("big", "dkd+dot", "logits", 0)].train.lr) == (0.01, 0.01)
+    assert (rows[("fmnist_mlp", "kd+dot", "logits", 0)].train.lr, rows[("fmnist_mlp", "kd", "logits", 0)].train.lr,
+            rows[("fmnist_mlp", "dkd+dot", "logits", 0)].train.weight_decay) == (0.02, 0.05, 5e-4)
+    # the teacher takes none of it; without a pair train the runs of the plain methods keep their hashes
+    teacher = plan.entries[0]
+    assert teacher.role == "teacher" and teacher.hash == plain.entries[0].hash
+    assert plan.specs[teacher.hash].train.optimizer == "sgd"
+    same = expand(load_recipe(dot_recipe(tmp_path, ckpt)), tmp_path)
+    assert {e.hash for e in plain.entries} < {e.hash for e in same.entries}
+    assert len(same.specs) == len(plain.specs) + 2 * 2 * (2 + 1)   # kd+dot at 2 levels, dkd+dot at 1
+
+
+def test_runs_with_different_training_never_share_a_cohort(tmp_path, ckpt):
+    """The trainer steps a cohort with one TrainConfig: kd and kd+dot go to different units, kd+dot and dkd+dot
+    (both DOT, same settings) may share one."""
+    path = dot_recipe(tmp_path, ckpt)
+    path.write_text(path.read_text().replace("optimizer: dot, lr: 0.02", "optimizer: dot"))
+    plan = expand(load_recipe(path), tmp_path)
+    label = {e.hash: e.label for e in plan.entries}
+    units = make_units(plan.specs, plan.hashes("student"), "auto")
+    for unit in units:
+        assert len({plan.specs[h].cohort_key() for h in unit}) == 1
+        assert len({plan.specs[h].train.optimizer for h in unit}) == 1
+    logits = [sorted(label[h] for h in u) for u in units
+              if plan.specs[u[0]].access == "logits" and plan.specs[u[0]].seed == 0]
+    assert sorted(logits) == [["dkd", "kd"], ["dkd", "kd"], ["dkd+dot", "kd+dot"], ["dkd+dot", "kd+dot"]]
+    # two losses, which alone could share a cohort, do not once one of them trains with DOT
+    kd = plan.specs[next(e.hash for e in plan.entries if e.label == "kd" and e.access == "logits")]
+    dkd_dot = plan.specs[next(e.hash for e in plan.entries if e.label == "dkd+dot" and e.teacher == kd.teacher
+                              and e.seed == kd.seed)]
+    dkd = dataclasses.replace(dkd_dot, train=kd.train)
+    assert make_units({"kd": kd, "dkd": dkd}, ["kd", "dkd"]) == [["kd", "dkd"]]
+    assert make_units({"kd": kd, "dkd+dot": dkd_dot}, ["kd", "dkd+dot"]) == [["kd"], ["dkd+dot"]]
+
+
 def test_hidden_labels_make_ce_pseudo_label_training(tmp_path, ckpt):
     plan = expand(load_recipe(recipe_file(tmp_path, ckpt, "student_data: {hide_labels: true}\n")), tmp_path)
     ce = [e for e in plan.entries if e.label == "ce"]

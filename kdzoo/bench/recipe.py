@@ -16,10 +16,11 @@ Schema (only ``dataset``, ``teachers``, ``pairs`` and ``methods`` are required):
     pairs:
       - {teacher: fmnist_teacher, student: fmnist_cnn_tiny}
       - {teacher: resnet56, student: resnet20, method_args: {dkd: {beta: 2.0}}, train: {lr: 0.01}}
-    methods:                          # loss names, or {name, label, args, access}
+    methods:                          # loss names, or {name, label, args, access, train}
       - ce
       - kd
       - {name: kd, label: kd-T2, args: {temperature: 2}, access: [logits, probs]}
+      - {name: kd, label: kd+dot, train: {optimizer: dot}}   # this method's runs only; wins over the rest
     access: [logits]                  # teacher access levels swept: features | logits | probs | topk:K | label
     seeds: [0, 1]
     train: {epochs: 5, batch_size: 128, lr: 0.05}   # kdzoo.engine.TrainConfig fields, for the students
@@ -47,7 +48,9 @@ Meaning of the less obvious parts:
   run's hash. ``access`` overrides the recipe's ``access`` list for this method.
   ``pairs[i].method_args`` adds per-pair overrides keyed by a label, or by a loss name
   (then it applies to every entry of that loss); ``pairs[i].train`` overrides training
-  settings for that pair's students (e.g. lr 0.01 for MobileNet students);
+  settings for that pair's students (e.g. lr 0.01 for MobileNet students), and a method
+  entry's ``train`` for that method's runs (e.g. ``optimizer: dot`` beside the plain
+  method): recipe < pair < method, the most specific block wins; teachers never take them;
   ``pairs[i].skip`` lists method labels that pair does not run (e.g. ``sdd``, which
   needs spatial feature maps, for an MLP student).
 - **The student alone.** A loss that never looks at the teacher (``requires: none``,
@@ -76,12 +79,12 @@ from typing import Any
 
 import kdzoo
 from ..data.shifts import parse_shift
-from ..engine import TrainConfig
 from ..errors import ConfigError, KdzooError, did_you_mean
 from ..registry import DATASETS, LOSSES, MODELS
 from ..teachers import check_access, parse_access
 from .checker import Checker, Path_, numeric
 from .plugins import expand_vars, import_plugin
+from .recipe_train import check_student_train, check_train
 from .recipe_types import (METHOD_KEYS, METRICS, PAIR_KEYS, REFERENCE_KEYS, TEACHER_KEYS, TEACHER_METHOD, TOP_KEYS,
                            MethodEntry, PairEntry, Recipe, ReferenceEntry, SlurmSettings, StudentData, TeacherEntry)
 from .yaml_lines import parse_yaml
@@ -142,15 +145,15 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
 
     seeds = _seeds(c, doc.get("seeds", [0]))
     access = _access_list(c, doc.get("access", ["logits"]), ("access",))
-    train = _train(c, doc.get("train"), ("train",))
+    train = check_train(c, doc.get("train"), ("train",))
     student_data = _student_data(c, doc.get("student_data"))
     metric = c.string(doc.get("metric", "top1"), ("metric",))
     if metric not in METRICS:
         raise c.error(("metric",), f"'{metric}' is not one of {', '.join(METRICS)}{did_you_mean(metric, METRICS)}")
 
     teachers = _teachers(c, doc["teachers"])
-    methods = _methods(c, doc["methods"], access, student_data)
-    pairs = _pairs(c, doc["pairs"], teachers, methods, access)
+    methods = _methods(c, doc["methods"], access, train)
+    pairs = _pairs(c, doc["pairs"], teachers, methods, access, train)
     reference = _reference(c, doc.get("reference"), pairs, methods)
     slurm = _slurm(c, doc.get("slurm"))
     return Recipe(name=name, description=description, dataset=dataset, teachers=teachers, pairs=pairs,
@@ -185,28 +188,6 @@ def _access_list(c: Checker, value: Any, path: Path_) -> list[str]:
         if a in out:
             raise c.error((*path, i), f"access '{a}' is listed twice")
         out.append(a)
-    return out
-
-
-def _train(c: Checker, value: Any, path: Path_, *, teacher: bool = False) -> dict[str, Any]:
-    """Validate TrainConfig overrides; returns the coerced dict (not merged with defaults)."""
-    d = c.mapping(value, path)
-    hints = typing.get_type_hints(TrainConfig)
-    names = [f.name for f in fields(TrainConfig)]
-    out: dict[str, Any] = {}
-    for key, v in d.items():
-        if key == "seed":
-            where = "the teacher's 'seed' key" if teacher else "the recipe's 'seeds' list"
-            raise c.error((*path, key), f"set seeds with {where}, not in 'train'")
-        if key not in names:
-            raise c.error((*path, key), f"unknown training setting '{key}'{did_you_mean(str(key), names)}")
-        out[key] = c.typed(v, hints[key], (*path, key))
-    try:
-        TrainConfig(**out)
-    except (ConfigError, TypeError, ValueError) as exc:
-        msg = str(exc)
-        bad = next((k for k in out if msg.startswith(k) or f"{k} '" in msg), None)
-        raise c.error((*path, bad) if bad else path, msg) from None
     return out
 
 
@@ -289,7 +270,7 @@ def _teachers(c: Checker, value: Any) -> dict[str, TeacherEntry]:
                 if k in spec:
                     raise c.error((*path, k), f"'{k}' applies only to a teacher trained by the sweep")
         else:
-            entry.train = _train(c, spec["train"], (*path, "train"), teacher=True)
+            entry.train = check_train(c, spec["train"], (*path, "train"), teacher=True)
             if "augment" in spec:
                 entry.augment = c.boolean(spec["augment"], (*path, "augment"))
             if "seed" in spec:
@@ -349,7 +330,7 @@ def _check_loss_args(c: Checker, loss: str, args: dict[str, Any], path: Path_) -
     return out
 
 
-def _methods(c: Checker, value: Any, access: list[str], student_data: StudentData) -> list[MethodEntry]:
+def _methods(c: Checker, value: Any, access: list[str], recipe_train: dict[str, Any]) -> list[MethodEntry]:
     items = c.sequence(value, ("methods",))
     if not items:
         raise c.error(("methods",), "needs at least one method")
@@ -380,14 +361,15 @@ def _methods(c: Checker, value: Any, access: list[str], student_data: StudentDat
         if requires == "none" and m_access is not None:
             raise c.error((*path, "access"), f"loss '{loss}' never looks at the teacher, so 'access' does not "
                                              f"apply (it runs once per pair and seed)")
-        entry = MethodEntry(loss=loss, label=label, args=args, access=m_access)
+        train = check_train(c, item.get("train"), (*path, "train"), base=recipe_train)
+        entry = MethodEntry(loss=loss, label=label, args=args, access=m_access, train=train)
         _check_method_access(c, entry, requires, access, path)
         out.append(entry)
     return out
 
 
 def _pairs(c: Checker, value: Any, teachers: dict[str, TeacherEntry], methods: list[MethodEntry],
-           access: list[str]) -> list[PairEntry]:
+           access: list[str], recipe_train: dict[str, Any]) -> list[PairEntry]:
     items = c.sequence(value, ("pairs",))
     if not items:
         raise c.error(("pairs",), "needs at least one teacher-student pair")
@@ -423,7 +405,7 @@ def _pairs(c: Checker, value: Any, teachers: dict[str, TeacherEntry], methods: l
                 _check_loss_args(c, m.loss, {**m.args, **merged}, apath)
                 _check_method_access(c, m, loss_requires(m.loss, {**m.args, **merged}), access, apath)
                 method_args[label] = merged
-        train = _train(c, item.get("train"), (*path, "train"))
+        train = check_train(c, item.get("train"), (*path, "train"), base=recipe_train)
         skip = _skip(c, item.get("skip"), (*path, "skip"), labels)
         for m in methods:
             if m.label not in skip and "feature_maps" in loss_needs(m.loss):
@@ -431,7 +413,9 @@ def _pairs(c: Checker, value: Any, teachers: dict[str, TeacherEntry], methods: l
                     if not _has_feature_map(model):
                         raise c.error(path, f"method '{m.label}' needs spatial feature maps, which model '{model}' "
                                             f"lacks; add 'skip: [{m.label}]' to this pair or use a convolutional model")
-        out.append(PairEntry(teacher=teacher, student=student, method_args=method_args, train=train, skip=skip))
+        entry = PairEntry(teacher=teacher, student=student, method_args=method_args, train=train, skip=skip)
+        check_student_train(c, recipe_train, entry, i, methods)
+        out.append(entry)
     return out
 
 

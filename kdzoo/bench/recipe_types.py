@@ -12,7 +12,7 @@ TOP_KEYS = ("name", "description", "dataset", "teachers", "pairs", "methods", "a
             "student_data", "metric", "plugins", "reference", "slurm")
 TEACHER_KEYS = ("model", "ckpt", "train", "augment", "seed")
 PAIR_KEYS = ("teacher", "student", "method_args", "train", "skip")
-METHOD_KEYS = ("name", "label", "args", "access")
+METHOD_KEYS = ("name", "label", "args", "access", "train")
 REFERENCE_KEYS = ("teacher", "student", "method", "top1", "source", "access", "note")
 TEACHER_METHOD = "teacher"   # reference entries about the teacher's own accuracy
 
@@ -33,6 +33,7 @@ class MethodEntry:
     label: str
     args: dict[str, Any] = field(default_factory=dict)
     access: list[str] | None = None    # None: the recipe's access list
+    train: dict[str, Any] = field(default_factory=dict)   # TrainConfig overrides for this method's runs
 
 
 @dataclass
@@ -103,6 +104,11 @@ class Recipe:
 
     def access_for(self, method: MethodEntry) -> list[str]:
         return list(method.access if method.access is not None else self.access)
+
+    def student_train(self, pair: PairEntry, method: MethodEntry) -> dict[str, Any]:
+        """The TrainConfig overrides of ``method``'s runs on ``pair``: recipe < pair < method (the most
+        specific block wins, so a method entry can say ``optimizer: dot`` beside its plain twin)."""
+        return {**self.train, **pair.train, **method.train}
 
 
 __all__ = ["METHOD_KEYS", "METRICS", "MethodEntry", "PAIR_KEYS", "PairEntry", "REFERENCE_KEYS", "Recipe",

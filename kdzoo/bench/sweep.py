@@ -131,13 +131,13 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
     for seed in recipe.seeds:
         for pair in recipe.pairs:
             t = recipe.teachers[pair.teacher]
-            cfg = TrainConfig(**{**recipe.train, **pair.train, "seed": seed, "device": device})
             t_run = teacher_runs.get(pair.teacher)
             # relative to the output folder: plan.json names no path of the machine that wrote it
             ckpt = f"runs/{t_run}/{MODEL}" if t_run else t.ckpt
             for m in recipe.methods:
                 if m.label in pair.skip:
                     continue
+                cfg = TrainConfig(**{**recipe.student_train(pair, m), "seed": seed, "device": device})
                 kwargs = resolved_loss_kwargs(m.loss, {**m.args, **pair.method_args.get(m.label, {})})
                 alone = loss_requires(m.loss, kwargs) == "none"
                 if alone and not sd.hide_labels:
@@ -175,7 +175,11 @@ def can_share_cohort(spec: RunSpec) -> bool:
 
 
 def make_units(specs: dict[str, RunSpec], hashes: list[str], cohort: str = "auto") -> list[list[str]]:
-    """Group runs into units of work: one run each, or cohorts of runs with the same ``cohort_key``."""
+    """Group runs into units of work: one run each, or cohorts of runs with the same ``cohort_key``.
+
+    The key holds the whole TrainConfig: the trainer steps every member with one config (one optimizer
+    kind, schedule and budget), so ``kd`` and ``kd`` trained with DOT land in different units, while
+    ``kd+dot`` and ``dkd+dot`` may share one."""
     if cohort not in ("auto", "off"):
         raise ValueError(f"cohort must be 'auto' or 'off', got {cohort!r}")
     units: list[list[str]] = []
