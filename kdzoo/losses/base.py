@@ -87,6 +87,15 @@ def check_logits(student: Tensor, teacher: Tensor | None, target: Tensor | None)
     return student.float(), (teacher.float() if teacher is not None else None)
 
 
+def check_strong_view(name: str, student_strong: Tensor | None, teacher_strong: Tensor | None,
+                      target: Tensor) -> tuple[Tensor, Tensor]:
+    """The responses on the strong view (a loss with ``needs = {"strong_view"}``), checked like the logits."""
+    if student_strong is None or teacher_strong is None:
+        raise ConfigError(f"{name} needs the strong view (student_logits_strong, teacher_logits_strong); "
+                          "train it through kdzoo's Trainer, which provides them")
+    return check_logits(student_strong, teacher_strong, target)
+
+
 def standardize(z: Tensor, eps: float = 1e-7) -> Tensor:
     """Logit standardization (Sun et al. 2024): z-score each row, unbiased std."""
     if z.shape[1] < 2:

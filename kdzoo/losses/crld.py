@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, check_positive
+from .base import DistillLoss, check_logits, check_strong_view, check_positive
 
 
 def per_sample_kd(s: Tensor, t: Tensor, temperature: float) -> Tensor:
@@ -63,11 +63,8 @@ class CRLD(DistillLoss):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor, *, epoch: int = 1,
                 student_logits_strong: Tensor | None = None, teacher_logits_strong: Tensor | None = None,
                 **batch) -> dict[str, Tensor]:
-        if student_logits_strong is None or teacher_logits_strong is None:
-            raise ConfigError("crld needs the strong view (student_logits_strong, teacher_logits_strong); "
-                              "train it through kdzoo's Trainer, which provides them")
         s, t = check_logits(student_logits, teacher_logits, target)
-        s2, t2 = check_logits(student_logits_strong, teacher_logits_strong, target)
+        s2, t2 = check_strong_view("crld", student_logits_strong, teacher_logits_strong, target)
         with torch.no_grad():
             mask_w = (F.softmax(t, dim=1).max(dim=1).values >= self.tau_w).float()
             mask_s = (F.softmax(t2, dim=1).max(dim=1).values >= self.tau_s).float()

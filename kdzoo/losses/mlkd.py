@@ -50,7 +50,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, kl_with_temperature, standardize
+from .base import DistillLoss, check_logits, check_strong_view, kl_with_temperature, standardize
 
 
 def class_correlation_loss(s: Tensor, t: Tensor, temperature: float) -> Tensor:
@@ -105,11 +105,8 @@ class MLKD(DistillLoss):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor, *, epoch: int = 1,
                 student_logits_strong: Tensor | None = None, teacher_logits_strong: Tensor | None = None,
                 **batch) -> dict[str, Tensor]:
-        if student_logits_strong is None or teacher_logits_strong is None:
-            raise ConfigError("mlkd needs the strong view (student_logits_strong, teacher_logits_strong); "
-                              "train it through kdzoo's Trainer, which provides them")
         s, t = check_logits(student_logits, teacher_logits, target)
-        s2, t2 = check_logits(student_logits_strong, teacher_logits_strong, target)
+        s2, t2 = check_strong_view("mlkd", student_logits_strong, teacher_logits_strong, target)
         with torch.no_grad():
             p_t = F.softmax(t, dim=1)
             m_b = below_median_fraction(p_t.max(dim=1).values)
