@@ -255,3 +255,19 @@ def test_bench_ends_with_the_comparison_against_its_reference(tmp_path, monkeypa
     compare_with_reference("no_such_recipe", rerun)          # no committed reference: nothing printed
     compare_with_reference("quickstart", tmp_path / "results" / "quickstart")   # the reference itself: nothing
     assert capsys.readouterr().out == ""
+
+
+def test_a_bit_identical_rerun_is_named_so(tmp_path):
+    """Same seeds, same values: the statistics still say 'consistent' (three seeds cannot show more), but the
+    note and the summary say the rerun is identical; one changed value anywhere in a row removes the mark."""
+    rows, _ = compare.compare_paths(QUICKSTART, QUICKSTART)
+    assert rows and all(r.identical for r in rows)
+    assert all(compare.note(r).startswith("identical, seed by seed") for r in rows)
+    assert f"{len(rows)} identical to the reference" in compare.summary_line(rows, 1.0, 0.05)
+    df = pd.read_csv(QUICKSTART / "leaderboard.csv")
+    first_kd = df.index[(df.label == "kd") & (df.role == "student")][0]
+    df.loc[first_kd, "top1"] += 0.01
+    (tmp_path / "x").mkdir()
+    df.to_csv(tmp_path / "x" / "leaderboard.csv", index=False)
+    rows, _ = compare.compare_paths(QUICKSTART, tmp_path / "x")
+    assert {r.label for r in rows if not r.identical} == {"kd"}

@@ -69,6 +69,7 @@ class Row:
     verdict: str = ""
     detectable: float = math.nan     # smallest |difference| this comparison detects (80% power)
     seeds_needed: int | None = None  # seeds per side that would make a 'consistent' row conclusive
+    identical: bool = False          # the same seeds with the same values on both sides (a bit-identical rerun)
 
 
 # ------------------------------------------------------------------ input
@@ -190,6 +191,14 @@ def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", toleranc
     ref_groups = {k: g[metric].tolist() for k, g in ref.groupby(KEYS, sort=False)}
     new_groups = {k: g[metric].tolist() for k, g in new.groupby(KEYS, sort=False)}
     rows = [Row(*key, ref=sample(ref_groups.get(key, [])), new=sample(new_groups.get(key, []))) for key in keys]
+    if "seed" in ref.columns and "seed" in new.columns:
+        # the statistics cannot tell a bit-identical rerun from a lucky one; the note says which it was
+        by_seed = [{k: dict(zip(g.seed.astype(int), g[metric])) for k, g in df.groupby(KEYS, sort=False)}
+                   for df in (ref, new)]
+        for r in rows:
+            key = (r.teacher, r.student, r.label, r.access)
+            a, b = by_seed[0].get(key), by_seed[1].get(key)
+            r.identical = bool(a) and a == b
     return judge(rows, tolerance, alpha)
 
 
@@ -240,6 +249,10 @@ def _ms(s: Sample) -> str:
 
 
 def note(r: Row) -> str:
+    return ("identical, seed by seed; " if r.identical else "") + _verdict_note(r)
+
+
+def _verdict_note(r: Row) -> str:
     if r.verdict == "consistent":
         more = f"{r.seeds_needed} seeds per side" if r.seeds_needed else f"more than {MAX_SEEDS} seeds per side"
         return f"detects ≥ {r.detectable:.2f}; conclusive with ≈ {more}"
@@ -265,6 +278,9 @@ def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
     parts = [f"{counts['differs']} differ", f"{counts['reproduced']} reproduced", f"{counts['consistent']} consistent"]
     if counts["too few"]:
         parts.append(f"{counts['too few']} with too few seeds")
+    identical = sum(r.identical for r in rows)
+    if identical:
+        parts.append(f"{identical} identical to the reference seed by seed")
     return (f"{len(rows)} rows: " + ", ".join(parts) + f" (Welch, Holm-corrected α = {alpha:g}; "
             f"reproduced = 95% CI within ±{tolerance:g} points)")
 
