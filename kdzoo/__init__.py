@@ -26,7 +26,7 @@ def loss_info(name: str) -> dict[str, Any]:
     cls = entry.factory
     doc = (cls.__doc__ or inspect.getmodule(cls).__doc__ or "").strip()
     paper = getattr(cls, "paper", "")
-    # requires/needs may be set per instance (e.g. mlkd+ls needs raw logits): read them from a built loss
+    # requires/needs may be set per instance (e.g. mcld with normalize="l2" needs raw logits): read them from a built loss
     try:
         built: Any = build_loss(name)
     except (ConfigError, TypeError):  # a plugin whose factory takes required arguments

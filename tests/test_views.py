@@ -155,8 +155,10 @@ def test_listing_and_recipes_read_access_and_needs_from_the_built_loss(tmp_path)
     from test_bench_recipe import BASE, write
 
     info = kdzoo.loss_info("mlkd+ls")
-    assert info["needs"] == ["strong_view"] and info["requires"] == "logits"  # set in __init__, not on the class
+    assert info["needs"] == ["strong_view"] and info["requires"] == "probs"
     assert kdzoo.loss_info("mlkd")["requires"] == "probs" and kdzoo.loss_info("kd")["needs"] == []
     two_view = BASE.replace("  - kd\n", "  - mlkd\n  - mlkd+ls\n").replace("access: [logits]", "access: [probs]")
-    with pytest.raises(ConfigError, match="loss 'mlkd\\+ls' needs teacher access 'logits'"):
-        load_recipe(write(tmp_path, two_view.replace("  - {name: kd, label: kd-T2, args: {temperature: 2}}\n", "")))
+    recipe = load_recipe(write(tmp_path, two_view.replace("  - {name: kd, label: kd-T2, args: {temperature: 2}}\n", "")))
+    assert {m.label for m in recipe.methods} >= {"mlkd", "mlkd+ls"} and recipe.access == ["probs"]
+    with pytest.raises(ConfigError, match="loss 'mlkd' needs teacher access 'probs'"):
+        load_recipe(write(tmp_path, two_view.replace("access: [probs]", "access: [label]")))

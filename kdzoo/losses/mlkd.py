@@ -39,8 +39,8 @@ arXiv 2403.01427; sunshangquan/logit-standardization-KD @ f6e5aa5,
 logits, T = 2, kd_weight = 9 (``tools/train.py:110-121``); everything else
 as above (``MLKD.py:122-273``).
 
-The teacher enters only through softmax_τ(t), so ``probs`` access suffices
-(``mlkd+ls`` z-scores raw logits and needs ``logits``).
+The teacher enters only through softmax_τ(t) and, for ``mlkd+ls``, z-scores of t: both are blind to
+the per-row shift between logits and log-probabilities, so ``probs`` access suffices for both.
 """
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ class MLKD(DistillLoss):
         self.kd_weight = kd_weight
         self.strong_kd_levels = int(strong_kd_levels)
         self.standardize = standardize
-        if standardize:
-            self.requires = "logits"  # z-scores of log-probabilities differ from those of logits
+        # every term sees the teacher through softmax(t / tau) or z-scores of t, both blind to a per-row
+        # shift, so log-probabilities (access probs) give the same loss as logits, standardized or not
 
     def _kd(self, s: Tensor, t: Tensor, tau: float) -> Tensor:
         if self.standardize:
