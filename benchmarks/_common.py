@@ -106,3 +106,15 @@ def rss_mib() -> float:
 def peak_rss_mib() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def cpu_time(fn, min_seconds: float = 0.05, max_iters: int = 1000) -> float:
+    """CPU seconds per call of ``fn``, repeating it until ``min_seconds`` have passed."""
+    fn()
+    n, start = 0, time.process_time()
+    while True:
+        fn()
+        n += 1
+        spent = time.process_time() - start
+        if spent >= min_seconds or n >= max_iters:
+            return spent / n

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, median, write_result  # noqa: E402
+from _common import cpu_time, environment, median, write_result  # noqa: E402
 
 import kdzoo  # noqa: E402
 from kdzoo.losses.base import DistillLoss  # noqa: E402
@@ -39,18 +38,6 @@ from kdzoo.losses.base import DistillLoss  # noqa: E402
 NAME = "losses"
 SIZES = [(64, 100), (512, 1000)]
 STUDENT = "resnet8x4"
-
-
-def cpu_time(fn, min_seconds: float = 0.05, max_iters: int = 1000) -> float:
-    """CPU seconds per call of ``fn``, repeating it until ``min_seconds`` have passed."""
-    fn()
-    n, start = 0, time.process_time()
-    while True:
-        fn()
-        n += 1
-        spent = time.process_time() - start
-        if spent >= min_seconds or n >= max_iters:
-            return spent / n
 
 
 class StepBench:

@@ -26,13 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, environment, median  # noqa: E402
+from _common import OUT, cpu_time, environment, median  # noqa: E402
 
 import kdzoo  # noqa: E402
 from kdzoo.losses._dcgan import Generator  # noqa: E402
@@ -44,14 +43,7 @@ NAME = "mekd_step"
 
 def per_call(fn, min_seconds: float = 0.3) -> float:
     """Process CPU seconds per call of ``fn``, repeating it for at least ``min_seconds``."""
-    fn()
-    n, start = 0, time.process_time()
-    while True:
-        fn()
-        n += 1
-        spent = time.process_time() - start
-        if spent >= min_seconds:
-            return spent / n
+    return cpu_time(fn, min_seconds, max_iters=10 ** 9)
 
 
 def _code_origin() -> str:
