@@ -119,9 +119,14 @@ def check_positive(name: str, **values: float) -> None:
             raise ConfigError(f"{name}: {key} must be > 0, got {value}")
 
 
+def kl_per_row(log_p_t: Tensor, log_p_s: Tensor) -> Tensor:
+    """KL(p_t || p_s) of every row from log-probabilities, summed over classes: shape (N,)."""
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+
+
 def kl_from_log_probs(log_p_t: Tensor, log_p_s: Tensor) -> Tensor:
     """KL(p_t || p_s) from log-probabilities, summed over classes, averaged over the batch."""
-    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1).mean()
+    return kl_per_row(log_p_t, log_p_s).mean()
 
 
 def kl_with_temperature(teacher_logits: Tensor, student_logits: Tensor, temperature: float) -> Tensor:

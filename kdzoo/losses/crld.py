@@ -28,14 +28,12 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, check_strong_view, check_positive
+from .base import DistillLoss, check_logits, check_positive, check_strong_view, kl_per_row
 
 
 def per_sample_kd(s: Tensor, t: Tensor, temperature: float) -> Tensor:
     """τ² KL(softmax_τ(t_i) || softmax_τ(s_i)) for every row i, shape (N,)."""
-    log_p_t = F.log_softmax(t / temperature, dim=1)
-    log_p_s = F.log_softmax(s / temperature, dim=1)
-    return temperature ** 2 * (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+    return temperature ** 2 * kl_per_row(F.log_softmax(t / temperature, dim=1), F.log_softmax(s / temperature, dim=1))
 
 
 @register_loss("crld")

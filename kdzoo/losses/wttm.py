@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, check_positive
+from .base import DistillLoss, check_logits, check_positive, kl_per_row
 
 
 @register_loss("wttm")
@@ -51,6 +51,6 @@ class WTTM(DistillLoss):
         powered = self.gamma * F.log_softmax(t, dim=1)
         log_norm = powered.logsumexp(dim=1, keepdim=True)  # in log space: v^gamma underflows for small v
         log_v = powered - log_norm
-        kl = (log_v.exp() * (log_v - F.log_softmax(s, dim=1))).sum(dim=1)
+        kl = kl_per_row(log_v, F.log_softmax(s, dim=1))
         weighted = log_norm.squeeze(1).exp() * kl
         return {"ce": self.ce_weight * F.cross_entropy(s, target), "wttm": self.kd_weight * weighted.mean()}
