@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 import torch
+from rich.console import Console
 
 from .. import build_model
 from ..data import build_dataset
