@@ -15,26 +15,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kdzoo.bench.b2kd_study import markdown, plot, query_points, run_points, write_csv
-from kdzoo.bench.recipe import load_recipe
-from kdzoo.bench.sweep import expand
+from kdzoo.bench.b2kd_study import markdown, open_study, plot, query_points, run_points, study_arguments, write_csv
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("recipe", nargs="?", default=str(REPO / "recipes" / "b2kd_fashion_mnist.yaml"))
+    ap = study_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]), REPO)
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the recipe's seeds")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--out", default=None, help="run store and output folder (default: results/<recipe name>)")
-    ap.add_argument("--cache-dir", default=None)
-    ap.add_argument("--data-root", default=None)
     args = ap.parse_args(argv)
-    recipe = load_recipe(args.recipe)
-    out = Path(args.out or REPO / "results" / recipe.name)
-    points = query_points(expand(recipe, out), args.fractions, args.seeds)
+    recipe, out, plan = open_study(args, REPO)
+    points = query_points(plan, args.fractions, args.seeds)
     print(f"{len(points)} runs in {out / 'runs'}")
     rows = run_points(recipe, points, out, workers=args.workers, cache_dir=args.cache_dir, data_root=args.data_root)
     table = markdown(rows)

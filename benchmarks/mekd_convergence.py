@@ -1,7 +1,7 @@
 """MEKD's convergence: top-1 against generator steps and student steps, soft and hard (issue 14, item 1).
 
     python benchmarks/mekd_convergence.py [RECIPE] [--gen-steps 400 1500 3000 6000 15000]
-        [--schedules 5x50 10x200] [--seeds 0] [--workers 2] [--out results/NAME]
+        [--schedules 5x50 40x50] [--seeds 0] [--workers 2] [--out results/NAME]
 
 Takes every ``mekd`` method of the recipe (default recipes/b2kd_fashion_mnist.yaml: mekd-soft,
 mekd-hard) and runs it at each ``gen_steps`` x student schedule (EPOCHSxBATCHES: epochs x generated
@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kdzoo.bench.b2kd_study import convergence_points, plot, run_points, write_csv
-from kdzoo.bench.recipe import load_recipe
-from kdzoo.bench.sweep import expand
+from kdzoo.bench.b2kd_study import convergence_points, open_study, plot, run_points, study_arguments, write_csv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,19 +30,13 @@ def schedule(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("recipe", nargs="?", default=str(REPO / "recipes" / "b2kd_fashion_mnist.yaml"))
+    ap = study_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]), REPO)
     ap.add_argument("--gen-steps", type=int, nargs="+", default=[400, 1500, 3000, 6000, 15000])
-    ap.add_argument("--schedules", type=schedule, nargs="+", default=[(5, 50), (10, 200)])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--out", default=None, help="run store and output folder (default: results/<recipe name>)")
-    ap.add_argument("--cache-dir", default=None)
-    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--schedules", type=schedule, nargs="+", default=[(5, 50), (40, 50)])
+    ap.set_defaults(seeds=[0])
     args = ap.parse_args(argv)
-    recipe = load_recipe(args.recipe)
-    out = Path(args.out or REPO / "results" / recipe.name)
-    points = convergence_points(expand(recipe, out), args.gen_steps, args.schedules, args.seeds)
+    recipe, out, plan = open_study(args, REPO)
+    points = convergence_points(plan, args.gen_steps, args.schedules, args.seeds)
     print(f"{len(points)} points ({len(args.gen_steps)} generator lengths x {len(args.schedules)} schedules "
           f"x mekd methods x {len(args.seeds)} seed(s)) in {out / 'runs'}")
     rows = run_points(recipe, points, out, workers=args.workers, cache_dir=args.cache_dir, data_root=args.data_root)

@@ -61,6 +61,9 @@ def test_query_budget_baselines_count_queries_exactly(tmp_path, recipe):
     assert {r["hash"] for r in rows if r["query_fraction"] == 1.0} <= plan_hashes
     table = markdown(rows)
     assert "| kd-probs | probs | 0.25 | 8 |" in table and "| mekd-soft | probs | 1 | 88 |" in table
+    mekd = next(r for r in rows if r["label"] == "mekd-soft")
+    # one seed: std 0; accuracy per 1,000 queries from the row's own numbers
+    assert f"| mekd-soft | probs | 1 | 88 | {mekd['top1']:.2f} ± 0.00 | {1000 * mekd['top1'] / 88:.2f} | 1 |" in table
     assert plot(rows, tmp_path / "q.png", "queries").read_bytes()[:4] == b"\x89PNG"
     again = run_points(recipe, points, tmp_path)         # resumable: finished points are read, not re-run
     assert [r["top1"] for r in again] == [r["top1"] for r in rows]
@@ -89,3 +92,25 @@ def test_a_recipe_without_mekd_has_no_convergence_study(tmp_path):
         convergence_points(expand(plain, tmp_path), [2], [(1, 1)])
     with pytest.raises(kdzoo.ConfigError, match="query fractions must be in"):
         query_points(expand(plain, tmp_path), [0.0])
+
+
+def test_markdown_gives_mean_and_sample_std_over_seeds():
+    rows = [{"status": "finished", "label": "kd-probs", "access": "probs", "query_fraction": 0.5,
+             "teacher_queries": 3000, "top1": v} for v in (80.0, 82.0, 84.0)]
+    # mean 82, sample std sqrt(((-2)^2 + 0 + 2^2) / 2) = 2, per 1k queries 82 / 3
+    assert "| kd-probs | probs | 0.5 | 3,000 | 82.00 ± 2.00 | 27.33 | 3 |" in markdown(rows)
+
+
+def test_study_scripts_share_one_argument_block(tmp_path):
+    import argparse
+    from pathlib import Path
+    from kdzoo.bench.b2kd_study import open_study, study_arguments
+    repo = Path(__file__).resolve().parents[1]
+    ap = study_arguments(argparse.ArgumentParser(), repo)
+    recipe, out, plan = open_study(ap.parse_args([]), repo)
+    assert recipe.name == "b2kd_fashion_mnist" and out == repo / "results" / "b2kd_fashion_mnist"
+    args = ap.parse_args([str(repo / "recipes" / "b2kd_fashion_mnist_shift.yaml"), "--out", str(tmp_path),
+                          "--seeds", "1", "--workers", "2"])
+    recipe, out, plan = open_study(args, repo)
+    assert (recipe.name, out, args.seeds, args.workers) == ("b2kd_fashion_mnist_shift", tmp_path, [1], 2)
+    assert {e.seed for e in plan.entries if e.role == "student"} == {0, 1, 2}

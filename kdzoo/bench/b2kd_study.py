@@ -14,9 +14,11 @@ and an interrupted study resumes. Scripts: benchmarks/mekd_convergence.py, bench
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
+import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 
 from ..engine import runfolder
 from ..errors import ConfigError
+from .recipe import load_recipe
 from .recipe_types import Recipe
 from .run import RunSpec, execute
 from .sweep import STUDENT_ROLE, Plan, estimate, expand, teacher_spec
@@ -186,19 +189,42 @@ def plot(rows: list[dict[str, Any]], path: str | Path, study: str, title: str = 
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The queries study as a table: method, access, fraction, queries and top-1 (means over seeds)."""
-    lines = ["| method | access | query fraction | teacher queries | top-1 % | seeds |",
-             "|---|---|---:|---:|---:|---:|"]
+    """The queries study as a table: method, access, fraction, queries (mean over seeds), top-1 mean ± std
+    (sample std; 0 with one seed) and top-1 per 1,000 queries."""
+    lines = ["| method | access | query fraction | teacher queries | top-1 % (mean ± std) | top-1 per 1k queries | seeds |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         if r["status"] == runfolder.FINISHED:
             groups.setdefault((r["label"], r["access"], r["query_fraction"]), []).append(r)
     for (label, access, f), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2])):
         q = sum(int(r["teacher_queries"]) for r in rs) / len(rs)
-        top1 = sum(float(r["top1"]) for r in rs) / len(rs)
-        lines.append(f"| {label} | {access} | {f:g} | {q:,.0f} | {top1:.2f} | {len(rs)} |")
+        top1 = [float(r["top1"]) for r in rs]
+        mean = sum(top1) / len(top1)
+        std = statistics.stdev(top1) if len(top1) > 1 else 0.0
+        lines.append(f"| {label} | {access} | {f:g} | {q:,.0f} | {mean:.2f} ± {std:.2f} | {1000 * mean / q:.2f} "
+                     f"| {len(rs)} |")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["COLUMNS", "StudyPoint", "convergence_points", "markdown", "plot", "query_points", "run_points",
-           "write_csv"]
+def study_arguments(ap: argparse.ArgumentParser, repo: Path) -> argparse.ArgumentParser:
+    """The arguments both study scripts take (recipe, seeds, workers, run store, cache, data); ``repo`` is
+    the checkout the scripts run from (default recipe: recipes/b2kd_fashion_mnist.yaml)."""
+    ap.add_argument("recipe", nargs="?", default=str(repo / "recipes" / "b2kd_fashion_mnist.yaml"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the recipe's seeds")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--out", default=None, help="run store and output folder (default: results/<recipe name>)")
+    ap.add_argument("--cache-dir", default=None, help="generator cache (give the bench's OUT/cache to share it)")
+    ap.add_argument("--data-root", default=None)
+    return ap
+
+
+def open_study(args: argparse.Namespace, repo: Path) -> tuple[Recipe, Path, Plan]:
+    """The recipe, the output folder (default ``repo/results/<recipe name>``) and the sweep's plan over it."""
+    recipe = load_recipe(args.recipe)
+    out = Path(args.out or repo / "results" / recipe.name)
+    return recipe, out, expand(recipe, out)
+
+
+__all__ = ["COLUMNS", "StudyPoint", "convergence_points", "markdown", "open_study", "plot", "query_points",
+           "run_points", "study_arguments", "write_csv"]
