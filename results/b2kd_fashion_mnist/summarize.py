@@ -16,9 +16,18 @@ import statistics
 import sys
 from pathlib import Path
 
+from kdzoo.bench.leaderboard import paired_ci
+
 
 def _fmt_q(x: float) -> str:
     return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
+
+
+def _delta(rs: list[dict], base: list[dict]) -> str:
+    """Paired by seed, with a 95% t interval (as the leaderboard's Δ vs CE)."""
+    base_by_seed = {x["seed"]: x["top1"] for x in base}
+    d, lo, hi, n = paired_ci([x["top1"] - base_by_seed[x["seed"]] for x in rs if x["seed"] in base_by_seed])
+    return f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" if n > 1 else f"{d:+.2f}"
 
 
 def summarize(store: Path) -> str:
@@ -40,10 +49,9 @@ def summarize(store: Path) -> str:
             {"seed": e["seed"], "top1": r["top1"], "best": r["best_top1"], "distill_q": distill_q,
              "gen_q": gen_q, "seconds": r["train_seconds"] + gen.get("seconds", 0.0), "run": run})
     base = rows.get(("ce-pseudo", "label"))
-    base_mean = statistics.mean(x["top1"] for x in base) if base else None
     lines = [f"Teacher top-1 (clean test split): {teacher_top1:.2f}%" if teacher_top1 is not None else "",
              "",
-             "| method | teacher access | top-1 % (mean ± std) | seeds | Δ vs ce-pseudo | queries: generator "
+             "| method | teacher access | top-1 % (mean ± std) | seeds | Δ vs ce-pseudo [95% CI] | queries: generator "
              "| queries: student training | queries: total | train s (mean) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     order = sorted(rows, key=lambda k: -statistics.mean(x["top1"] for x in rows[k]))
@@ -52,7 +60,7 @@ def summarize(store: Path) -> str:
         top = [x["top1"] for x in rs]
         mean, std = statistics.mean(top), (statistics.stdev(top) if len(top) > 1 else 0.0)
         g, d = statistics.mean(x["gen_q"] for x in rs), statistics.mean(x["distill_q"] for x in rs)
-        delta = f"{mean - base_mean:+.2f}" if base_mean is not None else ""
+        delta = _delta(rs, base) if base and (label, access) != ("ce-pseudo", "label") else "—"
         lines.append(f"| {label} | {access} | {mean:.2f} ± {std:.2f} | {len(rs)} | {delta} | {_fmt_q(g)} | "
                      f"{_fmt_q(d)} | {_fmt_q(g + d)} | {statistics.mean(x['seconds'] for x in rs):.0f} |")
         seed0 = [x for x in rs if x["seed"] == 0 and (x["run"] / "mekd_samples.png").is_file()]
