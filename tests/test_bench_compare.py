@@ -271,3 +271,21 @@ def test_a_bit_identical_rerun_is_named_so(tmp_path):
     df.to_csv(tmp_path / "x" / "leaderboard.csv", index=False)
     rows, _ = compare.compare_paths(QUICKSTART, tmp_path / "x")
     assert {r.label for r in rows if not r.identical} == {"kd"}
+
+
+def test_a_row_run_with_other_settings_is_named_so(tmp_path):
+    """A run's hash covers its settings: a row sharing no hash with the reference compares a changed recipe,
+    not a rerun, and the note says so; the same hashes (a rerun, however different its values) carry no mark."""
+    rows, _ = compare.compare_paths(QUICKSTART, QUICKSTART)
+    assert not any(r.other_settings for r in rows)
+    df = pd.read_csv(QUICKSTART / "leaderboard.csv")
+    kd = (df.label == "kd") & (df.role == "student")
+    df.loc[kd, "config_hash"] = [f"{i:016x}" for i in range(int(kd.sum()))]     # e.g. kd at another temperature
+    df.loc[(df.label == "ce") & (df.role == "student"), "top1"] += 0.5          # a rerun that moved: no mark
+    (tmp_path / "x").mkdir()
+    df.to_csv(tmp_path / "x" / "leaderboard.csv", index=False)
+    rows, _ = compare.compare_paths(QUICKSTART, tmp_path / "x")
+    assert {r.label for r in rows if r.other_settings} == {"kd"}
+    kd_row = next(r for r in rows if r.label == "kd")
+    assert compare.note(kd_row).startswith("other settings than the reference")
+    assert "1 run with other settings than the reference" in compare.summary_line(rows, 1.0, 0.05)

@@ -70,6 +70,7 @@ class Row:
     detectable: float = math.nan     # smallest |difference| this comparison detects (80% power)
     seeds_needed: int | None = None  # seeds per side that would make a 'consistent' row conclusive
     identical: bool = False          # the same seeds with the same values on both sides (a bit-identical rerun)
+    other_settings: bool = False     # no run hash in common: the two sides ran different configurations
 
 
 # ------------------------------------------------------------------ input
@@ -199,6 +200,14 @@ def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", toleranc
             key = (r.teacher, r.student, r.label, r.access)
             a, b = by_seed[0].get(key), by_seed[1].get(key)
             r.identical = bool(a) and a == b
+    if "config_hash" in ref.columns and "config_hash" in new.columns:
+        # a run's hash covers every setting but the code, so a row with no hash in common compares two
+        # different experiments (a changed recipe), not a rerun: the verdict alone would not say so
+        hashes = [{k: set(g.config_hash.astype(str)) for k, g in df.groupby(KEYS, sort=False)} for df in (ref, new)]
+        for r in rows:
+            key = (r.teacher, r.student, r.label, r.access)
+            a, b = hashes[0].get(key), hashes[1].get(key)
+            r.other_settings = bool(a) and bool(b) and not a & b
     return judge(rows, tolerance, alpha)
 
 
@@ -249,7 +258,8 @@ def _ms(s: Sample) -> str:
 
 
 def note(r: Row) -> str:
-    return ("identical, seed by seed; " if r.identical else "") + _verdict_note(r)
+    return (("other settings than the reference (no run hash in common); " if r.other_settings else "")
+            + ("identical, seed by seed; " if r.identical else "") + _verdict_note(r))
 
 
 def _verdict_note(r: Row) -> str:
@@ -281,6 +291,9 @@ def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
     identical = sum(r.identical for r in rows)
     if identical:
         parts.append(f"{identical} identical to the reference seed by seed")
+    other = sum(r.other_settings for r in rows)
+    if other:
+        parts.append(f"{other} run with other settings than the reference (a changed recipe: not a rerun)")
     return (f"{len(rows)} rows: " + ", ".join(parts) + f" (Welch, Holm-corrected α = {alpha:g}; "
             f"reproduced = 95% CI within ±{tolerance:g} points)")
 
