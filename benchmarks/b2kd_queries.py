@@ -13,9 +13,11 @@ they are the table's own runs, reused. Writes OUT/b2kd_queries.{csv,md,png}.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from kdzoo.bench.b2kd_study import markdown, open_study, plot, query_points, run_points, study_arguments, write_csv
+from kdzoo.bench.b2kd_study import (markdown, open_study, plot, query_points, run_points, run_script,
+                                    study_arguments, write_csv)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,4 +38,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main, "b2kd_queries.py"))

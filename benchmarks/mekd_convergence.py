@@ -14,9 +14,11 @@ on CPU; try ``--gen-steps 20 40 --schedules 1x5`` first.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from kdzoo.bench.b2kd_study import convergence_points, open_study, plot, run_points, study_arguments, write_csv
+from kdzoo.bench.b2kd_study import (convergence_points, open_study, plot, run_points, run_script,
+                                    study_arguments, write_csv)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,4 +50,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main, "mekd_convergence.py"))

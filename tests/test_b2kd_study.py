@@ -2,12 +2,15 @@
 
 Tiny sizes only: a synthetic dataset, a 1-epoch teacher trained by the sweep, 3-step generators.
 """
+import argparse
 import csv
+from pathlib import Path
 
 import pytest
 
 import kdzoo
-from kdzoo.bench.b2kd_study import convergence_points, markdown, plot, query_points, run_points, write_csv
+from kdzoo.bench.b2kd_study import (convergence_points, markdown, open_study, plot, query_points, run_points,
+                                    run_script, study_arguments, write_csv)
 from kdzoo.bench.recipe import parse_recipe
 from kdzoo.bench.sweep import expand
 
@@ -102,9 +105,6 @@ def test_markdown_gives_mean_and_sample_std_over_seeds():
 
 
 def test_study_scripts_share_one_argument_block(tmp_path):
-    import argparse
-    from pathlib import Path
-    from kdzoo.bench.b2kd_study import open_study, study_arguments
     repo = Path(__file__).resolve().parents[1]
     ap = study_arguments(argparse.ArgumentParser(), repo)
     recipe, out, plan = open_study(ap.parse_args([]), repo)
@@ -114,3 +114,17 @@ def test_study_scripts_share_one_argument_block(tmp_path):
     recipe, out, plan = open_study(args, repo)
     assert (recipe.name, out, args.seeds, args.workers) == ("b2kd_fashion_mnist_shift", tmp_path, [1], 2)
     assert {e.seed for e in plan.entries if e.role == "student"} == {0, 1, 2}
+
+
+def test_study_scripts_fail_in_one_line_and_say_how_to_resume(capsys):
+    def bad_input():
+        raise kdzoo.ConfigError("recipe not found: nope.yaml\nsecond line")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert run_script(bad_input, "study.py") == 2
+    assert capsys.readouterr().err == "study.py: error: recipe not found: nope.yaml\n"
+    assert run_script(interrupted, "study.py") == 130
+    assert capsys.readouterr().err == "study.py: interrupted; finished runs are kept and the same command resumes\n"
+    assert run_script(lambda: None, "study.py") == 0

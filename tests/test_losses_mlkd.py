@@ -91,7 +91,7 @@ def test_equals_plain_reference_with_explicit_sums():
     assert float(terms["bc"]) == pytest.approx(0.9 * m_b * bc, rel=1e-4)
 
 
-def test_probs_access_gives_the_same_loss_and_ls_needs_logits():
+def test_probs_access_gives_the_same_loss_standardized_or_not():
     sw, ss, tw, ts, y = _inputs(0)
     for name in ("mlkd", "mlkd+ls"):   # z-scores and softmaxes are blind to log_softmax's per-row shift
         loss = kdzoo.build_loss(name)

@@ -19,13 +19,14 @@ import csv
 import json
 import math
 import statistics
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..engine import runfolder
-from ..errors import ConfigError
+from ..errors import ConfigError, KdzooError
 from .recipe import load_recipe
 from .recipe_types import Recipe
 from .run import RunSpec, execute
@@ -191,7 +192,8 @@ def plot(rows: list[dict[str, Any]], path: str | Path, study: str, title: str = 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The queries study as a table: method, access, fraction, queries (mean over seeds), top-1 mean ± std
     (sample std; 0 with one seed) and top-1 per 1,000 queries."""
-    lines = ["| method | access | query fraction | teacher queries | top-1 % (mean ± std) | top-1 per 1k queries | seeds |",
+    lines = ["| method | access | query fraction | teacher queries | top-1 % (mean ± std) | top-1 per 1k queries "
+             "| seeds |",
              "|---|---|---:|---:|---:|---:|---:|"]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
@@ -226,5 +228,19 @@ def open_study(args: argparse.Namespace, repo: Path) -> tuple[Recipe, Path, Plan
     return recipe, out, expand(recipe, out)
 
 
+def run_script(main: Callable[[], None], prog: str) -> int:
+    """Run a study script's ``main``: bad input is one line on stderr (exit 2), Ctrl-C says how to resume
+    (finished runs are in the run store; exit 130), as ``kdzoo`` itself does."""
+    try:
+        main()
+        return 0
+    except KdzooError as exc:
+        print(f"{prog}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished runs are kept and the same command resumes", file=sys.stderr)
+        return 130
+
+
 __all__ = ["COLUMNS", "StudyPoint", "convergence_points", "markdown", "open_study", "plot", "query_points",
-           "run_points", "study_arguments", "write_csv"]
+           "run_points", "run_script", "study_arguments", "write_csv"]

@@ -189,25 +189,21 @@ def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", toleranc
         raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}")
     keys = list(dict.fromkeys([tuple(k) for k in ref[KEYS].values.tolist()]
                               + [tuple(k) for k in new[KEYS].values.tolist()]))
-    ref_groups = {k: g[metric].tolist() for k, g in ref.groupby(KEYS, sort=False)}
-    new_groups = {k: g[metric].tolist() for k, g in new.groupby(KEYS, sort=False)}
-    rows = [Row(*key, ref=sample(ref_groups.get(key, [])), new=sample(new_groups.get(key, []))) for key in keys]
-    if "seed" in ref.columns and "seed" in new.columns:
-        # the statistics cannot tell a bit-identical rerun from a lucky one; the note says which it was
-        by_seed = [{k: dict(zip(g.seed.astype(int), g[metric])) for k, g in df.groupby(KEYS, sort=False)}
-                   for df in (ref, new)]
-        for r in rows:
-            key = (r.teacher, r.student, r.label, r.access)
-            a, b = by_seed[0].get(key), by_seed[1].get(key)
-            r.identical = bool(a) and a == b
-    if "config_hash" in ref.columns and "config_hash" in new.columns:
-        # a run's hash covers every setting but the code, so a row with no hash in common compares two
-        # different experiments (a changed recipe), not a rerun: the verdict alone would not say so
-        hashes = [{k: set(g.config_hash.astype(str)) for k, g in df.groupby(KEYS, sort=False)} for df in (ref, new)]
-        for r in rows:
-            key = (r.teacher, r.student, r.label, r.access)
-            a, b = hashes[0].get(key), hashes[1].get(key)
-            r.other_settings = bool(a) and bool(b) and not a & b
+    ref_groups, new_groups = (dict(iter(df.groupby(KEYS, sort=False))) for df in (ref, new))
+    rows = []
+    for key in keys:
+        a, b = ref_groups.get(key), new_groups.get(key)
+        r = Row(*key, ref=sample([] if a is None else a[metric].tolist()),
+                new=sample([] if b is None else b[metric].tolist()))
+        if a is not None and b is not None:
+            if "seed" in a.columns and "seed" in b.columns:
+                # the statistics cannot tell a bit-identical rerun from a lucky one; the note says which it was
+                r.identical = dict(zip(a.seed.astype(int), a[metric])) == dict(zip(b.seed.astype(int), b[metric]))
+            if "config_hash" in a.columns and "config_hash" in b.columns:
+                # a run's hash covers every setting but the code, so a row with no hash in common compares two
+                # different experiments (a changed recipe), not a rerun: the verdict alone would not say so
+                r.other_settings = not set(a.config_hash.astype(str)) & set(b.config_hash.astype(str))
+        rows.append(r)
     return judge(rows, tolerance, alpha)
 
 
