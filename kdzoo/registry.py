@@ -13,6 +13,7 @@ from importlib import metadata
 from typing import Any, Callable
 
 from .errors import ConfigError, did_you_mean
+from .space import check_space
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Entry:
     factory: Callable[..., Any]
     defaults: dict[str, Any] = field(default_factory=dict)  # overrides of the factory's own defaults
     source: str = "kdzoo"
+    space: dict[str, Any] | None = None  # this entry's search space; None: the factory's ``search_space``
 
     def hyperparameters(self) -> dict[str, Any]:
         """Every keyword the factory accepts, with the default this entry uses."""
@@ -42,8 +44,11 @@ class Registry:
         self._fixed = fixed
 
     def register(self, name: str, obj: Callable | None = None, *, defaults: dict | None = None,
-                 overwrite: bool = False):
-        """Register ``obj`` under ``name``; usable as ``@registry.register("name")``."""
+                 space: dict | None = None, overwrite: bool = False):
+        """Register ``obj`` under ``name``; usable as ``@registry.register("name")``.
+
+        ``space``: the entry's search space (kdzoo.space), for a variant whose defaults call for other ranges
+        than the factory's own ``search_space``."""
         def add(factory: Callable) -> Callable:
             if name in self._entries and not overwrite:
                 old = self._entries[name]
@@ -53,7 +58,8 @@ class Registry:
                                   f"pick another name or pass overwrite=True")
             module = getattr(factory, "__module__", "") or ""
             source = "kdzoo" if module.startswith("kdzoo.") else module
-            self._entries[name] = Entry(name, factory, dict(defaults or {}), source)
+            self._entries[name] = Entry(name, factory, dict(defaults or {}), source,
+                                        dict(space) if space is not None else None)
             return factory
         return add(obj) if obj is not None else add
 
@@ -114,6 +120,14 @@ class Registry:
                 continue
             if not ok:
                 raise ConfigError(f"{self.kind} '{name}': {key} must be {kind}, got {value!r}")
+
+    def search_space(self, name: str) -> dict[str, Any]:
+        """The entry's search space, checked (ConfigError, one line, for a bad declaration); {} when none."""
+        entry = self.entry(name)
+        space = entry.space if entry.space is not None else dict(getattr(entry.factory, "search_space", {}) or {})
+        params = {k: v for k, v in entry.hyperparameters().items() if k not in self._fixed}
+        check_space(f"{self.kind} '{name}'", space, params, lambda overrides: self.build(name, **overrides))
+        return space
 
     def build(self, name: str, **kwargs: Any) -> Any:
         entry = self.entry(name)
