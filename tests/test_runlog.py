@@ -125,7 +125,8 @@ def test_logging_changes_neither_the_hash_nor_the_result(tmp_path):
                    train=TrainConfig(epochs=2, batch_size=16))
     logged = replace(spec, train=replace(spec.train, log="tensorboard,mlflow"))
     assert logged.config_hash() == spec.config_hash() and "log" not in logged.identity()["train"]
-    plain, with_log = execute(spec, tmp_path / "a", progress=False), execute(logged, tmp_path / "b", progress=False)
+    kw = dict(progress=False, cache_dir=tmp_path / "cache")
+    plain, with_log = execute(spec, tmp_path / "a", **kw), execute(logged, tmp_path / "b", **kw)
     for key in ("status", "top1", "top5", "best_top1", "best_epoch", "config_hash"):
         assert plain[key] == with_log[key]
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731

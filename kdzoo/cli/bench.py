@@ -12,6 +12,7 @@ from ..data import build_dataset
 from ..engine import runlog
 from ..engine.runfolder import ENDED
 from ..errors import ConfigError
+from .report import report_after
 
 
 def add_commands(sub: Any) -> None:
@@ -118,6 +119,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for key in ("csv", "summary", "markdown", "plot", "curves"):
         if key in report.outputs:
             print(f"  {report.outputs[key]}")
+    report_after(out)
     compare_with_reference(recipe.name, out)
     if report.stopped:
         print(f"stopped (--fail-fast): {report.stopped}")
@@ -267,6 +269,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for key in ("csv", "summary", "markdown", "plot", "curves"):
         if key in paths:
             print(f"  {paths[key]}")
+    report_after(out)
     return 0
 
 
