@@ -63,7 +63,7 @@ def check_installed(value: str) -> None:
     """One line with the install command when a backend's package is missing (before anything runs)."""
     for name in parse(value):
         if importlib.util.find_spec(name) is None:
-            raise ConfigError(f"log {name} needs the {name} package: {INSTALL} (or pip install {name})")
+            raise ConfigError(f"--log {name} needs {name}: {INSTALL}")
 
 
 def tracking_uri(root: str | os.PathLike) -> str:
@@ -218,9 +218,8 @@ class RunLog:
         except Exception as exc:  # noqa: BLE001 - a log must never fail the run it observes
             if self.loggers is not None:
                 self.loggers.pop(backend, None)
-            first = (str(exc).strip().splitlines() or [""])[0][:120]
-            self.warn(f"{self.name}: {backend} logging stopped ({type(exc).__name__}: {first}); "
-                      f"the run goes on")
+            first = (str(exc).strip().splitlines() or [""])[0][:60]
+            self.warn(f"{self.name}: {backend} logging stopped, the run goes on ({type(exc).__name__}: {first})")
 
     def epoch(self, history: list[dict[str, Any]], images_per_second: float | None = None) -> None:
         """Log the last record of ``history``; the first call also writes the earlier ones (a resumed run)."""

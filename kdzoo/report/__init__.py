@@ -18,8 +18,7 @@ AUTO = "auto"
 
 def check_installed() -> None:
     if importlib.util.find_spec("bokeh") is None:
-        raise ConfigError(f"kdzoo report draws its figures with Bokeh, which is not installed: {INSTALL} "
-                          f"(or pip install bokeh)")
+        raise ConfigError(f"kdzoo report needs Bokeh: {INSTALL}")
 
 
 def write_report(folder: str | Path, reference: str | Path | None = AUTO, path: str | Path | None = None) -> Path:

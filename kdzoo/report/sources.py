@@ -160,6 +160,8 @@ def _csv(path: Path) -> pd.DataFrame | None:
         return None
     try:
         return pd.read_csv(path, keep_default_na=True)
+    except pd.errors.EmptyDataError:   # a sweep with no finished run writes an empty summary
+        return pd.DataFrame()
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} cannot be read as CSV ({type(exc).__name__}); rebuild it with "
                           f"'kdzoo leaderboard {path.parent}'") from None
