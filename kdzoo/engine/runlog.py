@@ -41,6 +41,7 @@ BACKENDS = ("tensorboard", "mlflow")
 INSTALL = "pip install 'kdzoo[logging]'"
 TENSORBOARD_DIR, MLFLOW_DB, MLFLOW_ARTIFACTS = "tensorboard", "mlflow.db", "mlartifacts"
 HASH_TAG = "kdzoo.hash"
+PARAM_CHARS, PARAMS_PER_CALL = 6000, 100   # MLflow's limits: characters of a parameter value, parameters per call
 # metrics.jsonl keys with their own names; a loss's terms go to loss/<term>, "<split>_<metric>" to <split>/<metric>
 RENAMED = {"lr": "train/lr", "train_loss": "loss/total", "teacher_queries": "teacher/queries",
            "seconds": "speed/epoch_seconds"}
@@ -170,8 +171,10 @@ class _MLflow:
             for old in self.client.search_runs([exp], filter_string=f"tags.`{HASH_TAG}` = '{digest}'"):
                 self.client.delete_run(old.info.run_id)
         self.run_id = self.client.create_run(exp, run_name=name).info.run_id
-        self.client.log_batch(self.run_id, params=[Param(k, v[:6000]) for k, v in flat_params(params).items()],
-                              tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        values = [Param(k, v[:PARAM_CHARS]) for k, v in flat_params(params).items()]
+        for i in range(0, len(values), PARAMS_PER_CALL):   # MLflow takes at most 100 per call
+            self.client.log_batch(self.run_id, params=values[i:i + PARAMS_PER_CALL])
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log(self, values: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric

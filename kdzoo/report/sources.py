@@ -9,7 +9,7 @@ commits them):
     leaderboard.csv        one row per run: the runs table and the provenance block
     curves.csv             one row per (run, epoch): the learning curves
     b2kd_queries.csv       black-box studies: top-1 against teacher queries (when present)
-    tuning*.png, tuning*.csv, tuning/*   a tuned recipe's figures and tables (when present)
+    tuning*.png, tune*.csv, tuning/* ...  a tuned recipe's figures and tables (TUNING_*; when present)
     PROVENANCE.md          command, commit, device and date, shown as written (when present)
 
 and, when a committed reference exists for the recipe (``results/<name>/``, as at the end of
@@ -39,8 +39,8 @@ from ..errors import ConfigError
 
 PLAN, PROVENANCE = "plan.json", "PROVENANCE.md"
 QUERIES_CSV = "b2kd_queries.csv"   # written by benchmarks/b2kd_queries.py
-TUNING_FIGURES = ("tuning*.png", "tuning/*.png")
-TUNING_TABLES = ("tuning*.csv", "tuning/*.csv")
+TUNING_FIGURES = ("tuning*.png", "tune*.png", "tuning/*.png", "tune/*.png")
+TUNING_TABLES = ("tuning*.csv", "tune*.csv", "tuning/*.csv", "tune/*.csv")
 PAIR = ("teacher", "student")               # a leaderboard table per distinct pair
 
 
