@@ -3,8 +3,8 @@
     python scripts/report_screenshots.py [FOLDER ...] [--write] [--height PIXELS]
 
 FOLDER: bench output folders holding a report.html (default: the committed results whose reports
-the README links). --write first (re)writes each report.html from the folder's files, as
-``kdzoo report FOLDER --reference none`` does (a committed folder is its own reference). The page is
+the README links). --write first (re)writes each report.html from the folder's files with
+``kdzoo report FOLDER --reference none`` (a committed folder is its own reference). The page is
 opened in headless Chromium (kdzoo/report/browser.py: the system's browser, no network), a point of
 the first learning curve is hovered so its tooltip shows, and the top of the page, down to
 --height pixels, is saved with a 256-colour palette to keep the file small.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kdzoo.errors import KdzooError  # noqa: E402
-from kdzoo.report import browser, write_report  # noqa: E402
+from kdzoo.report import browser  # noqa: E402
 
 COMMITTED = ("quickstart", "fashion_mnist", "b2kd_fashion_mnist", "b2kd_fashion_mnist_shift")
 SHOT = "report.png"
@@ -73,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
                for f in args.folders]
     os.chdir(REPO)
     for folder in folders:
-        if args.write:
-            report = write_report(folder, reference=None)
+        if args.write:   # one process per report, as the command writes it: the same bytes as `kdzoo report`
+            subprocess.run([sys.executable, "-m", "kdzoo", "report", str(folder), "--reference", "none"],
+                           check=True, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL)
+            report = folder / "report.html"
             print(f"{report}: {report.stat().st_size / 1e6:.2f} MB")
         shot = shoot(folder, args.height)
         print(f"{shot}: {shot.stat().st_size / 1e3:.0f} kB")
