@@ -9,7 +9,7 @@ import torch
 
 import kdzoo
 from kdzoo.bench.recipe import load_recipe
-from kdzoo.bench.run import RunSpec
+from kdzoo.bench.run import TRAIN_NOT_HASHED, RunSpec
 from kdzoo.bench.sweep import can_share_cohort, estimate, expand, make_units
 from kdzoo.engine import TrainConfig
 
@@ -256,9 +256,10 @@ def test_any_changed_train_field_changes_the_hash(name):
     if name == "dot_delta":   # a setting of optimizer dot only (anything else refuses it)
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, optimizer="dot"))
     value = getattr(spec.train, name)
-    new = {"device": "cpu", "amp": "off", "milestones": [1], "dot_delta": 0.05}.get(name, _changed(value))
+    new = {"device": "cpu", "amp": "off", "milestones": [1], "dot_delta": 0.05,
+           "log": "tensorboard,mlflow"}.get(name, _changed(value))
     changed = dataclasses.replace(spec, train=dataclasses.replace(spec.train, **{name: new}))
-    if name == "device":   # where a run executes is not what it is
+    if name in TRAIN_NOT_HASHED:   # where a run executes and what logs it are not what it is
         assert changed.config_hash() == spec.config_hash()
     else:
         assert changed.config_hash() != spec.config_hash(), name

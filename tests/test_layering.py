@@ -29,7 +29,10 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"errors", "space", "registry", "teachers", "losses.base", "data", "models"},
     "bench": {"kdzoo", "errors", "space", "registry", "teachers", "losses", "data", "models", "engine"},
     "apps": {"kdzoo", "errors", "space", "registry", "teachers", "losses", "data", "models", "engine"},
-    "cli": {"kdzoo", "errors", "space", "registry", "teachers", "losses", "data", "models", "engine", "bench", "apps"},
+    # report: reads a bench output folder's files (their names and kdzoo compare's table come from bench)
+    "report": {"kdzoo", "errors", "engine", "bench"},
+    "cli": {"kdzoo", "errors", "space", "registry", "teachers", "losses", "data", "models", "engine", "bench", "apps",
+            "report"},
     "__main__": {"cli"},
     "kdzoo": {"errors", "space", "registry", "teachers", "losses", "data", "models"},   # the package's __init__
 }

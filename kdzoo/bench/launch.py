@@ -39,7 +39,7 @@ from ..engine.runfolder import RunFolderMismatch
 from ..errors import ConfigError
 from .plugins import import_plugins
 from .recipe_types import SlurmSettings
-from .run import RunSpec, environment, execute_cohort
+from .run import LogPlace, RunSpec, environment, execute_cohort
 from .store import RunStore
 
 Payload = dict[str, Any]
@@ -107,19 +107,27 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
             locks.append(lock)
             todo.append((h, RunSpec.from_dict(spec_dict)))
         if todo:
-            statuses.update(_train(store, todo, payload.get("data_root"), progress, log))
+            places = _log_places(store, payload)
+            statuses.update(_train(store, todo, payload.get("data_root"), progress, log, places))
     finally:
         for lock in locks:
             lock.release()
     return statuses
 
 
+def _log_places(store: RunStore, payload: Payload) -> dict[str, LogPlace]:
+    """Where each run of the unit is logged: the sweep's output folder, under the name the sweep gave it."""
+    return {h: LogPlace(store.root, str(payload.get("experiment") or store.root.name), name)
+            for h, name in (payload.get("log_names") or {}).items()}
+
+
 def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: Any,
-           log: Callable[[str], None] | None) -> dict[str, str]:
+           log: Callable[[str], None] | None, places: dict[str, LogPlace] | None = None) -> dict[str, str]:
     specs = [s for _, s in todo]
     try:
         records = execute_cohort(specs, [store.run_dir(h) for h, _ in todo], data_root=data_root,
-                                 cache_dir=store.root / "cache", progress=progress, log=log)
+                                 cache_dir=store.root / "cache", progress=progress, log=log,
+                                 log_places=[(places or {}).get(h) for h, _ in todo])
     except RunFolderMismatch:
         raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
@@ -130,7 +138,7 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
                     f"training its runs one by one[/yellow]")
             out: dict[str, str] = {}
             for item in todo:
-                out.update(_train(store, [item], data_root, progress, log))
+                out.update(_train(store, [item], data_root, progress, log, places))
             return out
         h, spec = todo[0]
         store.run_dir(h).mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, distributed, evaluate, resolve_device
 from ..engine.checkpoint import atomic_write_bytes
-from ..engine import runfolder
+from ..engine import runfolder, runlog
 from ..engine.progress import Progress
 from ..errors import CheckpointError, ConfigError, reject_unknown
 from ..models.checkpoint import load_weights
@@ -36,6 +37,9 @@ from ..teachers import Teacher, check_access
 # Training settings added after runs were first hashed, with their defaults: at the default they
 # stay out of the hash, so every run made before they existed keeps its hash (and its results).
 TRAIN_HASHED_WHEN_SET = {"cpu_threads": 1, "ema_decay": 0.0, "dot_delta": 0.075}
+# Training settings that never enter a hash: where a run executes and what observes it (TensorBoard, MLflow)
+# do not change what it is.
+TRAIN_NOT_HASHED = ("device", "log")
 
 
 @dataclass
@@ -82,7 +86,8 @@ class RunSpec:
         """The settings that define the run (what its hash covers): no device, defaults of later settings
         left out, the teacher named by its file's digest or by the run that trained it."""
         d = self.to_dict()
-        d["train"].pop("device", None)        # where a run executes does not change what it is
+        for key in TRAIN_NOT_HASHED:
+            d["train"].pop(key, None)
         for key, default in TRAIN_HASHED_WHEN_SET.items():
             if d["train"].get(key) == default:
                 del d["train"][key]
@@ -226,14 +231,43 @@ def _loaders(spec: RunSpec, bundle: DataBundle, device: torch.device,
     return train, evals
 
 
+@dataclass
+class LogPlace:
+    """Where a run is logged when its ``train.log`` asks for it (engine/runlog.py): the folder holding
+    ``tensorboard/`` and ``mlflow.db``, the MLflow experiment and the run's name there."""
+    root: Path
+    experiment: str
+    name: str
+
+
+def _run_logs(specs: list[RunSpec], run_dirs: list[Path | None], places: list[LogPlace | None] | None,
+              warn: Any) -> list[runlog.RunLog | None]:
+    """One RunLog per run that logs; by default a run is logged in its own folder, under the folder's name."""
+    logs: list[runlog.RunLog | None] = []
+    for i, (spec, run_dir) in enumerate(zip(specs, run_dirs)):
+        place = places[i] if places else None
+        if place is None and run_dir is not None:
+            place = LogPlace(Path(run_dir), "kdzoo train", Path(run_dir).name)
+        if place is None or not runlog.parse(spec.train.log):
+            logs.append(None)
+            continue
+        tags = {runlog.HASH_TAG: spec.config_hash(), "kdzoo.method": spec.method, "kdzoo.student": spec.student,
+                "kdzoo.teacher": spec.teacher or "", "kdzoo.access": spec.access, "kdzoo.seed": str(spec.seed)}
+        logs.append(runlog.RunLog(spec.train.log, place.root, place.name, experiment=place.experiment,
+                                  params=spec.identity(), tags=tags, warn=warn))
+    return logs
+
+
 def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_root: str | None = None,
                    cache_dir: str | Path | None = None, progress: bool | Progress = True,
-                   log: Any = None) -> list[dict[str, Any]]:
-    """Train ``specs`` (same cohort key) together; return one result record per spec."""
+                   log: Any = None, log_places: list[LogPlace | None] | None = None) -> list[dict[str, Any]]:
+    """Train ``specs`` (same cohort key) together; return one result record per spec. ``log_places``: where
+    each run is logged when its ``train.log`` is on (default: in its run folder)."""
     keys = {s.cohort_key() for s in specs}
     if len(keys) != 1:
         raise ConfigError("a cohort's runs must differ only in method and loss settings")
     head = specs[0]
+    runlog.check_installed(head.train.log)
     for s in specs:  # refused before data and teacher load; ``requires`` is read from the built loss
         LOSSES.check_kwargs(s.method, s.loss_kwargs)
         check_access(s.method, getattr(build_loss(s.method, **s.loss_kwargs), "requires", "logits"),
@@ -265,9 +299,27 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         teacher.to(device)
         if dist.is_main:
             teacher_top1 = evaluate(teacher.model, eval_loaders["test"])["top1"]
+    warn = log or (lambda message: print(message, file=sys.stderr))
+    run_logs = _run_logs(specs, run_dirs, log_places, warn) if dist.is_main else []   # rank 0 logs, as it writes
+    logs = {id(m): r for m, r in zip(members, run_logs) if r is not None}
+
+    def log_epoch(m: Member, record: dict[str, Any]) -> None:
+        if id(m) in logs:
+            logs[id(m)].epoch(m.metrics, m.result.images_per_second)
+
     trainer = Trainer(members, train_loader, eval_loaders, teacher, cfg, bundle=bundle, cache_dir=cache_dir,
-                      progress=progress, log=log)
-    results = trainer.fit()
+                      progress=progress, log=log, epoch_callbacks=[log_epoch] if logs else [])
+    ended: dict[int, str] = {}
+    stopped = runfolder.FAILED
+    try:
+        results = trainer.fit()
+        ended = {id(m): r.status for m, r in zip(members, results)}
+    except KeyboardInterrupt:
+        stopped = runfolder.INTERRUPTED
+        raise
+    finally:
+        for key, run_log in logs.items():
+            run_log.close(ended.get(key, stopped))
     env = environment(threads=cfg.cpu_threads if device.type == "cpu" else None)
     records = []
     for spec, m, res in zip(specs, members, results):

@@ -27,6 +27,7 @@ from rich.console import Console
 from .. import build_model
 from ..data import build_dataset
 from ..engine import resolve_device
+from ..engine import runlog
 from ..engine.progress import Progress
 from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, FAILED, FINISHED
 from ..errors import CheckpointError, ConfigError
@@ -63,6 +64,20 @@ def describe(plan: Plan, h: str) -> str:
         return f"teacher {e.teacher_model}"
     pair = f"{e.teacher_model}→{e.student}" if e.access != "none" else e.student
     return f"{e.label} {pair}" + (f" [{e.access}]" if e.access not in ("none", "logits") else "") + f" s{e.seed}"
+
+
+def log_name(plan: Plan, h: str) -> str:
+    """A run's name in TensorBoard and MLflow: ``teacher-student/label/seed0`` (``student/ce/seed0`` for the
+    student alone, ``teachers/name/seed0`` for a teacher the sweep trains), one folder name per part."""
+    e = next(e for e in plan.entries if e.hash == h)
+    if e.role == TEACHER_ROLE:
+        parts = ["teachers", e.teacher]
+    else:
+        # the access level is part of the name only where the recipe runs this label at several levels
+        levels = {x.access for x in plan.entries if (x.teacher, x.student, x.label) == (e.teacher, e.student, e.label)}
+        method = e.label if len(levels) < 2 else f"{e.label}-{e.access}"
+        parts = [e.student if e.access == "none" else f"{e.teacher}-{e.student}", method]
+    return "/".join(re.sub(r"[^A-Za-z0-9_.+=-]", "_", p) for p in (*parts, f"seed{e.seed}"))
 
 
 def default_out(recipe: Recipe) -> Path:
@@ -179,7 +194,8 @@ class _Phases:
             return []
         units = [[h] for h in hashes] if solo else make_units(plan.specs, hashes, self.cohort)
         payloads = [{**make_payload(store, plan.specs, u, plugins=self.plugins, data_root=self.data_root,
-                                    retry_failed=retry), "label": _short_label(plan, u)} for u in units]
+                                    retry_failed=retry), "label": _short_label(plan, u),
+                     "experiment": plan.recipe, "log_names": {h: log_name(plan, h) for h in u}} for u in units]
         locked: list[str] = []
         if isinstance(self.runner, LocalLauncher):
             self.runner.on_start = lambda i: self.display.start_unit(_short_label(plan, units[i]))
@@ -219,9 +235,10 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
               workers: int = 1, cohort: str = "auto", fail_fast: bool = False, data_root: str | None = None,
               device: str = "auto", retry_failed: bool = False, slurm: dict[str, Any] | None = None,
               slurm_cluster: str | None = None, executor: Any = None, progress: bool = True,
-              console: Console | None = None, lines: bool | None = None) -> SweepReport:
+              console: Console | None = None, lines: bool | None = None, log: str | None = None) -> SweepReport:
     """Run a sweep (see the module docstring). ``progress``: bars on a terminal; ``lines``: a log line per
-    finished epoch and run (default: as ``progress``; ``kdzoo bench --no-progress`` keeps them)."""
+    finished epoch and run (default: as ``progress``; ``kdzoo bench --no-progress`` keeps them); ``log``:
+    TensorBoard/MLflow logging of every run (engine/runlog.py), replacing the recipe's ``train.log``."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     if launcher not in ("local", "slurm"):
@@ -229,7 +246,7 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     if cohort not in ("auto", "off"):
         raise ConfigError(f"--cohort must be auto or off, got '{cohort}'")
     out = Path(out) if out is not None else default_out(recipe)
-    plan = expand(recipe, out, device=device)
+    plan = expand(recipe, out, device=device, log=log)
     store = RunStore(out)
     report = SweepReport(out=store.root, plan=plan)
 
@@ -242,8 +259,11 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     report.skipped_done = len(all_runs) - len(todo)
     if launcher == "local" and todo:
         resolve_device(device)   # "--device cuda" without a GPU: one line now, not a failed run each
+    logs = ",".join(dict.fromkeys(b for h in todo for b in runlog.parse(plan.specs[h].train.log))) or runlog.OFF
+    runlog.check_installed(logs)
     preflight(recipe, plan, todo, data_root)
     store.root.mkdir(parents=True, exist_ok=True)
+    runlog.prepare(logs, store.root, plan.recipe)
     store.write_recipe(recipe.text)
     store.write_plan(plan.to_dict())
 

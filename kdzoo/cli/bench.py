@@ -9,8 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..data import build_dataset
+from ..engine import runlog
 from ..engine.runfolder import ENDED
 from ..errors import ConfigError
+from .report import report_after
 
 
 def add_commands(sub: Any) -> None:
@@ -37,6 +39,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of a run's hash)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars; one log line per finished epoch and run")
+    p.add_argument("--log", default=None,
+                   help="log every run's scalars: off | tensorboard | mlflow | tensorboard,mlflow, into "
+                        "OUT/tensorboard and OUT/mlflow.db (default: the recipe's train.log, else off)")
     s = p.add_argument_group("slurm (override the recipe's slurm block)")
     s.add_argument("--partition", default=None)
     s.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes")
@@ -90,6 +95,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(slurm_flags)}: Slurm options, given without --launcher slurm")
     if args.workers not in (None, 1) and args.launcher == "slurm":
         raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
+    if args.log is not None:
+        runlog.check_installed(args.log)   # a bad name or a missing package: one line, before anything runs
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else default_out(recipe)
     workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
@@ -102,7 +109,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(recipe, out, launcher=args.launcher, workers=workers, cohort=args.cohort,
                        fail_fast=args.fail_fast, data_root=args.data_root, device=args.device,
                        retry_failed=args.retry_failed, slurm=slurm, slurm_cluster=args.slurm_cluster,
-                       progress=not args.no_progress, lines=True)
+                       progress=not args.no_progress, lines=True, log=args.log)
     print_summary(report.outputs["summary"], recipe.metric)
     counts: dict[str, int] = {}
     for status in report.statuses.values():
@@ -112,6 +119,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for key in ("csv", "summary", "markdown", "plot", "curves"):
         if key in report.outputs:
             print(f"  {report.outputs[key]}")
+    report_after(out)
     compare_with_reference(recipe.name, out)
     if report.stopped:
         print(f"stopped (--fail-fast): {report.stopped}")
@@ -261,6 +269,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for key in ("csv", "summary", "markdown", "plot", "curves"):
         if key in paths:
             print(f"  {paths[key]}")
+    report_after(out)
     return 0
 
 

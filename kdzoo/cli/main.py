@@ -1,4 +1,4 @@
-"""Command line: ``kdzoo train | list | bench | leaderboard``.
+"""Command line: ``kdzoo train | list | bench | leaderboard | report``.
 
 Errors a user can fix (bad names, settings, missing data or checkpoints) print
 one line to stderr and exit with status 2; ``--debug`` shows the traceback.
@@ -22,6 +22,7 @@ from ..engine.progress import Progress
 from ..errors import ConfigError, KdzooError
 from ..registry import DATASETS, MODELS
 from .bench import add_commands as add_bench_commands
+from .report import add_command as add_report_command
 
 EXIT_USAGE = 2
 LIST_WIDTH = 100   # kdzoo list fits this many columns unless --wide
@@ -88,6 +89,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing (needs internet)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar; one log line per epoch")
+    p.add_argument("--log", default="off", help="log the run's scalars: off | tensorboard | mlflow | "
+                                                "tensorboard,mlflow, into the run folder (default off)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -120,7 +123,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       weight_decay=args.weight_decay, schedule=args.schedule, milestones=args.milestones,
                       warmup_epochs=args.warmup_epochs, steps_per_epoch=args.steps_per_epoch, amp=args.amp,
                       channels_last=args.channels_last, compile=args.compile, seed=args.seed, device=args.device,
-                      cpu_threads=args.cpu_threads, ema_decay=args.ema_decay, dot_delta=args.dot_delta)
+                      cpu_threads=args.cpu_threads, ema_decay=args.ema_decay, dot_delta=args.dot_delta,
+                      log=args.log)
     spec = RunSpec(dataset=args.dataset, student=args.student, method=method, loss_kwargs=dict(args.loss_kwargs),
                    teacher=teacher, teacher_ckpt=args.teacher_ckpt, access=args.access,
                    teacher_budget=args.teacher_budget, seed=args.seed, train=cfg, val_size=args.val_size,
@@ -250,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS:
         add(sub)
     add_bench_commands(sub)
+    add_report_command(sub)
     return parser
 
 

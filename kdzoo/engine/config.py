@@ -9,6 +9,7 @@ import torch
 
 from ..errors import ConfigError, did_you_mean, reject_unknown
 from .dot import DOT_DELTA, check_momenta
+from .runlog import OFF, parse as parse_log
 
 
 @dataclass
@@ -41,6 +42,8 @@ class TrainConfig:
     cache_teacher: bool = True        # precompute teacher responses when inputs never change
     pseudo_labels: bool = False       # train on the teacher's top-1 instead of dataset labels
     nonfinite_check_every: int = 25   # steps between host checks for NaN/Inf losses
+    # off | tensorboard | mlflow | tensorboard,mlflow (engine/runlog.py); like device, never part of a run's hash
+    log: str = OFF
 
     def __post_init__(self) -> None:
         self.validate()
@@ -75,6 +78,7 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         if not float(self.gamma) > 0:
             raise ConfigError(f"gamma must be > 0, got {self.gamma}")
+        parse_log(self.log)
         if self.device != "auto":
             try:
                 torch.device(self.device)

@@ -28,7 +28,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -125,6 +125,9 @@ class Member:
         return self.result.status == PENDING
 
 
+EpochCallback = Callable[[Member, dict[str, Any]], None]
+
+
 def _sum_terms(terms: dict[str, Tensor]) -> Tensor:
     """The objective; like ``sum(terms.values())`` without the extra ``0 +`` op."""
     it = iter(terms.values())
@@ -140,7 +143,8 @@ class Trainer:
     def __init__(self, members: list[Member], train_loader: Any, eval_loaders: dict[str, Any],
                  teacher: Teacher | None, config: TrainConfig, *, bundle: Any = None,
                  cache_dir: str | Path | None = None, progress: bool | Progress = True,
-                 log: Callable[[str], None] | None = None, access: str = "logits") -> None:
+                 log: Callable[[str], None] | None = None, access: str = "logits",
+                 epoch_callbacks: Sequence[EpochCallback] = ()) -> None:
         if not members:
             raise ConfigError("a trainer needs at least one student")
         self.members = members
@@ -162,6 +166,9 @@ class Trainer:
         self._teacher_table: Tensor | None = None
         self._views: StrongViews | None = None
         self._rng_gens = _rng_generators(self.device)
+        # f(member, record) after each member's epoch is evaluated and saved (run logging); they see every
+        # member alike, and an exception raised by one propagates out of fit()
+        self.epoch_callbacks = list(epoch_callbacks)
 
     # ------------------------------------------------------------------ set-up
     def _check_access(self) -> None:
@@ -462,6 +469,8 @@ class Trainer:
             r.best_top1, r.best_epoch = r.top1, epoch
         m.metrics.append(record)
         self._save(m)
+        for callback in self.epoch_callbacks:
+            callback(m, record)
         if epoch >= self.cfg.epochs:
             self._finish(m, FINISHED)
         shown = " ".join(f"{k}={v:.3f}" for k, v in train.items())
