@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import kdzoo
 from kdzoo.registry import Registry
@@ -88,3 +89,20 @@ def test_entry_point_plugin_is_discovered(tmp_path):
     assert found == "True"
     assert float(value) == 0.0  # identical distributions: JSD is zero
     assert source == "kdzoo_plugin_example.jsd"
+
+
+def test_a_losss_access_and_needs_are_read_by_one_helper_each():
+    """``requires``/``needs`` have class defaults that an instance may override: every reader goes through
+    ``losses.base.requirements`` / ``needs_of`` (which also supply the default for a loss declaring none)."""
+    import re
+    from kdzoo.losses.base import DistillLoss, needs_of, requirements
+
+    class Bare(torch.nn.Module):   # a plugin that declares nothing
+        pass
+    assert requirements(Bare()) == "logits" and needs_of(Bare()) == frozenset()
+    mcld = kdzoo.build_loss("mcld", normalize="l2")
+    assert requirements(mcld) == "logits" and requirements(type(mcld)) == type(mcld).requires
+    assert requirements(DistillLoss) == "logits"
+    pattern = re.compile(r"getattr\([^)]*[\"'](requires|needs)[\"']")
+    readers = [str(p.relative_to(REPO)) for p in (REPO / "kdzoo").rglob("*.py") if pattern.search(p.read_text())]
+    assert readers == ["kdzoo/losses/base.py"]

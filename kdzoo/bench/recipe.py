@@ -80,6 +80,7 @@ from typing import Any
 import kdzoo
 from ..data.shifts import parse_shift
 from ..errors import ConfigError, KdzooError, did_you_mean
+from ..losses.base import needs_of, requirements
 from ..registry import DATASETS, LOSSES, MODELS
 from ..teachers import check_access, parse_access
 from .checker import Checker, Path_, numeric
@@ -283,9 +284,9 @@ def loss_requires(loss: str, args: dict[str, Any] | None = None) -> str:
     """The teacher access ``loss`` built with ``args`` needs: read from the instance, since a
     hyperparameter may change it (mcld with ``normalize: l2`` needs raw logits)."""
     try:
-        return getattr(LOSSES.build(loss, **(args or {})), "requires", "logits")
+        return requirements(LOSSES.build(loss, **(args or {})))
     except (KdzooError, TypeError):  # bad arguments are reported elsewhere; a plugin may need arguments
-        return getattr(LOSSES.entry(loss).factory, "requires", "logits")
+        return requirements(LOSSES.entry(loss).factory)
 
 
 def _check_method_access(c: Checker, m: MethodEntry, requires: str, recipe_access: list[str], path: Path_) -> None:
@@ -303,7 +304,7 @@ def _check_method_access(c: Checker, m: MethodEntry, requires: str, recipe_acces
 
 def loss_needs(loss: str) -> frozenset[str]:
     """The extra inputs a registered loss declares at class level (``DistillLoss.needs``)."""
-    return frozenset(getattr(LOSSES.entry(loss).factory, "needs", ()))
+    return needs_of(LOSSES.entry(loss).factory)
 
 
 def _check_loss_args(c: Checker, loss: str, args: dict[str, Any], path: Path_) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..losses.base import DistillLoss
+from ..losses.base import DistillLoss, requirements
 from ..teachers import Teacher, check_access
 from . import distributed, feature_maps
 from .checkpoint import atomic_write_text
@@ -166,7 +166,7 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _check_access(self) -> None:
         for m in self.members:
-            check_access(m.name, getattr(m.loss, "requires", "logits"), self.access)
+            check_access(m.name, requirements(m.loss), self.access)
         feature_maps.check_members(self.members, self.teacher)
 
     def _prepare(self) -> None:

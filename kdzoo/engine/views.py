@@ -22,18 +22,14 @@ import contextlib
 from typing import Any, Callable, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.transforms import v2
 
 from ..errors import ConfigError
+from ..losses.base import needs_of
 from ..teachers import Teacher
 
 STRONG_VIEW = "strong_view"
-
-
-def needs_of(loss: nn.Module) -> frozenset[str]:
-    """The extra inputs a built loss declares (read from the instance, which may override the class)."""
-    return frozenset(getattr(loss, "needs", frozenset()))
 
 
 def view_seed(seed: int, epoch: int, step: int) -> int:

@@ -62,6 +62,19 @@ class DistillLoss(nn.Module):
                          if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str, bool)))
 
 
+def requirements(loss: Any) -> str:
+    """The weakest teacher access ``loss`` works with: its ``requires``, "logits" when it declares none.
+
+    Pass the built loss (an instance may change it from its hyperparameters); a class gives its default.
+    """
+    return str(getattr(loss, "requires", "logits"))
+
+
+def needs_of(loss: Any) -> frozenset[str]:
+    """The extra inputs (``NEEDS``) a built loss declares; read from the instance, which may override the class."""
+    return frozenset(getattr(loss, "needs", ()) or ())
+
+
 def check_logits(student: Tensor, teacher: Tensor | None, target: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """Validate shapes and labels; return float32 views of the logits.
 
