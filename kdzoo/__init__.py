@@ -50,17 +50,15 @@ def loss_info(name: str) -> dict[str, Any]:
 
 def build_model(name: str, num_classes: int, **kwargs: Any):
     """Build a registered model (also ``timm:NAME`` and ``tv:NAME``) returning logits."""
-    from . import models  # noqa: F401  (registers built-in models)
+    from . import models  # the factory that also knows timm:/tv: names
     return models.create(name, num_classes=num_classes, **kwargs)
 
 
 def list_models() -> list[str]:
-    from . import models  # noqa: F401
     return MODELS.names()
 
 
 def list_datasets() -> list[str]:
-    from . import data  # noqa: F401
     return DATASETS.names()
 
 

@@ -192,7 +192,6 @@ def test_teacher_reveals_maps_only_at_features_access():
 
 
 def _conv_models():
-    kdzoo.list_models()   # imports the built-in models
     return [n for n in MODELS.names() if MODELS.entry(n).factory.__module__.startswith(
         ("kdzoo.models.cifar_", "kdzoo.models.small")) and n != "fmnist_mlp"]
 

@@ -106,3 +106,26 @@ def test_a_losss_access_and_needs_are_read_by_one_helper_each():
     pattern = re.compile(r"getattr\([^)]*[\"'](requires|needs)[\"']")
     readers = [str(p.relative_to(REPO)) for p in (REPO / "kdzoo").rglob("*.py") if pattern.search(p.read_text())]
     assert readers == ["kdzoo/losses/base.py"]
+
+
+def test_lookups_find_the_built_ins_without_any_import_first():
+    """A registry imports its built-in package on first lookup: nothing has to call list_*() for its side effect."""
+    code = ("import sys; from kdzoo.registry import DATASETS, LOSSES, MODELS; "
+            "print('fmnist_mlp' in MODELS, 'fashion-mnist' in DATASETS, 'kd' in LOSSES.names(), "
+            "MODELS.entry('resnet20').name, 'kdzoo.bench' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True", "True", "resnet20", "False"]
+
+
+def test_no_list_call_is_made_only_for_its_side_effect():
+    import ast
+    calls = []
+    for path in (REPO / "kdzoo").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                name = ast.unparse(node.value.func)
+                if name.split(".")[-1] in ("list_models", "list_datasets", "list_losses", "names"):
+                    calls.append(f"{path.relative_to(REPO)}:{node.lineno}: {name}()")
+    assert calls == []

@@ -139,7 +139,6 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
     description = c.string(doc.get("description", ""), ("description",), allow_empty=True)
 
     dataset = c.string(doc["dataset"], ("dataset",))
-    kdzoo.list_datasets()
     if dataset not in DATASETS:
         raise c.error(("dataset",), f"unknown dataset '{dataset}'{did_you_mean(dataset, DATASETS.names())} "
                                     f"(known: {', '.join(DATASETS.names())})")
@@ -238,7 +237,6 @@ def _check_model(c: Checker, name: str, path: Path_) -> None:
             raise c.error(path, f"unknown {'torchvision' if prefix == 'tv' else 'timm'} model '{model}'"
                                 f"{did_you_mean(base, known)}")
         return
-    kdzoo.list_models()
     if name not in MODELS:
         raise c.error(path, f"unknown model '{name}'{did_you_mean(name, MODELS.names())} (kdzoo list models)")
 
@@ -335,7 +333,6 @@ def _methods(c: Checker, value: Any, access: list[str], recipe_train: dict[str, 
     items = c.sequence(value, ("methods",))
     if not items:
         raise c.error(("methods",), "needs at least one method")
-    kdzoo.list_losses()
     out: list[MethodEntry] = []
     for i, item in enumerate(items):
         path = ("methods", i)
