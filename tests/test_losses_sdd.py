@@ -93,7 +93,6 @@ GOLDEN_NKD = [
 ]
 
 
-@pytest.mark.skipif("nkd" not in kdzoo.list_losses(), reason="the nkd loss is not registered on this branch")
 @pytest.mark.parametrize("args,epoch,ce,kd,total,grad", GOLDEN_NKD)
 def test_nkd_base_equals_authors_code_with_the_fixed_mask(args, epoch, ce, kd, total, grad):
     terms, value, g = _run(kdzoo.build_loss("sdd", **args), epoch)
