@@ -64,15 +64,6 @@ def test_equals_plain_per_sample_reference():
     assert float(terms["cv"]) == pytest.approx(0.5 * cv / n, rel=1e-5)
 
 
-def test_probs_access_gives_the_same_loss():
-    sw, ss, tw, ts, y = _inputs(0, tscale=10.0)
-    loss = kdzoo.build_loss("crld")
-    a = loss(sw, tw, y, student_logits_strong=ss, teacher_logits_strong=ts)
-    b = loss(sw, tw.log_softmax(1), y, student_logits_strong=ss, teacher_logits_strong=ts.log_softmax(1))
-    assert all(float(a[k]) == pytest.approx(float(b[k]), rel=1e-5) for k in a)
-    assert loss.requires == "probs"
-
-
 def test_one_line_errors():
     sw, ss, tw, ts, y = _inputs(0)
     with pytest.raises(ConfigError, match="needs the strong view"):
