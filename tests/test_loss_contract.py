@@ -40,7 +40,7 @@ from kdzoo.data import make_loader
 from kdzoo.data.base import Augment
 from kdzoo.engine import Member, Trainer, TrainConfig, feature_maps
 from kdzoo.engine.views import STRONG_VIEW, StrongViews
-from kdzoo.losses.base import DistillLoss, needs_of, requirements
+from kdzoo.losses.base import DistillLoss, needs_of, requirements, strong_view_of
 from kdzoo.registry import LOSSES
 from kdzoo.teachers import ACCESS_RANK, Teacher
 
@@ -105,7 +105,7 @@ def engine_inputs(loss: DistillLoss, n: int, c: int, *, scale: float = 3.0, teac
         s2 = logits(n, c, seed=11, scale=scale).requires_grad_(True)
         member.forward = lambda _x: s2
         t2 = strong_teacher if strong_teacher is not None else logits(n, c, seed=12, scale=scale)
-        extra.update(StrongViews.loss_inputs(member, {"x": x, "teacher": t2}))
+        extra.update(StrongViews.loss_inputs(member, {strong_view_of(loss): {"x": x, "teacher": t2}}))
         grads.append(s2)
     if feature_maps.wants_maps(loss):
         teacher = Teacher(_convnet(2), teacher_access)

@@ -351,7 +351,7 @@ class Trainer:
             maps = feature_maps.teacher_inputs(self.teacher, live, x, epoch, self._amp_ctx)
             target = t.argmax(dim=1) if self.cfg.pseudo_labels and t is not None else y
             lr = learning_rate(self.cfg, epoch - 1 + step / n_steps)
-            view = self._views.batch(x, epoch, step) if self._views is not None else None
+            view = self._views.batch(x, idx, epoch, step) if self._views is not None else None
             for m in live:
                 if m.active:
                     self._step(m, x, t, target, idx, epoch, lr, pending[m.name], swap, view, maps)
