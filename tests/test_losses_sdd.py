@@ -42,7 +42,7 @@ from kdzoo.losses.sdd import region_logits, region_weights
 from kdzoo.registry import MODELS
 from kdzoo.teachers import Teacher, check_access
 
-from conftest import FMNIST, make_bundle
+from conftest import make_bundle, needs_fmnist
 
 N, CS, CT, K, H = 6, 8, 12, 5, 8
 
@@ -290,9 +290,6 @@ train: {epochs: 1}
 
 # ---------------------------------------------------------------------- end to end
 
-fmnist = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(),
-                            reason="Fashion-MNIST files not present")
-
 
 @pytest.fixture(scope="module")
 def teacher_ckpt(tmp_path_factory):
@@ -319,7 +316,7 @@ def _weights(run_dir):
     return torch.load(run_dir / MODEL, weights_only=True)
 
 
-@fmnist
+@needs_fmnist
 def test_trains_fashion_mnist_solo_and_in_cohort_equally(teacher_ckpt, tmp_path):
     from kdzoo.bench.run import execute, execute_cohort
 
@@ -339,7 +336,7 @@ def test_trains_fashion_mnist_solo_and_in_cohort_equally(teacher_ckpt, tmp_path)
     assert solo["kd"]["teacher_queries"] == solo["sdd"]["teacher_queries"] == images   # the map comes with the logits
 
 
-@fmnist
+@needs_fmnist
 def test_member_without_the_need_is_bit_identical_to_before(teacher_ckpt, tmp_path):
     """kd at 'features' access trains exactly as at 'logits' access, alone or beside sdd."""
     from kdzoo.bench.run import execute, execute_cohort
@@ -353,7 +350,7 @@ def test_member_without_the_need_is_bit_identical_to_before(teacher_ckpt, tmp_pa
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-@fmnist
+@needs_fmnist
 def test_sdd_refuses_a_student_without_feature_map_and_a_black_box_teacher(teacher_ckpt, tmp_path):
     from kdzoo.bench.run import execute
 
@@ -442,7 +439,7 @@ def test_listing_shows_year_venue_and_needs(capsys):
     assert "2024" in row and "CVPR" in row and "feature_maps" in row
 
 
-@fmnist
+@needs_fmnist
 def test_every_kind_of_need_in_one_cohort_equals_solo(teacher_ckpt, tmp_path):
     """The bench puts every method of a pair and seed into one cohort: a feature-map loss (sdd), a two-view
     loss (mlkd), a loss with its own trained parameters (ctkd) and plain kd then train side by side. Each

@@ -30,7 +30,7 @@ from kdzoo.engine import Member
 from kdzoo.engine.views import STRONG_VIEW, StrongViews, augment_seed, authors_view, strong_view, view_seed
 from kdzoo.errors import ConfigError
 
-from conftest import FMNIST
+from conftest import needs_fmnist
 from test_cohort import StopAt, _assert_same_model, _bundle, _metrics, _net, _result, _trainer
 
 TWO_VIEW_LOSSES = ["mlkd", "mlkd+ls", "crld"]
@@ -263,7 +263,7 @@ def test_strong_view_needs_known_normalization():
                              torch.device("cpu")) is None
 
 
-@pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST files not present")
+@needs_fmnist
 def test_fashion_mnist_two_view_losses_solo_equal_cohort_through_the_bench_runner(tmp_path):
     from kdzoo.bench.run import RunSpec, execute, execute_cohort
     from kdzoo.engine.runfolder import MODEL as MODEL_FILE
@@ -285,7 +285,7 @@ def test_fashion_mnist_two_view_losses_solo_equal_cohort_through_the_bench_runne
     assert cohort[1]["teacher_queries"] > cohort[0]["teacher_queries"]
 
 
-@pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST files not present")
+@needs_fmnist
 def test_fashion_mnist_two_view_losses_learn_at_the_authors_batch_size(tmp_path):
     """mlkd and crld at batch 64 (the authors'), lr 0.005: measured 67% and 71% after 40 steps (kd: 58%).
     mlkd+ls does not learn this 10-class task at any lr tried (its correlation terms carry weight 9)."""
