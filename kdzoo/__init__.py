@@ -7,6 +7,7 @@ from typing import Any
 from .errors import AccessError, CheckpointError, ConfigError, DataNotFoundError, KdzooError
 from .registry import DATASETS, LOSSES, MODELS, register_dataset, register_loss, register_model
 from .losses import DistillLoss  # registers the built-in losses
+from .losses.base import needs_of, requirements
 
 __version__ = "0.1.0"
 
@@ -39,8 +40,8 @@ def loss_info(name: str) -> dict[str, Any]:
         "arxiv": getattr(cls, "arxiv", ""),
         "year": int(getattr(cls, "year", 0) or 0),
         "venue": getattr(cls, "venue", ""),
-        "requires": getattr(built, "requires", "logits"),
-        "needs": sorted(getattr(built, "needs", ())),  # extra inputs from the engine (e.g. "strong_view")
+        "requires": requirements(built),
+        "needs": sorted(needs_of(built)),  # extra inputs from the engine (e.g. "strong_view")
         "defaults": entry.hyperparameters(),
         "source": entry.source,
         "summary": doc.splitlines()[0] if doc else "",
@@ -49,17 +50,15 @@ def loss_info(name: str) -> dict[str, Any]:
 
 def build_model(name: str, num_classes: int, **kwargs: Any):
     """Build a registered model (also ``timm:NAME`` and ``tv:NAME``) returning logits."""
-    from . import models  # noqa: F401  (registers built-in models)
+    from . import models  # the factory that also knows timm:/tv: names
     return models.create(name, num_classes=num_classes, **kwargs)
 
 
 def list_models() -> list[str]:
-    from . import models  # noqa: F401
     return MODELS.names()
 
 
 def list_datasets() -> list[str]:
-    from . import data  # noqa: F401
     return DATASETS.names()
 
 

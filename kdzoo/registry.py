@@ -1,14 +1,18 @@
 """Name -> factory registries for losses, models and datasets.
 
-Built-ins register themselves on import; third-party packages add entries
-through the Python entry-point groups ``kdzoo.losses``, ``kdzoo.models`` and
-``kdzoo.datasets`` (each entry point names a module or object; loading it is
-enough, since registration happens at import time).
+Every entry registers itself when its module is imported. A registry imports
+its built-in package (``kdzoo.losses``, ``kdzoo.models``, ``kdzoo.data``, named
+below by string, so no lower layer imports an upper one) and the Python
+entry-point groups ``kdzoo.losses``, ``kdzoo.models`` and ``kdzoo.datasets`` on
+its first lookup (``names``, ``in``, ``entry``, ``build``): looking a name up
+never depends on who imported what before.
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass, field
+import sys
 from importlib import metadata
 from typing import Any, Callable
 
@@ -35,9 +39,11 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str, entry_point_group: str | None = None, fixed: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None, fixed: tuple[str, ...] = (),
+                 builtins: str | None = None) -> None:
         self.kind = kind
         self.group = entry_point_group
+        self.builtins = builtins  # the package whose import registers the built-in entries
         self._entries: dict[str, Entry] = {}
         self._plugins_loaded = False
         # keywords a factory gets from kdzoo itself (e.g. num_classes), not from the user
@@ -64,6 +70,9 @@ class Registry:
         return add(obj) if obj is not None else add
 
     def load_plugins(self) -> None:
+        """Import the built-in package, then the entry points (once; a broken plugin is retried and reported)."""
+        if self.builtins is not None and self.builtins not in sys.modules:
+            importlib.import_module(self.builtins)
         if self._plugins_loaded or self.group is None:
             return
         self._plugins_loaded = True
@@ -135,9 +144,9 @@ class Registry:
         return entry.factory(**{**entry.defaults, **kwargs})
 
 
-LOSSES = Registry("loss", "kdzoo.losses")
-MODELS = Registry("model", "kdzoo.models", fixed=("num_classes", "in_channels", "image_size"))
-DATASETS = Registry("dataset", "kdzoo.datasets")
+LOSSES = Registry("loss", "kdzoo.losses", builtins="kdzoo.losses")
+MODELS = Registry("model", "kdzoo.models", fixed=("num_classes", "in_channels", "image_size"), builtins="kdzoo.models")
+DATASETS = Registry("dataset", "kdzoo.datasets", builtins="kdzoo.data")
 
 
 def register_loss(name: str, obj: Callable | None = None, **kw: Any):

@@ -17,7 +17,8 @@ import torch
 
 import kdzoo
 from kdzoo.cli import main
-from kdzoo.data.base import DataBundle, TensorSplit
+
+from conftest import make_bundle
 
 
 @pytest.fixture(autouse=True)
@@ -32,17 +33,9 @@ PLUGIN = Path(__file__).resolve().parent / "reliability_plugin.py"
 # ------------------------------------------------------------------ fixtures
 def _tiny(channels: int, size: int, classes: int = 4):
     def factory(data_root=None, *, val_size=0, seed=0, augment=False, download=False, **_):
-        """Tiny random images (bad-input tests)."""
-        g = torch.Generator().manual_seed(0)
-
-        def split(n):
-            return TensorSplit(torch.randint(0, 255, (n, channels, size, size), generator=g, dtype=torch.uint8),
-                               torch.randint(0, classes, (n,), generator=g))
-        from kdzoo.data.base import split_train_val
-        train, val = split_train_val(split(32), val_size, seed)
-        return DataBundle(name=f"badinput-{channels}x{size}", train=train, test=split(16), val=val,
-                          num_classes=classes, in_channels=channels, image_size=(size, size),
-                          mean=(0.3,) * channels, std=(0.3,) * channels)
+        """Tiny synthetic images (bad-input tests)."""
+        return make_bundle(n_train=32, n_test=16, classes=classes, size=size, channels=channels,
+                           val_size=val_size, split_seed=seed, name=f"badinput-{channels}x{size}")
     return factory
 
 

@@ -80,6 +80,7 @@ from typing import Any
 import kdzoo
 from ..data.shifts import parse_shift
 from ..errors import ConfigError, KdzooError, did_you_mean
+from ..losses.base import needs_of, requirements
 from ..registry import DATASETS, LOSSES, MODELS
 from ..teachers import check_access, parse_access
 from .checker import Checker, Path_, numeric
@@ -138,7 +139,6 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
     description = c.string(doc.get("description", ""), ("description",), allow_empty=True)
 
     dataset = c.string(doc["dataset"], ("dataset",))
-    kdzoo.list_datasets()
     if dataset not in DATASETS:
         raise c.error(("dataset",), f"unknown dataset '{dataset}'{did_you_mean(dataset, DATASETS.names())} "
                                     f"(known: {', '.join(DATASETS.names())})")
@@ -237,7 +237,6 @@ def _check_model(c: Checker, name: str, path: Path_) -> None:
             raise c.error(path, f"unknown {'torchvision' if prefix == 'tv' else 'timm'} model '{model}'"
                                 f"{did_you_mean(base, known)}")
         return
-    kdzoo.list_models()
     if name not in MODELS:
         raise c.error(path, f"unknown model '{name}'{did_you_mean(name, MODELS.names())} (kdzoo list models)")
 
@@ -283,9 +282,9 @@ def loss_requires(loss: str, args: dict[str, Any] | None = None) -> str:
     """The teacher access ``loss`` built with ``args`` needs: read from the instance, since a
     hyperparameter may change it (mcld with ``normalize: l2`` needs raw logits)."""
     try:
-        return getattr(LOSSES.build(loss, **(args or {})), "requires", "logits")
+        return requirements(LOSSES.build(loss, **(args or {})))
     except (KdzooError, TypeError):  # bad arguments are reported elsewhere; a plugin may need arguments
-        return getattr(LOSSES.entry(loss).factory, "requires", "logits")
+        return requirements(LOSSES.entry(loss).factory)
 
 
 def _check_method_access(c: Checker, m: MethodEntry, requires: str, recipe_access: list[str], path: Path_) -> None:
@@ -303,7 +302,7 @@ def _check_method_access(c: Checker, m: MethodEntry, requires: str, recipe_acces
 
 def loss_needs(loss: str) -> frozenset[str]:
     """The extra inputs a registered loss declares at class level (``DistillLoss.needs``)."""
-    return frozenset(getattr(LOSSES.entry(loss).factory, "needs", ()))
+    return needs_of(LOSSES.entry(loss).factory)
 
 
 def _check_loss_args(c: Checker, loss: str, args: dict[str, Any], path: Path_) -> dict[str, Any]:
@@ -334,7 +333,6 @@ def _methods(c: Checker, value: Any, access: list[str], recipe_train: dict[str, 
     items = c.sequence(value, ("methods",))
     if not items:
         raise c.error(("methods",), "needs at least one method")
-    kdzoo.list_losses()
     out: list[MethodEntry] = []
     for i, item in enumerate(items):
         path = ("methods", i)

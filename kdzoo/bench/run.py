@@ -30,6 +30,7 @@ from ..engine.checkpoint import atomic_write_bytes
 from ..engine import runfolder, runlog
 from ..engine.progress import Progress
 from ..errors import CheckpointError, ConfigError, reject_unknown
+from ..losses.base import requirements
 from ..models.checkpoint import load_weights
 from ..registry import LOSSES
 from ..teachers import Teacher, check_access
@@ -270,7 +271,7 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     runlog.check_installed(head.train.log)
     for s in specs:  # refused before data and teacher load; ``requires`` is read from the built loss
         LOSSES.check_kwargs(s.method, s.loss_kwargs)
-        check_access(s.method, getattr(build_loss(s.method, **s.loss_kwargs), "requires", "logits"),
+        check_access(s.method, requirements(build_loss(s.method, **s.loss_kwargs)),
                      s.access if s.teacher else "none")
     # under torchrun: join the process group, one device per local rank (engine/distributed.py)
     dist, device_name = distributed.init_from_env(head.train.device)

@@ -14,7 +14,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from .. import __version__, list_datasets, list_losses, list_models, loss_info
+from .. import __version__, list_losses, loss_info
 from ..data import build_dataset
 from ..engine import TrainConfig, distributed, runfolder
 from ..engine.checkpoint import atomic_write_json
@@ -176,9 +176,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if not args.wide:
             table.caption = "papers and sources: kdzoo list losses --wide; one loss: loss_info(NAME)"
     else:
-        # listing through the API first imports the built-in models or datasets
         registry = MODELS if args.what == "models" else DATASETS
-        (list_models if args.what == "models" else list_datasets)()
         table.add_column("name")
         table.add_column("description", overflow="fold")
         for name in registry.names():

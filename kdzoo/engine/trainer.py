@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..losses.base import DistillLoss
+from ..losses.base import DistillLoss, requirements
 from ..teachers import Teacher, check_access
 from . import distributed, feature_maps
 from .checkpoint import atomic_write_text
@@ -173,7 +173,7 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _check_access(self) -> None:
         for m in self.members:
-            check_access(m.name, getattr(m.loss, "requires", "logits"), self.access)
+            check_access(m.name, requirements(m.loss), self.access)
         feature_maps.check_members(self.members, self.teacher)
 
     def _prepare(self) -> None:
@@ -358,7 +358,7 @@ class Trainer:
             maps = feature_maps.teacher_inputs(self.teacher, live, x, epoch, self._amp_ctx)
             target = t.argmax(dim=1) if self.cfg.pseudo_labels and t is not None else y
             lr = learning_rate(self.cfg, epoch - 1 + step / n_steps)
-            view = self._views.batch(x, epoch, step) if self._views is not None else None
+            view = self._views.batch(x, idx, epoch, step) if self._views is not None else None
             for m in live:
                 if m.active:
                     self._step(m, x, t, target, idx, epoch, lr, pending[m.name], swap, view, maps)
