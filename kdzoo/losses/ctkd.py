@@ -76,7 +76,8 @@ class CTKD(DistillLoss):
     venue = "AAAI"
 
     # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "ctkd, ctkd+ls")
-    search_space = {"kd_weight": Float(0.03, 3.0, log=True),
+    search_space = {"ce_weight": Float(0.1, 1.0, log=True),
+                    "kd_weight": Float(0.03, 3.0, log=True),
                     "lambda_min": Float(-2.0, 0.0),
                     "curriculum_epochs": Float(1.0, 20.0)}
 

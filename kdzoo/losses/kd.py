@@ -36,7 +36,8 @@ class KD(DistillLoss):
     arxiv = "1503.02531"
 
     # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "kd")
-    search_space = {"temperature": Float(1.0, 20.0, log=True), "kd_weight": Float(0.03, 3.0, log=True)}
+    search_space = {"temperature": Float(1.0, 20.0, log=True), "ce_weight": Float(0.1, 1.0, log=True),
+                    "kd_weight": Float(0.03, 3.0, log=True)}
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 0.1, kd_weight: float = 0.9,
                  standardize: bool = False) -> None:
@@ -58,4 +59,4 @@ class KD(DistillLoss):
 
 
 register_loss("kd+ls", KD, defaults={"standardize": True, "temperature": 2.0, "kd_weight": 9.0},
-              space={"temperature": Float(1.0, 8.0, log=True), "kd_weight": Float(0.3, 20.0, log=True)})
+              space={**KD.search_space, "temperature": Float(1.0, 8.0, log=True), "kd_weight": Float(0.3, 20.0, log=True)})

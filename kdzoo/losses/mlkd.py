@@ -80,7 +80,8 @@ class MLKD(DistillLoss):
     venue = "CVPR"
 
     # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "mlkd, mlkd+ls")
-    search_space = {"temperature": Float(1.0, 8.0, log=True), "kd_weight": Float(0.001, 3.0, log=True)}
+    search_space = {"temperature": Float(1.0, 8.0, log=True), "ce_weight": Float(0.1, 1.0, log=True),
+                    "kd_weight": Float(0.001, 3.0, log=True)}
 
     def __init__(self, temperature: float = 4.0, temperatures: tuple[float, ...] = (3.0, 5.0, 2.0, 6.0),
                  ce_weight: float = 0.1, kd_weight: float = 0.9, strong_kd_levels: int = 3,
@@ -127,4 +128,4 @@ class MLKD(DistillLoss):
 
 
 register_loss("mlkd+ls", MLKD, defaults={"standardize": True, "temperature": 2.0, "kd_weight": 9.0},
-              space={"temperature": Float(1.0, 8.0, log=True), "kd_weight": Float(0.01, 20.0, log=True)})
+              space={**MLKD.search_space, "kd_weight": Float(0.001, 20.0, log=True)})
