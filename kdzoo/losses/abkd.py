@@ -76,7 +76,7 @@ class ABKD(DistillLoss):
     year = 2025
     venue = "ICML"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "abkd")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"alpha": Float(0.2, 1.5), "beta": Float(0.05, 1.0), "kd_weight": Float(1.0, 64.0, log=True)}
 
     def __init__(self, alpha: float = 0.8, beta: float = 0.3, temperature: float = 4.0,

@@ -45,7 +45,7 @@ class CRLD(DistillLoss):
     year = 2024
     venue = "ACM MM"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "crld")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"temperature": Float(1.0, 8.0, log=True),
                     "wv_weight": Float(0.05, 4.0, log=True),
                     "cv_weight": Float(0.02, 2.0, log=True),

@@ -75,7 +75,7 @@ class CTKD(DistillLoss):
     year = 2023
     venue = "AAAI"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "ctkd, ctkd+ls")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"ce_weight": Float(0.1, 1.0, log=True),
                     "kd_weight": Float(0.03, 3.0, log=True),
                     "lambda_min": Float(-2.0, 0.0),

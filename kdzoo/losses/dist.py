@@ -51,7 +51,7 @@ class DIST(DistillLoss):
     year, venue = 2022, "NeurIPS"
     arxiv = "2205.10536"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "dist")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"temperature": Float(1.0, 8.0, log=True),
                     "beta": Float(0.05, 4.0, log=True),
                     "gamma": Float(0.05, 4.0, log=True)}

@@ -59,7 +59,7 @@ class DKD(DistillLoss):
     year, venue = 2022, "CVPR"
     arxiv = "2203.08679"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "dkd")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"temperature": Float(1.0, 8.0, log=True),
                     "alpha": Float(0.1, 4.0, log=True),
                     "beta": Float(0.25, 16.0, log=True),

@@ -35,7 +35,7 @@ class KD(DistillLoss):
     year, venue = 2015, "NIPS-W"
     arxiv = "1503.02531"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "kd")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"temperature": Float(1.0, 20.0, log=True), "ce_weight": Float(0.1, 1.0, log=True),
                     "kd_weight": Float(0.03, 3.0, log=True)}
 

@@ -83,7 +83,7 @@ class MCLD(DistillLoss):
     year, venue = 2024, "arXiv"
     arxiv = "2411.10693"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "mcld")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"tau": Float(0.1, 4.0, log=True),
                     "w_ins": Float(0.02, 2.0, log=True),
                     "w_sam": Float(0.02, 2.0, log=True),

@@ -71,7 +71,7 @@ class MEKD(DistillLoss):
     # options added after runs were hashed: at these values they stay out of run hashes and cache keys
     hashed_when_set = {"gen_bn_eps": 1e-5, "gen_fresh_z": False}
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "mekd")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"tau": Float(1.0, 10.0, log=True),
                     "temperature": Float(1.0, 10.0, log=True),
                     "w_img": Float(0.1, 10.0, log=True),

@@ -79,7 +79,7 @@ class MLKD(DistillLoss):
     year = 2023
     venue = "CVPR"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "mlkd, mlkd+ls")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"temperature": Float(1.0, 8.0, log=True), "ce_weight": Float(0.1, 1.0, log=True),
                     "kd_weight": Float(0.001, 3.0, log=True)}
 

@@ -31,7 +31,7 @@ class MSE(DistillLoss):
     year, venue = 2014, "NeurIPS"
     arxiv = "1312.6184"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "mse")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"mse_weight": Float(0.01, 10.0, log=True)}
 
     def __init__(self, ce_weight: float = 1.0, mse_weight: float = 1.0) -> None:

@@ -46,7 +46,7 @@ class NKD(DistillLoss):
     year = 2023
     venue = "ICCV"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "nkd")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"temperature": Float(1.0, 8.0, log=True), "gamma": Float(0.1, 8.0, log=True)}
 
     def __init__(self, temperature: float = 3.0, gamma: float = 3.5, ce_weight: float = 1.0) -> None:

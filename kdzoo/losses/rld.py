@@ -59,7 +59,7 @@ class RLD(DistillLoss):
     year, venue = 2024, "arXiv"
     arxiv = "2408.07703"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "rld")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"temperature": Float(1.0, 8.0, log=True),
                     "alpha": Float(0.1, 4.0, log=True),
                     "beta": Float(0.25, 16.0, log=True),

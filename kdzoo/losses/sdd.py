@@ -93,7 +93,7 @@ class SDD(DistillLoss):
     year = 2024
     venue = "CVPR"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "sdd")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"complementary_weight": Float(0.2, 4.0, log=True), "warmup": Int(0, 20)}
 
     def __init__(self, base: str = "kd", scales: Sequence[int] = (1, 2), complementary_weight: float = 2.0,

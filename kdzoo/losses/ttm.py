@@ -41,7 +41,7 @@ class TTM(DistillLoss):
     year = 2024
     venue = "ICLR"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "ttm")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"gamma": Float(0.05, 1.0, log=True), "kd_weight": Float(1.0, 100.0, log=True)}
 
     def __init__(self, gamma: float = 0.1, kd_weight: float = 45.0, ce_weight: float = 1.0) -> None:

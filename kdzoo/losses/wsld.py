@@ -48,7 +48,7 @@ class WSLD(DistillLoss):
     year = 2021
     venue = "ICLR"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "wsld")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"temperature": Float(1.0, 8.0, log=True), "alpha": Float(0.05, 5.0, log=True)}
 
     def __init__(self, temperature: float = 4.0, alpha: float = 2.25, ce_weight: float = 1.0) -> None:

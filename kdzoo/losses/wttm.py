@@ -39,7 +39,7 @@ class WTTM(DistillLoss):
     year = 2024
     venue = "ICLR"
 
-    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "wttm")
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
     search_space = {"gamma": Float(0.05, 1.0, log=True), "kd_weight": Float(0.1, 20.0, log=True)}
 
     def __init__(self, gamma: float = 0.2, kd_weight: float = 4.0, ce_weight: float = 1.0) -> None:
