@@ -59,4 +59,5 @@ class KD(DistillLoss):
 
 
 register_loss("kd+ls", KD, defaults={"standardize": True, "temperature": 2.0, "kd_weight": 9.0},
-              space={**KD.search_space, "temperature": Float(1.0, 8.0, log=True), "kd_weight": Float(0.3, 20.0, log=True)})
+              space={**KD.search_space, "temperature": Float(1.0, 8.0, log=True),
+                     "kd_weight": Float(0.3, 20.0, log=True)})
