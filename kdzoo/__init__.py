@@ -22,7 +22,7 @@ def list_losses() -> list[str]:
 
 
 def loss_info(name: str) -> dict[str, Any]:
-    """Paper, arXiv id, defaults, required teacher access and summary of a loss."""
+    """Paper, arXiv id, defaults, search space, required teacher access and summary of a loss."""
     entry = LOSSES.entry(name)
     cls = entry.factory
     doc = (cls.__doc__ or inspect.getmodule(cls).__doc__ or "").strip()
@@ -43,6 +43,8 @@ def loss_info(name: str) -> dict[str, Any]:
         "requires": requirements(built),
         "needs": sorted(needs_of(built)),  # extra inputs from the engine (e.g. "strong_view")
         "defaults": entry.hyperparameters(),
+        # the ranges kdzoo tune searches, as plain data ({} when none; kdzoo.space for the types)
+        "space": {k: p.as_dict() for k, p in LOSSES.search_space(name).items()},
         "source": entry.source,
         "summary": doc.splitlines()[0] if doc else "",
     }

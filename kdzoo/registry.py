@@ -138,6 +138,16 @@ class Registry:
         check_space(f"{self.kind} '{name}'", space, params, lambda overrides: self.build(name, **overrides))
         return space
 
+    def space_defaults(self, name: str) -> dict[str, Any]:
+        """The value each searched hyperparameter takes when unset: the entry's default, or, where that is
+        None (resolved by the factory, e.g. sdd's warm-up from its base), the built object's attribute."""
+        space = self.search_space(name)
+        defaults = self.entry(name).hyperparameters()
+        if any(defaults[k] is None for k in space):
+            built = self.build(name)
+            return {k: getattr(built, k) if defaults[k] is None else defaults[k] for k in space}
+        return {k: defaults[k] for k in space}
+
     def build(self, name: str, **kwargs: Any) -> Any:
         entry = self.entry(name)
         self.check_kwargs(name, kwargs)

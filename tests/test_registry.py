@@ -81,14 +81,15 @@ def test_entry_point_plugin_is_discovered(tmp_path):
     code = ("import kdzoo, torch; print('jsd' in kdzoo.list_losses()); "
             "l = kdzoo.build_loss('jsd', temperature=1.0, ce_weight=0.0); "
             "print(round(float(l(torch.zeros(1, 2), torch.tensor([[0.0, 0.0]]), torch.tensor([0]))['jsd']), 6)); "
-            "print(kdzoo.loss_info('jsd')['source'])")
+            "print(kdzoo.loss_info('jsd')['source']); print(','.join(kdzoo.loss_info('jsd')['space']))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(REPO)])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    found, value, source = out.stdout.split()
+    found, value, source, space = out.stdout.split()
     assert found == "True"
     assert float(value) == 0.0  # identical distributions: JSD is zero
     assert source == "kdzoo_plugin_example.jsd"
+    assert space == "temperature,jsd_weight"  # its declared search space passes the check
 
 
 def test_a_losss_access_and_needs_are_read_by_one_helper_each():

@@ -23,6 +23,7 @@ from ..errors import ConfigError, KdzooError
 from ..registry import DATASETS, MODELS
 from .bench import add_commands as add_bench_commands
 from .report import add_command as add_report_command
+from .spaces import print_spaces
 
 EXIT_USAGE = 2
 LIST_WIDTH = 100   # kdzoo list fits this many columns unless --wide
@@ -155,10 +156,16 @@ def _add_list(sub: Any) -> None:
     p = sub.add_parser("list", help="list registered losses, models or datasets")
     p.add_argument("what", choices=["losses", "models", "datasets"])
     p.add_argument("--wide", action="store_true", help="every column (paper titles, sources) at full width")
+    p.add_argument("--space", action="store_true", help="losses only: the ranges kdzoo tune searches")
     p.set_defaults(func=_cmd_list)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.space:
+        if args.what != "losses":
+            raise ConfigError(f"--space lists the search spaces of losses, not of {args.what}")
+        print_spaces()
+        return 0
     table = Table(title=f"kdzoo {args.what}")
     width = max(Console().width, 160) if args.wide else LIST_WIDTH
     if args.what == "losses":

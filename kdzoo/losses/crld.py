@@ -35,6 +35,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_logits, check_positive, check_strong_view, check_strong_view_name, kl_per_row
 
 
@@ -51,6 +52,12 @@ class CRLD(DistillLoss):
     arxiv = "2412.16493"
     year = 2024
     venue = "ACM MM"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"temperature": Float(1.0, 8.0, log=True),
+                    "wv_weight": Float(0.05, 4.0, log=True),
+                    "cv_weight": Float(0.02, 2.0, log=True),
+                    "tau_w": Float(0.5, 0.99)}
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, wv_weight: float = 2.0,
                  cv_weight: float = 0.5, tau_w: float = 0.9, tau_s: float = 0.2, strong_view: str = "authors") -> None:

@@ -58,6 +58,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
+from ..space import Float
 from .base import (DistillLoss, check_logits, check_strong_view, check_strong_view_name, kl_with_temperature,
                    standardize)
 
@@ -86,6 +87,10 @@ class MLKD(DistillLoss):
     paper = "Jin et al. 2023, Multi-Level Logit Distillation"
     year = 2023
     venue = "CVPR"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"temperature": Float(1.0, 8.0, log=True), "ce_weight": Float(0.1, 1.0, log=True),
+                    "kd_weight": Float(0.001, 3.0, log=True)}
 
     def __init__(self, temperature: float = 4.0, temperatures: tuple[float, ...] = (3.0, 5.0, 2.0, 6.0),
                  ce_weight: float = 0.1, kd_weight: float = 0.9, strong_kd_levels: int = 3,
@@ -132,4 +137,5 @@ class MLKD(DistillLoss):
         return {"ce": ce, "kd": w * m_b * weak + w * strong, "cc": w * m_c * cc, "bc": w * m_b * bc}
 
 
-register_loss("mlkd+ls", MLKD, defaults={"standardize": True, "temperature": 2.0, "kd_weight": 9.0})
+register_loss("mlkd+ls", MLKD, defaults={"standardize": True, "temperature": 2.0, "kd_weight": 9.0},
+              space={**MLKD.search_space, "kd_weight": Float(0.001, 20.0, log=True)})

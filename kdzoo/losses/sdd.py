@@ -71,6 +71,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, did_you_mean
 from ..registry import LOSSES, register_loss
+from ..space import Float, Int
 from .base import DistillLoss, check_logits, warmup_factor
 
 BASES = ("kd", "dkd", "nkd")
@@ -105,6 +106,9 @@ class SDD(DistillLoss):
     arxiv = "2403.13512"
     year = 2024
     venue = "CVPR"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"complementary_weight": Float(0.2, 4.0, log=True), "warmup": Int(0, 20)}
 
     def __init__(self, base: str = "kd", scales: Sequence[int] = (1, 2), complementary_weight: float = 2.0,
                  warmup: float | None = None, base_args: dict[str, Any] | None = None, pooling: str = "spp") -> None:
