@@ -63,6 +63,18 @@ def bundle():
     return make_bundle()
 
 
+def kdzoo_main(argv) -> int:
+    """``kdzoo.cli.main`` in this process, for tests. The CLI turns Ctrl-C into exit status 130 (what a user
+    wants); here the interrupt is raised again, so Ctrl-C during the suite stops pytest within seconds instead
+    of failing one test and running on. Every test calls the CLI in-process through this (test_cli_interrupt)."""
+    from kdzoo.cli import EXIT_INTERRUPTED, main
+
+    rc = main(list(argv))
+    if rc == EXIT_INTERRUPTED:
+        raise KeyboardInterrupt
+    return rc
+
+
 @pytest.fixture
 def run_cli(tmp_path):
     """Run the kdzoo CLI in a subprocess; returns CompletedProcess."""

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.cli import main
 from kdzoo.data.base import DataBundle, TensorSplit
+
+from conftest import kdzoo_main as main
 
 
 @pytest.fixture(autouse=True)

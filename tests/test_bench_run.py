@@ -172,7 +172,7 @@ def test_submitit_debug_executor(tmp_path):
 
 def test_submitit_local_executor_through_the_cli(tmp_path, capsys):
     pytest.importorskip("submitit")
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = recipe(tmp_path, seeds="[0]", methods="[ce, kd]")
     rc = main(["bench", str(path), "--out", str(tmp_path / "out"), "--launcher", "slurm", "--slurm-cluster", "local",
                "--time-min", "10", "--cpus-per-task", "1", "--no-progress"])
@@ -183,7 +183,7 @@ def test_submitit_local_executor_through_the_cli(tmp_path, capsys):
 
 
 def test_failed_run_is_recorded_and_fail_fast_stops(tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = recipe(tmp_path, methods="[ce, boom, kd]")
     rc = main(["bench", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
     assert rc == 1

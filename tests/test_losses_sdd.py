@@ -22,7 +22,6 @@ from torch import nn
 import kdzoo
 from kdzoo.bench.recipe import parse_recipe
 from kdzoo.bench.sweep import expand
-from kdzoo.cli import main
 from kdzoo.data import make_loader
 from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.engine.runfolder import MODEL
@@ -31,7 +30,7 @@ from kdzoo.losses.sdd import region_logits, region_weights
 from kdzoo.registry import MODELS
 from kdzoo.teachers import Teacher, check_access
 
-from conftest import FMNIST, make_bundle
+from conftest import FMNIST, make_bundle, kdzoo_main as main
 
 N, CS, CT, K, H = 6, 8, 12, 5, 8
 
@@ -383,7 +382,7 @@ def test_listing_shows_year_venue_and_needs(capsys):
     info = kdzoo.loss_info("sdd")
     assert (info["year"], info["venue"], info["requires"], info["needs"]) == (2024, "CVPR", "features", ["feature_maps"])
     assert main(["list", "losses"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("│ sdd "))
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("sdd "))
     assert "2024" in row and "CVPR" in row and "feature_maps" in row
 
 

@@ -33,9 +33,11 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
+from ..engine.terminal import print_table, say
 from ..errors import ConfigError
 from .stats import t_ppf, t_sf2
 
@@ -247,10 +249,10 @@ def compare_paths(reference: str | Path, new: str | Path, metric: str | None = N
 
 
 # ----------------------------------------------------------------- output
-def _ms(s: Sample) -> str:
+def _ms(s: Sample) -> Any:
     if s.n == 0:
         return "—"
-    return f"{s.mean:.2f}" + (f" ± {s.std:.2f}" if s.n > 1 else "") + f" (n={s.n})"
+    return (f"{s.mean:.2f}" + (f" ± {s.std:.2f}" if s.n > 1 else ""), f"(n={s.n})")
 
 
 def note(r: Row) -> str:
@@ -267,16 +269,29 @@ def _verdict_note(r: Row) -> str:
     return f"p = {r.p:.2g}" if r.verdict == "differs" else ""
 
 
+def _delta(r: Row) -> Any:
+    if r.diff != r.diff:
+        return "—"
+    return (f"{r.diff:+.2f}", f"[{r.low:+.2f}, {r.high:+.2f}]" if r.low == r.low else "")
+
+
+# The comparison table, one per teacher-student pair: (header, cell of a Row); a cell is its text or
+# (value, detail). "note" moves under the table when the terminal is too narrow for it.
+COLUMNS: list[tuple[str, Callable[[Row], Any]]] = [
+    ("method", lambda r: r.label + ("" if r.access in ("logits", "none") else f" ({r.access})")),
+    ("reference", lambda r: _ms(r.ref)),
+    ("new", lambda r: _ms(r.new)),
+    ("Δ new − ref", _delta),
+    ("verdict", lambda r: r.verdict),
+    ("note", note),
+]
+HEADER = ["pair"] + [h for h, _ in COLUMNS]
+
+
 def table_rows(rows: list[Row]) -> list[list[str]]:
-    out = []
-    for r in rows:
-        ci = f"{r.diff:+.2f} [{r.low:+.2f}, {r.high:+.2f}]" if r.low == r.low else (
-            "—" if r.diff != r.diff else f"{r.diff:+.2f}")
-        out.append([f"{r.teacher}→{r.student}", r.label, r.access, _ms(r.ref), _ms(r.new), ci, r.verdict, note(r)])
-    return out
-
-
-HEADER = ["pair", "method", "access", "reference", "new", "Δ new − ref [95% CI]", "verdict", "note"]
+    """Every row as text, its pair first (HEADER's columns)."""
+    return [[f"{r.teacher}→{r.student}"] + [" ".join(c) if isinstance(c, tuple) else c
+                                           for c in (cell(r) for _, cell in COLUMNS)] for r in rows]
 
 
 def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
@@ -295,17 +310,15 @@ def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
 
 
 def print_report(rows: list[Row], metric: str, tolerance: float, alpha: float, title: str = "") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title or f"{metric} (%): reference vs new, mean ± std (n seeds)")
-    for col in HEADER:
-        table.add_column(col, overflow="fold", no_wrap=col == "pair")
-    for cells in table_rows(rows):
-        table.add_row(*cells)
-    console = Console(width=max(Console().width, 160))
-    console.print(table)
-    console.print(summary_line(rows, tolerance, alpha))
+    """The comparison within the terminal's width: a title, one table per pair, the summary line."""
+    say(title or f"{metric} (%): reference vs new, mean ± std (n seeds); Δ with its 95% Welch interval")
+    pairs: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        pairs.setdefault((r.teacher, r.student), []).append(r)
+    for (teacher, student), group in pairs.items():
+        print_table([h for h, _ in COLUMNS], [[cell(r) for _, cell in COLUMNS] for r in group],
+                    title=f"{teacher} → {student}", spill=("note",))
+    say(summary_line(rows, tolerance, alpha))
 
 
 __all__ = ["DEFAULT_TOLERANCE", "Row", "Sample", "compare", "compare_paths", "holm", "judge", "load_runs",

@@ -49,13 +49,17 @@ class TimeLeft:
     unknown: int = 0         # runs without one (a model pair not trained yet here, or a dataset of unknown size)
 
     def describe(self, workers: int = 1) -> str:
+        """One sentence; where some runs have no measured speed, the time is a lower bound and says so."""
         if not self.known:
             return ""
-        text = f"estimated time left: {duration(self.seconds)} of training in one process"
+        runs = self.known + self.unknown
+        when = f"{duration(self.seconds)} of training in one process"
         if workers > 1:
-            text += f", about {duration(self.seconds / workers)} with {workers} workers"
-        text += f" (speed of earlier runs of the same models; {self.known} run{'s' * (self.known != 1)}"
-        return text + (f", {self.unknown} more without a measured speed)" if self.unknown else ")")
+            when += f", about {duration(self.seconds / workers)} with {workers} workers"
+        if not self.unknown:
+            return f"estimated time left: {when} (speed of earlier runs of the same models)"
+        return (f"estimated time left: more than {when}: that is for {self.known} of the {runs} runs left; the "
+                f"other {self.unknown} have no earlier run of the same models to time them")
 
 
 def time_left(store: RunStore, specs: list[RunSpec], sizes: dict[str, int] | None = None) -> TimeLeft:

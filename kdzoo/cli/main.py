@@ -11,20 +11,17 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import yaml
-from rich.console import Console
-from rich.table import Table
-
 from .. import __version__, list_datasets, list_losses, list_models, loss_info
 from ..data import build_dataset
 from ..engine import TrainConfig, distributed, runfolder
 from ..engine.checkpoint import atomic_write_json
 from ..engine.progress import Progress
+from ..engine.terminal import print_table, say
 from ..errors import ConfigError, KdzooError
 from ..registry import DATASETS, MODELS
 from .bench import add_commands as add_bench_commands
 
 EXIT_USAGE = 2
-LIST_WIDTH = 100   # kdzoo list fits this many columns unless --wide
 EXIT_INTERRUPTED = 130
 
 
@@ -141,8 +138,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"@ epoch {record['best_epoch']})")
     if teacher:
         line += f", teacher top1={record['teacher_top1']:.2f}, teacher queries={record['teacher_queries']}"
-    print(line)
-    print(f"run folder: {out} (weights: {out / runfolder.MODEL})")
+    say(line)
+    say(f"run folder: {out} (weights: {out / runfolder.MODEL})")
     return 0 if record["status"] == runfolder.FINISHED else 1
 
 
@@ -150,39 +147,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_list(sub: Any) -> None:
     p = sub.add_parser("list", help="list registered losses, models or datasets")
     p.add_argument("what", choices=["losses", "models", "datasets"])
-    p.add_argument("--wide", action="store_true", help="every column (paper titles, sources) at full width")
+    p.add_argument("--wide", action="store_true", help="losses: also the papers and where each loss comes from")
     p.set_defaults(func=_cmd_list)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    table = Table(title=f"kdzoo {args.what}")
-    width = max(Console().width, 160) if args.wide else LIST_WIDTH
     if args.what == "losses":
-        columns = ("name", "paper", "year", "requires", "defaults", "source") if args.wide else \
-            ("name", "year", "requires", "defaults")
-        for col in columns:
-            table.add_column(col, overflow="fold", no_wrap=col != "defaults" and not args.wide)
+        columns = ["name", "paper", "year", "requires", "defaults", "source"] if args.wide else \
+            ["name", "year", "requires", "defaults"]
+        rows = []
         for name in list_losses():
             info = loss_info(name)
             cells = {"name": name, "requires": " + ".join([info["requires"], *info["needs"]]), "source": info["source"],
                      "paper": info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else ""),
                      "year": f"{info['year']} {info['venue']}".strip() if info["year"] else info["venue"],
                      "defaults": ", ".join(f"{k}={v}" for k, v in info["defaults"].items())}
-            table.add_row(*(cells[c] for c in columns))
-        if not args.wide:
-            table.caption = "papers and sources: kdzoo list losses --wide; one loss: loss_info(NAME)"
+            rows.append([cells[c] for c in columns])
+        caption = ("each method's formula, defaults and sources: docs/methods.md"
+                   + ("" if args.wide else "; papers and sources here: kdzoo list losses --wide"))
     else:
         # listing through the API first imports the built-in models or datasets
         registry = MODELS if args.what == "models" else DATASETS
         (list_models if args.what == "models" else list_datasets)()
-        table.add_column("name")
-        table.add_column("description", overflow="fold")
+        columns, rows = ["name", "description"], []
         for name in registry.names():
             doc = (registry.entry(name).factory.__doc__ or "").strip().splitlines()
-            table.add_row(name, doc[0] if doc else "")
-        if args.what == "models":
-            table.caption = "also timm:NAME and tv:NAME (torchvision), built without downloading weights"
-    Console(width=width).print(table)
+            rows.append([name, doc[0] if doc else ""])
+        caption = "also timm:NAME and tv:NAME (torchvision), built without downloading weights" \
+            if args.what == "models" else ""
+    print_table(columns, rows, title=f"kdzoo {args.what}", caption=caption)
     return 0
 
 
@@ -230,11 +223,11 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
                                            if Path(args.run).is_dir() else None)
     if out is not None:
         atomic_write_json(out, record)
-    print(f"transfer {info['student']} ({info['source_dataset']} -> {args.dataset}): linear probe top1="
+    say(f"transfer {info['student']} ({info['source_dataset']} -> {args.dataset}): linear probe top1="
           f"{res.top1:.2f} (train {res.train_top1:.2f}, weight decay {res.weight_decay:g}, "
           f"{res.num_features} features, {res.train_images}/{res.test_images} train/test images)")
     if out is not None:
-        print(f"result: {out}")
+        say(f"result: {out}")
     return 0
 
 
@@ -253,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str) -> None:
+    """One line on stderr; on a terminal it wraps between words (a log or a script gets it unbroken)."""
+    if sys.stderr.isatty():
+        say(f"kdzoo: error: {message}", stderr=True)
+    else:
+        print(f"kdzoo: error: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -265,16 +266,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KdzooError as exc:
         if debug:
             raise
-        print(f"kdzoo: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return EXIT_USAGE
     except OSError as exc:  # unwritable output folder, full disk, unreadable file: one line, like a KdzooError
         if debug:
             raise
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"kdzoo: error: {exc.strerror or str(exc).splitlines()[0]}{where}", file=sys.stderr)
+        _error(f"{exc.strerror or str(exc).splitlines()[0]}{where}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("kdzoo: interrupted; finished epochs are saved and the next run resumes from them", file=sys.stderr)
+        say("kdzoo: interrupted; finished epochs are saved and the same command resumes", stderr=True)
         return EXIT_INTERRUPTED
 
 

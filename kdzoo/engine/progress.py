@@ -24,6 +24,8 @@ from rich.progress import Progress as RichProgress
 from rich.table import Column
 from rich.text import Text
 
+from . import terminal
+
 DESCRIPTION_WIDTH = 30   # + bar 16 + count 11 + elapsed 7 + "eta 0:00:00" 11 + 5 gaps = 80
 
 
@@ -56,7 +58,7 @@ class Progress:
     """``bars``: live bars (on a terminal only); ``lines``: print log lines (epochs, resumes)."""
 
     def __init__(self, enabled: bool = True, console: Console | None = None, *, lines: bool | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or terminal.console(stderr=True)
         self.enabled = enabled
         self.lines = enabled if lines is None else lines
         self.live = enabled and self.console.is_terminal
@@ -109,7 +111,7 @@ class Progress:
 
     def print(self, message: str) -> None:
         if self.lines:
-            self.console.print(message, highlight=False, soft_wrap=True)
+            self.console.print(message, highlight=False, soft_wrap=False)   # wrapped between words
 
     def relay(self, event: tuple[Any, ...]) -> None:
         """Show what a worker's ``QueueProgress`` sent: (unit, kind, task, *data)."""
