@@ -35,7 +35,8 @@ from ..teachers import Teacher, check_access
 
 # Training settings added after runs were first hashed, with their defaults: at the default they
 # stay out of the hash, so every run made before they existed keeps its hash (and its results).
-TRAIN_HASHED_WHEN_SET = {"cpu_threads": 1, "ema_decay": 0.0, "dot_delta": 0.075}
+TRAIN_HASHED_WHEN_SET = {f.name: f.default for f in fields(TrainConfig) if f.name in ("cpu_threads", "ema_decay",
+                                                                                       "dot_delta")}
 
 
 @dataclass
@@ -252,14 +253,16 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
                                        "pass another output folder, or delete this one to start over")
     members = []
     for spec, run_dir in zip(specs, run_dirs):
-        if run_dir is not None:
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            if dist.is_main:
-                runfolder.write_config(run_dir, spec.to_dict())
         # built again after build_student seeds the RNG, so a loss with parameters always starts the same
         members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
                               run_dir=Path(run_dir) if run_dir else None, seed=spec.seed))
     train_loader, eval_loaders = _loaders(head, bundle, device, dist)
+    # only now, every name and shape checked, are folders written: a typo leaves nothing to block its retry
+    for spec, run_dir in zip(specs, run_dirs):
+        if run_dir is not None:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            if dist.is_main:
+                runfolder.write_config(run_dir, spec.to_dict())
     teacher_top1 = float("nan")
     if teacher is not None:
         teacher.to(device)

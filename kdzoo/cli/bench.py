@@ -55,7 +55,7 @@ def add_commands(sub: Any) -> None:
     cp = sub.add_parser("compare", help="compare a rerun with a reference leaderboard: differs / reproduced / "
                                         "consistent per method",
                         description="One row per (pair, method, access): reference and new mean ± std, the "
-                                    "difference with a 95%% Welch interval and a verdict. 'differs': significant "
+                                    "difference with a 95% Welch interval and a verdict. 'differs': significant "
                                     "after Holm's correction over the rows; 'reproduced': the whole interval lies "
                                     "within ±tolerance; 'consistent': neither (with the difference it could detect "
                                     "and the seeds that would settle it).")
@@ -91,6 +91,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else default_out(recipe)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the sweep (it is created if missing)")
     workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
     if args.dry_run:
         return dry_run(recipe, out, args, workers)
