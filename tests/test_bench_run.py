@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from kdzoo.bench import provenance
 from kdzoo.bench.runner import run_bench
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,8 +89,13 @@ def test_sweep_runs_everything_and_never_recomputes(reference):
     # what decides bit-identity is recorded: the CPU kernels torch dispatches to, its build, the threads
     assert (df.cpu_capability == torch.backends.cpu.get_cpu_capability()).all()
     assert (df.torch_build == torch.version.git_version[:12]).all() and (df.threads == 1).all()
+    machine = provenance.machine()      # and the machine: CPU model, what oneDNN and MKL dispatch to
+    for column in ("cpu_vendor", "cpu_model", "onednn_isa", "mkl_isa"):
+        assert (df[column] == machine[column]).all(), column
     md = (out / "leaderboard.md").read_text()
-    assert f"CPU capability {torch.backends.cpu.get_cpu_capability()}, threads per run 1." in md
+    assert f"CPU {machine['cpu_vendor']} {machine['cpu_model']}, CPU capability " \
+           f"{torch.backends.cpu.get_cpu_capability()}, oneDNN ISA {machine['onednn_isa']}, MKL code path " \
+           f"{machine['mkl_isa']}" in md and "threads per run 1." in md
     # learning curves: one row per student run entry and epoch, read back from each run's metrics.jsonl
     curves = pd.read_csv(out / "curves.csv")
     students = df[df.role == "student"]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..engine.terminal import print_table, say
 from ..errors import ConfigError
+from .provenance import MACHINE_FIELDS, machine_differences
 from .stats import t_ppf, t_sf2
 
 KEYS = ["teacher", "student", "label", "access"]
@@ -73,6 +74,7 @@ class Row:
     seeds_needed: int | None = None  # seeds per side that would make a 'consistent' row conclusive
     identical: bool = False          # the same seeds with the same values on both sides (a bit-identical rerun)
     other_settings: bool = False     # no run hash in common: the two sides ran different configurations
+    other_machine: list[str] = field(default_factory=list)   # what differs in the recorded machines ("CPU model")
 
 
 # ------------------------------------------------------------------ input
@@ -205,6 +207,9 @@ def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", toleranc
                 # a run's hash covers every setting but the code, so a row with no hash in common compares two
                 # different experiments (a changed recipe), not a rerun: the verdict alone would not say so
                 r.other_settings = not set(a.config_hash.astype(str)) & set(b.config_hash.astype(str))
+            # a rerun on another machine is a new sample, not a copy: say so, naming what differs
+            r.other_machine = machine_differences({k: a[k].tolist() for k in MACHINE_FIELDS if k in a.columns},
+                                                  {k: b[k].tolist() for k in MACHINE_FIELDS if k in b.columns})
         rows.append(r)
     return judge(rows, tolerance, alpha)
 
@@ -257,6 +262,7 @@ def _ms(s: Sample) -> Any:
 
 def note(r: Row) -> str:
     return (("other settings than the reference (no run hash in common); " if r.other_settings else "")
+            + (f"other {', '.join(r.other_machine)}; " if r.other_machine else "")
             + ("identical, seed by seed; " if r.identical else "") + _verdict_note(r))
 
 
@@ -305,6 +311,10 @@ def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
     other = sum(r.other_settings for r in rows)
     if other:
         parts.append(f"{other} run with other settings than the reference (a changed recipe: not a rerun)")
+    machines = sorted({w for r in rows for w in r.other_machine})
+    if machines:
+        parts.append(f"{sum(bool(r.other_machine) for r in rows)} ran on another machine than the reference "
+                     f"(other {', '.join(machines)}: a new sample, not a copy)")
     return (f"{len(rows)} rows: " + ", ".join(parts) + f" (Welch, Holm-corrected α = {alpha:g}; "
             f"reproduced = 95% CI within ±{tolerance:g} points)")
 

@@ -11,16 +11,13 @@ import functools
 import hashlib
 import io
 import json
-import os
-import platform
-import subprocess
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .. import __version__, build_loss, build_model
+from .. import build_loss, build_model
 from ..data import build_dataset, make_loader
 from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
@@ -32,6 +29,7 @@ from ..errors import CheckpointError, ConfigError, reject_unknown
 from ..models.checkpoint import load_weights
 from ..registry import LOSSES
 from ..teachers import Teacher, check_access
+from .provenance import environment
 
 # Training settings added after runs were first hashed, with their defaults: at the default they
 # stay out of the hash, so every run made before they existed keeps its hash (and its results).
@@ -114,30 +112,6 @@ def file_digest(path: str) -> str:
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     """Read a file once per (path, size, mtime): a sweep hashes every run against the same teacher files."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-def environment(threads: int | None = None) -> dict[str, Any]:
-    """Provenance recorded with every result.
-
-    The numbers a run gives are bit-identical only on the same machine type and software: on a CPU they
-    depend on the instruction set torch dispatches to (``cpu_capability``: e.g. AVX2 or AVX512 kernels
-    sum in another order), the exact torch build and the thread count, so all three are recorded."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parents[2], timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-    return {"kdzoo_version": __version__, "git_commit": commit or "unknown", "torch_version": torch.__version__,
-            "device": device, "cpu_capability": cpu_capability(), "torch_build": torch.version.git_version[:12],
-            "threads": int(threads) if threads is not None else torch.get_num_threads()}
-
-
-def cpu_capability() -> str:
-    try:
-        return str(torch.backends.cpu.get_cpu_capability())
-    except (AttributeError, RuntimeError):  # torch builds without the query
-        return "unknown"
 
 
 def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
