@@ -107,7 +107,8 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
             locks.append(lock)
             todo.append((h, RunSpec.from_dict(spec_dict)))
         if todo:
-            statuses.update(_train(store, todo, payload.get("data_root"), progress, log))
+            titles = payload.get("titles") or {}   # what log lines call each run ("teacher fmnist_teacher")
+            statuses.update(_train(store, todo, payload.get("data_root"), progress, log, titles))
     finally:
         for lock in locks:
             lock.release()
@@ -115,11 +116,12 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
 
 
 def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: Any,
-           log: Callable[[str], None] | None) -> dict[str, str]:
+           log: Callable[[str], None] | None, titles: dict[str, str] | None = None) -> dict[str, str]:
     specs = [s for _, s in todo]
     try:
         records = execute_cohort(specs, [store.run_dir(h) for h, _ in todo], data_root=data_root,
-                                 cache_dir=store.root / "cache", progress=progress, log=log)
+                                 cache_dir=store.root / "cache", progress=progress, log=log,
+                                 titles=[(titles or {}).get(h, "") for h, _ in todo])
     except RunFolderMismatch:
         raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
@@ -130,7 +132,7 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
                     f"training its runs one by one[/yellow]")
             out: dict[str, str] = {}
             for item in todo:
-                out.update(_train(store, [item], data_root, progress, log))
+                out.update(_train(store, [item], data_root, progress, log, titles))
             return out
         h, spec = todo[0]
         store.run_dir(h).mkdir(parents=True, exist_ok=True)

@@ -203,8 +203,9 @@ def _loaders(spec: RunSpec, bundle: DataBundle, device: torch.device,
 
 def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_root: str | None = None,
                    cache_dir: str | Path | None = None, progress: bool | Progress = True,
-                   log: Any = None) -> list[dict[str, Any]]:
-    """Train ``specs`` (same cohort key) together; return one result record per spec."""
+                   log: Any = None, titles: list[str] | None = None) -> list[dict[str, Any]]:
+    """Train ``specs`` (same cohort key) together; return one result record per spec. ``titles``: what log
+    lines call each run (default "STUDENT METHOD", e.g. "fmnist_teacher ce" for a teacher)."""
     keys = {s.cohort_key() for s in specs}
     if len(keys) != 1:
         raise ConfigError("a cohort's runs must differ only in method and loss settings")
@@ -226,10 +227,11 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
             runfolder.check_run_folder(run_dir, spec.to_dict(), lambda d: RunSpec.from_dict(d).identity(),
                                        "pass another output folder, or delete this one to start over")
     members = []
-    for spec, run_dir in zip(specs, run_dirs):
+    for spec, run_dir, title in zip(specs, run_dirs, titles or [""] * len(specs)):
         # built again after build_student seeds the RNG, so a loss with parameters always starts the same
         members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
-                              run_dir=Path(run_dir) if run_dir else None, seed=spec.seed))
+                              run_dir=Path(run_dir) if run_dir else None, seed=spec.seed,
+                              title=title or f"{spec.student} {spec.method}"))
     train_loader, eval_loaders = _loaders(head, bundle, device, dist)
     # only now, every name and shape checked, are folders written: a typo leaves nothing to block its retry
     for spec, run_dir in zip(specs, run_dirs):
