@@ -378,7 +378,8 @@ def test_external_models_expose_their_map_where_kdzoo_can_reach_it(name, spatial
         torch.testing.assert_close(model.classifier(fmap.mean(dim=(2, 3))), model(x), rtol=1e-4, atol=1e-5)
 
 
-def test_listing_shows_year_venue_and_needs(capsys):
+def test_listing_shows_year_venue_and_needs(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")          # a terminal wide enough for one line per loss
     info = kdzoo.loss_info("sdd")
     assert (info["year"], info["venue"], info["requires"], info["needs"]) == (2024, "CVPR", "features", ["feature_maps"])
     assert main(["list", "losses"]) == 0
