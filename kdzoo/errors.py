@@ -31,8 +31,10 @@ class RecoveryWarning(UserWarning):
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return " did you mean 'x'?" for the closest choice, or "" when none is close."""
-    matches = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
-    return f"; did you mean '{matches[0]}'?" if matches else ""
+    choices = list(choices)
+    lower = {str(c).lower(): c for c in choices}   # case does not count: 'ResNet50' finds 'resnet50'
+    matches = difflib.get_close_matches(str(name).lower(), list(lower), n=1, cutoff=0.5)
+    return f"; did you mean '{lower[matches[0]]}'?" if matches else ""
 
 
 def reject_unknown(keys: Iterable[str], known: Iterable[str], what: str) -> None:

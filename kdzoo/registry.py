@@ -99,6 +99,16 @@ class Registry:
                               f"(known: {', '.join(sorted(self._entries)) or 'none'})")
         return self._entries[name]
 
+    def canonical(self, name: str) -> str:
+        """The registered spelling of ``name``, matched without regard to case when it is not registered as
+        given (``MobileNetV2`` -> ``mobilenetv2``); an unknown name is the ConfigError of ``entry``."""
+        self.load_plugins()
+        if name not in self._entries:
+            same = [n for n in self._entries if n.lower() == str(name).lower()]
+            if len(same) == 1:
+                return same[0]
+        return self.entry(name).name
+
     def check_kwargs(self, name: str, kwargs: dict[str, Any]) -> None:
         """Raise ConfigError for keywords the factory does not take."""
         entry = self.entry(name)

@@ -1,13 +1,15 @@
 """A user's plugin file, as a recipe names it in ``plugins:``: a tiny dataset and two losses.
 
 Used by the bench tests. ``my_kd`` appends its process id to the file named by
-$KDZOO_BENCH_COUNTER the first time an instance trains (once per run execution).
-``boom`` raises during training.
+$KDZOO_BENCH_COUNTER the first time an instance trains (once per run execution),
+and sleeps ``delay`` seconds per step so that a sweep lasts long enough to be
+interrupted (tests/test_cli_interrupt.py). ``boom`` raises during training.
 """
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch.nn.functional as F
@@ -31,9 +33,9 @@ class MyKD(kdzoo.DistillLoss):
     requires = "probs"
     paper = "a user's plugin (tests/bench_plugin.py)"
 
-    def __init__(self, temperature: float = 2.0) -> None:
+    def __init__(self, temperature: float = 2.0, delay: float = 0.0) -> None:
         super().__init__()
-        self.temperature = temperature
+        self.temperature, self.delay = temperature, delay
         self._counted = False
 
     def forward(self, student_logits, teacher_logits, target, *, epoch=1, **batch):
@@ -43,6 +45,8 @@ class MyKD(kdzoo.DistillLoss):
             if counter:
                 with open(counter, "a") as f:
                     f.write(f"{os.getpid()}\n")
+        if self.delay:
+            time.sleep(self.delay)
         s, t = student_logits.float(), teacher_logits.float()
         T = self.temperature
         kl = F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t / T, 1), log_target=True, reduction="batchmean")

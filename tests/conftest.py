@@ -73,6 +73,44 @@ def bundle():
     return make_bundle()
 
 
+def git_status(root: Path = REPO) -> set[str] | None:
+    """``git status --porcelain`` of the checkout as a set of lines (new, untracked or modified files; ignored
+    ones, such as runs/, are not listed); None outside a git checkout."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=root,
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(proc.stdout.splitlines()) if proc.returncode == 0 else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean():
+    """After the whole session, nothing is new, untracked or modified in the checkout that was not so before:
+    tests and what they run write only to tmp paths or git-ignored run folders. A leftover fails the suite (an
+    error at the teardown of its last test), naming the files."""
+    before = git_status()
+    yield
+    after = git_status()
+    if before is not None and after is not None:
+        left = sorted(after - before)
+        assert not left, f"the test suite changed the checkout (git status): {left}"
+
+
+def kdzoo_main(argv) -> int:
+    """``kdzoo.cli.main`` in this process, for tests. The CLI turns Ctrl-C into exit status 130 (what a user
+    wants); here the interrupt is raised again, so Ctrl-C during the suite stops pytest within seconds instead
+    of failing one test and running on. Every test calls the CLI in-process through this (test_cli_interrupt)."""
+    from kdzoo.cli import EXIT_INTERRUPTED, main
+
+    rc = main(list(argv))
+    if rc == EXIT_INTERRUPTED:
+        raise KeyboardInterrupt
+    return rc
+
+
 @pytest.fixture
 def run_cli(tmp_path):
     """Run the kdzoo CLI in a subprocess; returns CompletedProcess."""

@@ -16,9 +16,7 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.cli import main
-
-from conftest import make_bundle
+from conftest import kdzoo_main as main, make_bundle
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,8 @@ import pytest
 from kdzoo.bench import compare
 from kdzoo.bench.compare import Row, Sample, holm, judge, sample
 from kdzoo.bench.stats import betainc, t_cdf, t_ppf, t_sf2
-from kdzoo.cli import main
+
+from conftest import kdzoo_main as main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "results" / "quickstart"

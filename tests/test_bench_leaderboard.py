@@ -156,7 +156,7 @@ def test_leaderboard_plot_shows_each_run_mean_ce_line_and_published(store, monke
 
 
 def test_pending_runs_are_listed_and_cli_rebuilds(store, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     s, plan = store
     missing = [e for e in plan.entries if e.label == "kd" and e.seed == 1][0].hash
     s.clear_result(missing)
@@ -170,7 +170,7 @@ def test_pending_runs_are_listed_and_cli_rebuilds(store, capsys):
 
 
 def test_leaderboard_of_a_folder_without_plan(tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     assert main(["leaderboard", str(tmp_path)]) == 2
     assert "holds no plan.json" in capsys.readouterr().err
 

@@ -179,7 +179,7 @@ def test_failing_plugin_is_named(tmp_path):
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = write(tmp_path, BASE.replace("  - kd\n", "  - kdd\n", 1))
     assert main(["bench", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
@@ -212,7 +212,7 @@ MCLD_L2 = BASE.replace("  - {name: kd, label: kd-T2, args: {temperature: 2}}\n",
 def test_mcld_l2_at_probs_is_refused_at_validation(tmp_path, capsys):
     """mcld with normalize: l2 needs raw logits (its instance says so, not its class): a recipe running it at
     access probs is refused by the recipe check, one line, exit 2, before anything loads."""
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = write(tmp_path, MCLD_L2)
     assert main(["bench", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from kdzoo.bench import provenance
 from kdzoo.bench.runner import run_bench
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
@@ -74,8 +75,13 @@ def test_sweep_runs_everything_and_never_recomputes(reference):
     # what decides bit-identity is recorded: the CPU kernels torch dispatches to, its build, the threads
     assert (df.cpu_capability == torch.backends.cpu.get_cpu_capability()).all()
     assert (df.torch_build == torch.version.git_version[:12]).all() and (df.threads == 1).all()
+    machine = provenance.machine()      # and the machine: CPU model, what oneDNN and MKL dispatch to
+    for column in ("cpu_vendor", "cpu_model", "onednn_isa", "mkl_isa"):
+        assert (df[column] == machine[column]).all(), column
     md = (out / "leaderboard.md").read_text()
-    assert f"CPU capability {torch.backends.cpu.get_cpu_capability()}, threads per run 1." in md
+    assert f"CPU {machine['cpu_vendor']} {machine['cpu_model']}, CPU capability " \
+           f"{torch.backends.cpu.get_cpu_capability()}, oneDNN ISA {machine['onednn_isa']}, MKL code path " \
+           f"{machine['mkl_isa']}" in md and "threads per run 1." in md
     # learning curves: one row per student run entry and epoch, read back from each run's metrics.jsonl
     curves = pd.read_csv(out / "curves.csv")
     students = df[df.role == "student"]
@@ -107,7 +113,7 @@ def test_submitit_debug_executor(tmp_path):
 
 def test_submitit_local_executor_through_the_cli(tmp_path, capsys):
     pytest.importorskip("submitit")
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = recipe(tmp_path, seeds="[0]", methods="[ce, kd]")
     rc = main(["bench", str(path), "--out", str(tmp_path / "out"), "--launcher", "slurm", "--slurm-cluster", "local",
                "--time-min", "10", "--cpus-per-task", "1", "--no-progress"])
@@ -118,7 +124,7 @@ def test_submitit_local_executor_through_the_cli(tmp_path, capsys):
 
 
 def test_failed_run_is_recorded_and_fail_fast_stops(tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = recipe(tmp_path, methods="[ce, boom, kd]")
     rc = main(["bench", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
     assert rc == 1

@@ -193,7 +193,7 @@ def test_without_a_distillation_term_dot_is_sgd_with_the_mean_momentum():
 
 @needs_fmnist
 def test_cli_trains_with_optimizer_dot(tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     torch.manual_seed(0)
     teacher = tmp_path / "teacher" / "model.pt"
     teacher.parent.mkdir()
@@ -210,7 +210,7 @@ def test_cli_trains_with_optimizer_dot(tmp_path, capsys):
 
 
 def test_cli_bad_delta_is_one_line(capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     rc = main(["train", "--student", "fmnist_mlp", "--optimizer", "dot", "--dot-delta", "0.5"])
     err = capsys.readouterr().err
     assert rc == 2 and "must lie in [0, 1)" in err and len(err.strip().splitlines()) == 1

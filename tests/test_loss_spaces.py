@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 import kdzoo
-from kdzoo.cli import main
+from conftest import kdzoo_main as main
 from kdzoo.cli.spaces import print_spaces
 from kdzoo.registry import LOSSES
 from kdzoo.space import Choice, Float, Int

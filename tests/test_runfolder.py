@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kdzoo.cli import main
 from kdzoo.engine.runfolder import differences
 
-from conftest import needs_fmnist
+from conftest import needs_fmnist, kdzoo_main as main
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
 

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
+from ..engine.terminal import print_table, say
 from ..errors import ConfigError
+from .provenance import MACHINE_FIELDS, machine_differences
 from .stats import t_ppf, t_sf2
 
 KEYS = ["teacher", "student", "label", "access"]
@@ -71,6 +74,7 @@ class Row:
     seeds_needed: int | None = None  # seeds per side that would make a 'consistent' row conclusive
     identical: bool = False          # the same seeds with the same values on both sides (a bit-identical rerun)
     other_settings: bool = False     # no run hash in common: the two sides ran different configurations
+    other_machine: list[str] = field(default_factory=list)   # what differs in the recorded machines ("CPU model")
 
 
 # ------------------------------------------------------------------ input
@@ -203,6 +207,9 @@ def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", toleranc
                 # a run's hash covers every setting but the code, so a row with no hash in common compares two
                 # different experiments (a changed recipe), not a rerun: the verdict alone would not say so
                 r.other_settings = not set(a.config_hash.astype(str)) & set(b.config_hash.astype(str))
+            # a rerun on another machine is a new sample, not a copy: say so, naming what differs
+            r.other_machine = machine_differences({k: a[k].tolist() for k in MACHINE_FIELDS if k in a.columns},
+                                                  {k: b[k].tolist() for k in MACHINE_FIELDS if k in b.columns})
         rows.append(r)
     return judge(rows, tolerance, alpha)
 
@@ -247,14 +254,15 @@ def compare_paths(reference: str | Path, new: str | Path, metric: str | None = N
 
 
 # ----------------------------------------------------------------- output
-def _ms(s: Sample) -> str:
+def _ms(s: Sample) -> Any:
     if s.n == 0:
         return "—"
-    return f"{s.mean:.2f}" + (f" ± {s.std:.2f}" if s.n > 1 else "") + f" (n={s.n})"
+    return (f"{s.mean:.2f}" + (f" ± {s.std:.2f}" if s.n > 1 else ""), f"(n={s.n})")
 
 
 def note(r: Row) -> str:
     return (("other settings than the reference (no run hash in common); " if r.other_settings else "")
+            + (f"other {', '.join(r.other_machine)}; " if r.other_machine else "")
             + ("identical, seed by seed; " if r.identical else "") + _verdict_note(r))
 
 
@@ -267,16 +275,29 @@ def _verdict_note(r: Row) -> str:
     return f"p = {r.p:.2g}" if r.verdict == "differs" else ""
 
 
+def _delta(r: Row) -> Any:
+    if r.diff != r.diff:
+        return "—"
+    return (f"{r.diff:+.2f}", f"[{r.low:+.2f}, {r.high:+.2f}]" if r.low == r.low else "")
+
+
+# The comparison table, one per teacher-student pair: (header, cell of a Row); a cell is its text or
+# (value, detail). "note" moves under the table when the terminal is too narrow for it.
+COLUMNS: list[tuple[str, Callable[[Row], Any]]] = [
+    ("method", lambda r: r.label + ("" if r.access in ("logits", "none") else f" ({r.access})")),
+    ("reference", lambda r: _ms(r.ref)),
+    ("new", lambda r: _ms(r.new)),
+    ("Δ new − ref", _delta),
+    ("verdict", lambda r: r.verdict),
+    ("note", note),
+]
+HEADER = ["pair"] + [h for h, _ in COLUMNS]
+
+
 def table_rows(rows: list[Row]) -> list[list[str]]:
-    out = []
-    for r in rows:
-        ci = f"{r.diff:+.2f} [{r.low:+.2f}, {r.high:+.2f}]" if r.low == r.low else (
-            "—" if r.diff != r.diff else f"{r.diff:+.2f}")
-        out.append([f"{r.teacher}→{r.student}", r.label, r.access, _ms(r.ref), _ms(r.new), ci, r.verdict, note(r)])
-    return out
-
-
-HEADER = ["pair", "method", "access", "reference", "new", "Δ new − ref [95% CI]", "verdict", "note"]
+    """Every row as text, its pair first (HEADER's columns)."""
+    return [[f"{r.teacher}→{r.student}"] + [" ".join(c) if isinstance(c, tuple) else c
+                                           for c in (cell(r) for _, cell in COLUMNS)] for r in rows]
 
 
 def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
@@ -290,22 +311,24 @@ def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
     other = sum(r.other_settings for r in rows)
     if other:
         parts.append(f"{other} run with other settings than the reference (a changed recipe: not a rerun)")
+    machines = sorted({w for r in rows for w in r.other_machine})
+    if machines:
+        parts.append(f"{sum(bool(r.other_machine) for r in rows)} ran on another machine than the reference "
+                     f"(other {', '.join(machines)}: a new sample, not a copy)")
     return (f"{len(rows)} rows: " + ", ".join(parts) + f" (Welch, Holm-corrected α = {alpha:g}; "
             f"reproduced = 95% CI within ±{tolerance:g} points)")
 
 
 def print_report(rows: list[Row], metric: str, tolerance: float, alpha: float, title: str = "") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title or f"{metric} (%): reference vs new, mean ± std (n seeds)")
-    for col in HEADER:
-        table.add_column(col, overflow="fold", no_wrap=col == "pair")
-    for cells in table_rows(rows):
-        table.add_row(*cells)
-    console = Console(width=max(Console().width, 160))
-    console.print(table)
-    console.print(summary_line(rows, tolerance, alpha))
+    """The comparison within the terminal's width: a title, one table per pair, the summary line."""
+    say(title or f"{metric} (%): reference vs new, mean ± std (n seeds); Δ with its 95% Welch interval")
+    pairs: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        pairs.setdefault((r.teacher, r.student), []).append(r)
+    for (teacher, student), group in pairs.items():
+        print_table([h for h, _ in COLUMNS], [[cell(r) for _, cell in COLUMNS] for r in group],
+                    title=f"{teacher} → {student}", spill=("note",))
+    say(summary_line(rows, tolerance, alpha))
 
 
 __all__ = ["DEFAULT_TOLERANCE", "Row", "Sample", "compare", "compare_paths", "holm", "judge", "load_runs",

@@ -108,7 +108,8 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
             todo.append((h, RunSpec.from_dict(spec_dict)))
         if todo:
             places = _log_places(store, payload)
-            statuses.update(_train(store, todo, payload.get("data_root"), progress, log, places))
+            titles = payload.get("titles") or {}   # what log lines call each run ("teacher fmnist_teacher")
+            statuses.update(_train(store, todo, payload.get("data_root"), progress, log, places, titles))
     finally:
         for lock in locks:
             lock.release()
@@ -122,12 +123,14 @@ def _log_places(store: RunStore, payload: Payload) -> dict[str, LogPlace]:
 
 
 def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: Any,
-           log: Callable[[str], None] | None, places: dict[str, LogPlace] | None = None) -> dict[str, str]:
+           log: Callable[[str], None] | None, places: dict[str, LogPlace] | None = None,
+           titles: dict[str, str] | None = None) -> dict[str, str]:
     specs = [s for _, s in todo]
     try:
         records = execute_cohort(specs, [store.run_dir(h) for h, _ in todo], data_root=data_root,
                                  cache_dir=store.root / "cache", progress=progress, log=log,
-                                 log_places=[(places or {}).get(h) for h, _ in todo])
+                                 log_places=[(places or {}).get(h) for h, _ in todo],
+                                 titles=[(titles or {}).get(h, "") for h, _ in todo])
     except RunFolderMismatch:
         raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
@@ -138,7 +141,7 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
                     f"training its runs one by one[/yellow]")
             out: dict[str, str] = {}
             for item in todo:
-                out.update(_train(store, [item], data_root, progress, log, places))
+                out.update(_train(store, [item], data_root, progress, log, places, titles))
             return out
         h, spec = todo[0]
         store.run_dir(h).mkdir(parents=True, exist_ok=True)

@@ -77,11 +77,13 @@ def paired_ci(diffs: list[float]) -> tuple[float, float, float, int]:
 
 
 # ------------------------------------------------------------------ rows
+# what the machine's kernels dispatch to (bench/provenance.py); empty for runs made before it was recorded
+MACHINE_COLUMNS = ["cpu_vendor", "cpu_model", "onednn_isa", "mkl_isa", "cudnn_version", "kernel_env"]
 COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "label", "access", "seed", "top1", "top5",
            "best_top1", "best_epoch", "val_top1", "teacher_top1", "epochs", "epochs_done", "train_seconds",
            "images_per_second", "teacher_queries", "prepare_queries", "student_params", "status", "message", "role",
            "teacher_model", "loss_args", "config_hash", "kdzoo_version", "git_commit", "torch_version", "device",
-           "cpu_capability", "torch_build", "threads"]
+           "cpu_capability", "torch_build", "threads", *MACHINE_COLUMNS]
 FLOAT_COLUMNS = ["top1", "top5", "best_top1", "val_top1", "teacher_top1", "train_seconds", "images_per_second",
                  "student_params"]
 INT_COLUMNS = ["seed", "best_epoch", "epochs", "epochs_done", "teacher_queries", "prepare_queries"]
@@ -143,7 +145,7 @@ def rows(plan: Plan, store: RunStore) -> pd.DataFrame:
             "torch_version": r.get("torch_version", ""), "device": r.get("device", ""),
             # runs made before these were recorded leave them empty, never guessed
             "cpu_capability": r.get("cpu_capability", ""), "torch_build": r.get("torch_build", ""),
-            "threads": r.get("threads", ""),
+            "threads": r.get("threads", ""), **{c: r.get(c, "") for c in MACHINE_COLUMNS},
         })
     df = pd.DataFrame(out, columns=COLUMNS)
     for c in FLOAT_COLUMNS:
@@ -312,10 +314,15 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
         fmt = lambda col: ", ".join(sorted({str(v) for v in prov[col] if v}))  # noqa: E731
         line = (f"Provenance: kdzoo {fmt('kdzoo_version')}, commit {fmt('git_commit')}, torch "
                 f"{fmt('torch_version')}" + (f" (build {fmt('torch_build')})" if fmt("torch_build") else "")
-                + f", device {fmt('device')}, CPU capability {fmt('cpu_capability') or 'not recorded'}, "
-                f"threads per run {fmt('threads') or 'not recorded'}.")
-        lines += [line + " Bit-identical reruns need the same machine type and software; elsewhere a rerun "
-                  "is a new sample: check it with `kdzoo compare`.", ""]
+                + f", device {fmt('device')}" + (f" (cuDNN {fmt('cudnn_version')})" if fmt("cudnn_version") else "")
+                + f", CPU {' '.join(x for x in (fmt('cpu_vendor'), fmt('cpu_model')) if x) or 'not recorded'}"
+                + f", CPU capability {fmt('cpu_capability') or 'not recorded'}"
+                + f", oneDNN ISA {fmt('onednn_isa') or 'not recorded'}"
+                + f", MKL code path {fmt('mkl_isa') or 'not recorded'}"
+                + (f", kernel settings {fmt('kernel_env')}" if fmt("kernel_env") else "")
+                + f", threads per run {fmt('threads') or 'not recorded'}.")
+        lines += [line + " A rerun can repeat these numbers bit for bit only where all of these are the same; "
+                  "elsewhere it is a new sample: check it with `kdzoo compare`.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -11,9 +11,6 @@ import functools
 import hashlib
 import io
 import json
-import os
-import platform
-import subprocess
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -21,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .. import __version__, build_loss, build_model
+from .. import build_loss, build_model
 from ..data import build_dataset, make_loader
 from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
@@ -34,10 +31,12 @@ from ..losses.base import requirements
 from ..models.checkpoint import load_weights
 from ..registry import LOSSES
 from ..teachers import Teacher, check_access
+from .provenance import environment
 
 # Training settings added after runs were first hashed, with their defaults: at the default they
 # stay out of the hash, so every run made before they existed keeps its hash (and its results).
-TRAIN_HASHED_WHEN_SET = {"cpu_threads": 1, "ema_decay": 0.0, "dot_delta": 0.075}
+TRAIN_HASHED_WHEN_SET = {f.name: f.default for f in fields(TrainConfig) if f.name in ("cpu_threads", "ema_decay",
+                                                                                       "dot_delta")}
 # Training settings that never enter a hash: where a run executes and what observes it (TensorBoard, MLflow)
 # do not change what it is.
 TRAIN_NOT_HASHED = ("device", "log")
@@ -119,30 +118,6 @@ def file_digest(path: str) -> str:
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     """Read a file once per (path, size, mtime): a sweep hashes every run against the same teacher files."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-def environment(threads: int | None = None) -> dict[str, Any]:
-    """Provenance recorded with every result.
-
-    The numbers a run gives are bit-identical only on the same machine type and software: on a CPU they
-    depend on the instruction set torch dispatches to (``cpu_capability``: e.g. AVX2 or AVX512 kernels
-    sum in another order), the exact torch build and the thread count, so all three are recorded."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parents[2], timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-    return {"kdzoo_version": __version__, "git_commit": commit or "unknown", "torch_version": torch.__version__,
-            "device": device, "cpu_capability": cpu_capability(), "torch_build": torch.version.git_version[:12],
-            "threads": int(threads) if threads is not None else torch.get_num_threads()}
-
-
-def cpu_capability() -> str:
-    try:
-        return str(torch.backends.cpu.get_cpu_capability())
-    except (AttributeError, RuntimeError):  # torch builds without the query
-        return "unknown"
 
 
 def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
@@ -261,9 +236,11 @@ def _run_logs(specs: list[RunSpec], run_dirs: list[Path | None], places: list[Lo
 
 def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_root: str | None = None,
                    cache_dir: str | Path | None = None, progress: bool | Progress = True,
-                   log: Any = None, log_places: list[LogPlace | None] | None = None) -> list[dict[str, Any]]:
+                   log: Any = None, log_places: list[LogPlace | None] | None = None,
+                   titles: list[str] | None = None) -> list[dict[str, Any]]:
     """Train ``specs`` (same cohort key) together; return one result record per spec. ``log_places``: where
-    each run is logged when its ``train.log`` is on (default: in its run folder)."""
+    each run is logged when its ``train.log`` is on (default: in its run folder). ``titles``: what log lines
+    call each run (default "STUDENT METHOD", e.g. "fmnist_teacher ce" for a teacher)."""
     keys = {s.cohort_key() for s in specs}
     if len(keys) != 1:
         raise ConfigError("a cohort's runs must differ only in method and loss settings")
@@ -286,15 +263,18 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
             runfolder.check_run_folder(run_dir, spec.to_dict(), lambda d: RunSpec.from_dict(d).identity(),
                                        "pass another output folder, or delete this one to start over")
     members = []
+    for spec, run_dir, title in zip(specs, run_dirs, titles or [""] * len(specs)):
+        # built again after build_student seeds the RNG, so a loss with parameters always starts the same
+        members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
+                              run_dir=Path(run_dir) if run_dir else None, seed=spec.seed,
+                              title=title or f"{spec.student} {spec.method}"))
+    train_loader, eval_loaders = _loaders(head, bundle, device, dist)
+    # only now, every name and shape checked, are folders written: a typo leaves nothing to block its retry
     for spec, run_dir in zip(specs, run_dirs):
         if run_dir is not None:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             if dist.is_main:
                 runfolder.write_config(run_dir, spec.to_dict())
-        # built again after build_student seeds the RNG, so a loss with parameters always starts the same
-        members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
-                              run_dir=Path(run_dir) if run_dir else None, seed=spec.seed))
-    train_loader, eval_loaders = _loaders(head, bundle, device, dist)
     teacher_top1 = float("nan")
     if teacher is not None:
         teacher.to(device)

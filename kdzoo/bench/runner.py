@@ -32,7 +32,7 @@ from ..engine.progress import Progress
 from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, FAILED, FINISHED
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
-from .eta import time_left
+from .eta import SweepClock, time_left
 from .launch import LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
 from .recipe import load_recipe
 from .recipe_types import Recipe, SlurmSettings
@@ -110,27 +110,30 @@ def preflight(recipe: Recipe, plan: Plan, todo: list[str], data_root: str | None
 
 
 class _Display:
-    """The sweep's bar (images left to train, so its ETA is the sweep's) above the current run's bar.
+    """The sweep's bar (images left to train) above the current run's bar.
 
     In this process the trainer moves both every step (see engine/progress.py); units trained by
-    worker processes move the sweep's bar when they end. Without a terminal, or with
-    --no-progress, there are no bars and every epoch and run gets its log line.
+    worker processes send their steps, which move both too. The sweep's ETA is its ``clock``'s
+    (eta.SweepClock: each phase's runs at their own models' speed, over the workers it keeps busy).
+    Without a terminal, or with --no-progress, there are no bars and every epoch and run gets its log line.
     """
 
-    EPOCH = re.compile(r" epoch (\d+)/(\d+)")
-
     def __init__(self, runs: int, images: int, enabled: bool, console: Console | None = None,
-                 lines: bool = True) -> None:
+                 lines: bool = True, clock: SweepClock | None = None) -> None:
         self.progress = Progress(enabled=enabled, console=console, lines=lines)
         self.live = self.progress.live
         self.runs, self.images = runs, images
         self.runs_done, self.images_done = 0, 0
         self.sweep: Any = None
+        self.clock = clock
+        self.units: dict[int, tuple[str, ...]] = {}    # a launch's unit index -> its runs
+        self.progress.watch = self._watch
 
     def __enter__(self) -> "_Display":
         self.progress.__enter__()
         # a dataset of unknown size: the sweep's bar counts runs instead of images
-        self.sweep = self.progress.task(self._title(), total=self.images or self.runs)
+        eta = {"eta": self._eta} if self.clock is not None and self.images else {}
+        self.sweep = self.progress.task(self._title(), total=self.images or self.runs, **eta)
         self.progress.sweep = self.sweep if self.images else None
         self.progress.advance(self.sweep, 0)   # the first speed sample: an ETA as soon as work is done
         return self
@@ -141,23 +144,36 @@ class _Display:
     def _title(self) -> str:
         return f"sweep {self.runs_done}/{self.runs} runs"
 
+    def _eta(self) -> float | None:
+        try:  # a display problem must never fail a run
+            return self.clock.seconds() if self.clock is not None else None
+        except Exception:
+            return None
+
+    def _watch(self, unit: Any, images: float) -> None:
+        hashes = unit if isinstance(unit, tuple) else self.units.get(unit)
+        if self.clock is not None and hashes:
+            self.clock.advance(hashes, images)
+
     def print(self, message: str) -> None:
         self.progress.print(message)
 
-    def start_unit(self, description: str) -> None:
+    def start_unit(self, description: str, hashes: list[str] | None = None) -> None:
         self.progress.label = description
+        self.progress.unit = tuple(hashes or ())
 
     def trainer_log(self, message: str) -> None:
         try:  # a display problem must never fail a run
-            if not (self.live and self.EPOCH.search(message)):   # on a terminal the run's bar shows epochs
-                self.print(message)
+            self.progress.log(message)   # on a terminal the run's bar shows epochs; other lines are printed
         except Exception:
             pass
 
-    def unit_done(self, runs: int, images: int) -> None:
+    def unit_done(self, hashes: list[str], images: int) -> None:
         """A unit ended: the sweep's bar moves to the work done so far (the unit's estimate counted once)."""
-        self.runs_done += runs
+        self.runs_done += len(hashes)
         self.images_done += images
+        if self.clock is not None:
+            self.clock.finish(hashes)
         self.progress.update(self.sweep, completed=self.images_done if self.images else self.runs_done,
                              description=self._title())
 
@@ -195,10 +211,12 @@ class _Phases:
         units = [[h] for h in hashes] if solo else make_units(plan.specs, hashes, self.cohort)
         payloads = [{**make_payload(store, plan.specs, u, plugins=self.plugins, data_root=self.data_root,
                                     retry_failed=retry), "label": _short_label(plan, u),
-                     "experiment": plan.recipe, "log_names": {h: log_name(plan, h) for h in u}} for u in units]
+                     "experiment": plan.recipe, "log_names": {h: log_name(plan, h) for h in u},
+                     "titles": {h: describe(plan, h) for h in u}} for u in units]
         locked: list[str] = []
+        self.display.units = {i: tuple(u) for i, u in enumerate(units)}
         if isinstance(self.runner, LocalLauncher):
-            self.runner.on_start = lambda i: self.display.start_unit(_short_label(plan, units[i]))
+            self.runner.on_start = lambda i: self.display.start_unit(_short_label(plan, units[i]), units[i])
         self.runner.run(payloads, lambda i, statuses: self._done(statuses, locked),
                         should_stop=lambda: bool(self.stop))
         return locked
@@ -222,8 +240,8 @@ class _Phases:
                                f"[dim]({h})[/dim]")
             if status in (FAILED, DIVERGED) and self.fail_fast and not self.stop:
                 self.stop.append(f"{describe(self.plan, h)} {status}: {record.get('message', '')}")
-        self.display.unit_done(sum(1 for s in statuses.values() if s != LOCKED),
-                               _images(self.plan, [h for h, s in statuses.items() if s != LOCKED]))
+        ended = [h for h, s in statuses.items() if s != LOCKED]
+        self.display.unit_done(ended, _images(self.plan, ended))
 
 
 def _images(plan: Plan, hashes: list[str]) -> int:
@@ -267,7 +285,12 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     store.write_recipe(recipe.text)
     store.write_plan(plan.to_dict())
 
-    display = _Display(len(todo), _images(plan, todo), progress, console, progress if lines is None else lines)
+    teachers_todo = [h for h in plan.hashes(TEACHER_ROLE) if h in todo]
+    phases = [[[h] for h in teachers_todo],
+              make_units(plan.specs, [h for h in todo if h not in teachers_todo], cohort)]
+    clock = SweepClock(store, plan.specs, phases, workers if launcher == "local" else 1)
+    display = _Display(len(todo), _images(plan, todo), progress, console, progress if lines is None else lines,
+                       clock)
     eta = time_left(store, [plan.specs[h] for h in todo]).describe(workers if launcher == "local" else 1)
     if eta:
         display.print(eta)
@@ -302,13 +325,14 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
 
 
 def _short_label(plan: Plan, unit: list[str]) -> str:
-    """What a unit's bar is called: "teacher fmnist_teacher", or "s0 kd,dkd fmnist_teacher→fmnist_cnn_tiny"."""
+    """What a unit's bar is called: "teacher fmnist_teacher", or "s0 fmnist_teacher→fmnist_cnn_tiny kd,dkd"
+    (the pair before the methods, which a narrow terminal cuts first)."""
     if len(unit) == 1:
         return describe(plan, unit[0])
     entries = [next(e for e in plan.entries if e.hash == h) for h in unit]
-    head = entries[0]
+    head = next((e for e in entries if e.access != "none"), entries[0])
     pair = f"{head.teacher_model}→{head.student}" if head.access != "none" else head.student
-    return f"s{head.seed} {','.join(e.label for e in entries)} {pair}"
+    return f"s{head.seed} {pair} {','.join(e.label for e in entries)}"
 
 
 def _local_gpus(device: str, workers: int) -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CheckpointError, RecoveryWarning
-from .checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
+from .checkpoint import atomic_write_bytes, atomic_write_text, json_text, load_checkpoint, save_checkpoint
 from .runfolder import CHECKPOINT, METRICS
 
 PREV_SUFFIX = ".prev"
@@ -138,7 +138,8 @@ def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | 
 
 
 def metrics_text(records: list[dict]) -> str:
-    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    """metrics.jsonl: one strict JSON line per epoch (null, not NaN)."""
+    return "".join(json_text(r, sort_keys=True) + "\n" for r in records)
 
 
 def check_metrics(run_dir: str | os.PathLike, records: list[dict], name: str = METRICS,

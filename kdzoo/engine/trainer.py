@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from ..losses.base import DistillLoss, requirements
 from ..teachers import Teacher, check_access
 from . import distributed, feature_maps
 from .checkpoint import atomic_write_text
-from .recovery import resume_state, save_checkpoint_keep_previous
+from .recovery import metrics_text, resume_state, save_checkpoint_keep_previous
 from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
 from .config import TrainConfig
 from .device import amp_dtype, resolve_device
@@ -95,6 +94,7 @@ class Member:
     loss: DistillLoss
     run_dir: Path | None = None
     seed: int = 0
+    title: str = ""                    # what log lines call the run (e.g. "teacher fmnist_teacher"); default name
     # set by the trainer
     optimizer: torch.optim.Optimizer | None = None
     scaler: Any = None
@@ -119,6 +119,10 @@ class Member:
     def evaluated(self) -> nn.Module:
         """The weights a run is judged by, and saves: the moving average when it keeps one."""
         return self.ema if self.ema is not None else self.student
+
+    @property
+    def shown(self) -> str:
+        return self.title or self.name
 
     @property
     def active(self) -> bool:
@@ -219,7 +223,8 @@ class Trainer:
         if ckpt is not None:
             self._restore(m, ckpt)
             if m.done_epochs < self.cfg.epochs:
-                self.log(f"{m.name}: resuming from epoch {m.done_epochs} of {self.cfg.epochs} ({m.run_dir})")
+                self.log(f"{m.shown}: resuming at epoch {m.done_epochs + 1} of {self.cfg.epochs} "
+                         f"({m.done_epochs} done; {m.run_dir})")
 
     def _restore(self, m: Member, ckpt: dict) -> None:
         m.student.load_state_dict(ckpt["model"])
@@ -247,7 +252,7 @@ class Trainer:
             "rng": m.rng, "metrics": m.metrics, "queries": m.queries, "result": m.result.to_dict(),
         }, m.run_dir / CHECKPOINT)
         atomic_write_text(m.run_dir / METRICS,
-                          "".join(json.dumps(r, sort_keys=True) + "\n" for r in m.metrics))
+                          metrics_text(m.metrics))
 
     def _finish(self, m: Member, status: str, message: str = "") -> None:
         m.result.status = status
@@ -349,8 +354,9 @@ class Trainer:
             _set_rng(live[0].rng, self._rng_gens)
         seen, t0, lr = 0, time.perf_counter(), float("nan")
         start_queries = {m.name: m.queries for m in live}
-        self.progress.describe(self._bar, f"epoch {epoch}/{self.cfg.epochs} "
-                                          f"{self.progress.label or '+'.join(m.name for m in live)}")
+        # "3/10 s0 teacher→student kd,dkd": the epoch, then what is trained, so a narrow bar cuts the methods last
+        self.progress.describe(self._bar, f"{epoch}/{self.cfg.epochs} "
+                                          f"{self.progress.label or '+'.join(m.shown for m in live)}")
         for step, (x, y, idx) in enumerate(loader):
             if step >= n_steps:
                 break
@@ -445,7 +451,7 @@ class Trainer:
             if not ok:
                 m.result.epochs = m.done_epochs
                 self._finish(m, DIVERGED, f"non-finite loss in epoch {epoch}")
-                self.log(f"[red]{m.name}: loss became NaN/Inf in epoch {epoch}; run marked diverged[/red]")
+                self.log(f"[red]{m.shown}: loss became NaN/Inf in epoch {epoch}; run marked diverged[/red]")
 
     def _end_epoch(self, m: Member, epoch: int, sums: dict[str, Tensor], n_steps: int, seconds: float,
                    seen: int, lr: float) -> None:
@@ -474,5 +480,5 @@ class Trainer:
         if epoch >= self.cfg.epochs:
             self._finish(m, FINISHED)
         shown = " ".join(f"{k}={v:.3f}" for k, v in train.items())
-        self.log(f"{m.name} epoch {epoch}/{self.cfg.epochs}: {shown} test_top1={r.top1:.2f} ({seconds:.1f}s)")
+        self.log(f"{m.shown} epoch {epoch}/{self.cfg.epochs}: {shown} test_top1={r.top1:.2f} ({seconds:.1f}s)")
 
