@@ -18,35 +18,13 @@ import pytest
 
 from kdzoo.bench import compare
 from kdzoo.bench.compare import Row, Sample, holm, judge, sample
-from kdzoo.bench.stats import betainc, t_cdf, t_ppf, t_sf2
 from kdzoo.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "results" / "quickstart"
 
 
-# ------------------------------------------------------------- t distribution
-def test_t_functions_match_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    special = pytest.importorskip("scipy.special")
-    for df in (1, 1.5, 2, 3.7, 4, 8, 29, 120, 1e4):
-        for q in (0.6, 0.8, 0.95, 0.975, 0.995, 0.99975):
-            assert t_ppf(q, df) == pytest.approx(stats.t.ppf(q, df), rel=1e-8)
-            assert t_ppf(1 - q, df) == pytest.approx(stats.t.ppf(1 - q, df), rel=1e-8)
-        for t in (-7.0, -1.3, 0.0, 0.4, 2.2, 12.0):
-            assert t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df), rel=1e-9, abs=1e-13)
-            assert t_sf2(t, df) == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9, abs=1e-13)
-    for a, b, x in ((0.5, 0.5, 0.3), (2, 3, 0.9), (40, 0.5, 0.97), (1e3, 0.5, 0.999)):
-        assert betainc(a, b, x) == pytest.approx(special.betainc(a, b, x), rel=1e-9)
-
-
-def test_t_quantiles_by_hand():
-    # df = 1 is the Cauchy distribution: F^-1(q) = tan(pi (q - 1/2)); df = 2: t = (2q-1) sqrt(2 / (4q(1-q)))
-    for q in (0.7, 0.9, 0.975):
-        assert t_ppf(q, 1) == pytest.approx(np.tan(np.pi * (q - 0.5)), rel=1e-9)
-        assert t_ppf(q, 2) == pytest.approx((2 * q - 1) * np.sqrt(2 / (4 * q * (1 - q))), rel=1e-9)
-
-
+# ------------------------------------------------------------- helpers
 def test_holm_by_hand():
     # m = 4, alpha = 0.05: thresholds 0.0125, 0.0167, 0.025, 0.05 on the sorted p-values
     assert holm([0.01, 0.04, 0.03, 0.005], 0.05) == [True, False, False, True]

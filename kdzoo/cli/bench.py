@@ -49,8 +49,15 @@ def add_commands(sub: Any) -> None:
 
     lb = sub.add_parser("leaderboard", help="rebuild the leaderboards of a bench output folder from its run store",
                         description="Rebuild leaderboard.csv, summary.csv, leaderboard.md and the plot from "
-                                    "OUT/plan.json and OUT/runs/*/result.json.")
+                                    "OUT/plan.json and OUT/runs/*/result.json; with --from-rows, rebuild "
+                                    "summary.csv, leaderboard.md and the plot from OUT/leaderboard.csv (never "
+                                    "written), for a folder without its run store such as a committed reference.")
     lb.add_argument("out", metavar="OUT", help="a kdzoo bench output folder")
+    lb.add_argument("--from-rows", action="store_true",
+                    help="read the per-run rows of OUT/leaderboard.csv instead of the run store")
+    lb.add_argument("--classes", type=int, default=None,
+                    help="number of classes, for the collapse margin (default: as the runs recorded it; runs "
+                         "made before kdzoo recorded it need it)")
     lb.set_defaults(func=cmd_leaderboard)
 
     cp = sub.add_parser("compare", help="compare a rerun with a reference leaderboard: differs / reproduced / "
@@ -153,15 +160,17 @@ def print_summary(path: Path, metric: str) -> None:
         return
     if summary.empty:
         return
-    table = Table(title=f"{metric} (%), mean ± std over seeds; Δ paired by seed [95% CI]")
-    for col in ("pair", "rank", "method", "access", "mean ± std", "Δ vs CE", "Δ vs KD", "done"):
+    table = Table(title=f"{metric} (%), mean ± std over kept seeds; Δ [simultaneous 95%]")
+    for col in ("pair", "rank", "method", "access", "mean ± std", "Δ vs CE", "vs CE", "Δ vs KD", "seeds"):
         table.add_column(col)
     for _, r in summary.sort_values(["teacher", "student", "rank"], na_position="last").iterrows():
         shown = r.get("rank_shown")
         rank = str(shown) if isinstance(shown, str) and shown else ("" if pd.isna(r["rank"]) else str(int(r["rank"])))
+        kept = int(r["n_kept"]) if "n_kept" in r and r["n_kept"] == r["n_kept"] else int(r.n_finished)
+        collapsed = int(r["n_collapsed"]) if "n_collapsed" in r and r["n_collapsed"] == r["n_collapsed"] else 0
         table.add_row(f"{r.teacher}→{r.student}", rank, str(r.label),
-                      str(r.access), _pm(r["mean"], r["std"]), _ci(r, "ce"), _ci(r, "kd"),
-                      f"{int(r.n_finished)}/{int(r.n_seeds)}")
+                      str(r.access), _pm(r["mean"], r["std"]), _ci(r, "ce"), str(r.get("vs_ce", "")), _ci(r, "kd"),
+                      f"{kept}/{int(r.n_seeds)}" + (f" ({collapsed} collapsed)" if collapsed else ""))
     Console(width=max(Console().width, 140)).print(table)
 
 
@@ -254,8 +263,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.is_dir():
         raise ConfigError(f"no such folder: {out}")
-    leaderboard.check_store(out)
-    paths = leaderboard.build(out)
+    if args.classes is not None and args.classes < 2:
+        raise ConfigError(f"--classes must be at least 2, got {args.classes}")
+    if args.from_rows:
+        paths = leaderboard.build_from_rows(out, args.classes)
+    else:
+        leaderboard.check_store(out)
+        paths = leaderboard.build(out, args.classes)
     plan = leaderboard.load_plan(out)
     print_summary(paths["summary"], plan.metric)
     for key in ("csv", "summary", "markdown", "plot", "curves"):
