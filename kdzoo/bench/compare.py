@@ -189,7 +189,8 @@ def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = 
           advise: bool = True) -> list[Row]:
     """Fill in each row's interval, p-value and verdict (the rows' samples are set); returns the rows.
 
-    ``advise``: also estimate, for 'consistent' rows, the seeds that would settle them."""
+    ``advise``: also estimate, for 'consistent' rows, the difference they could detect and the seeds that
+    would settle them."""
     tested = [r for r in rows if r.ref.n >= 2 and r.new.n >= 2]
     tested_ids = {id(r) for r in tested}
     for r in rows:
@@ -202,7 +203,6 @@ def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = 
         half = t_quantile(0.975, r.df) * se
         r.low, r.high = r.diff - half, r.diff + half
         r.p = (1.0 if r.diff == 0 else 0.0) if se == 0 else t_two_sided_p(r.diff / se, r.df)
-        r.detectable = detectable(r.ref, r.new, alpha, m)
     for r, rejected in zip(tested, holm([r.p for r in tested], alpha)):
         if -tolerance <= r.low and r.high <= tolerance:
             r.verdict = "reproduced"   # shown smaller than the tolerance, even where significant
@@ -212,6 +212,7 @@ def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = 
             r.verdict = "consistent"
             if not advise:
                 continue
+            r.detectable = detectable(r.ref, r.new, alpha, m)
             sd = math.sqrt((r.ref.std ** 2 + r.new.std ** 2) / 2)
             r.seeds_needed = seeds_for_verdict(r.diff, sd, tolerance, alpha, m, max(r.ref.n, r.new.n) + 1)
     return rows
@@ -273,17 +274,17 @@ def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
 
 
 def power_line(rows: list[Row], tolerance: float, alpha: float) -> str:
-    """What the comparison's seeds can and cannot detect, in one line: the shift of one row flagged 80% of the
-    time, and how often a shift of the tolerance is (median seeds and spread of the tested rows)."""
+    """What the comparison's seeds can and cannot detect, in one line: the shift of one row (among the tested
+    rows, Holm's first step) flagged 80% of the time, and how often a shift of the tolerance is (median seeds
+    and spread of the tested rows)."""
     tested = [r for r in rows if r.ref.n >= 2 and r.new.n >= 2]
     if not tested:
         return ""
     n = int(statistics.median(min(r.ref.n, r.new.n) for r in tested))
     sd = statistics.median(math.sqrt((r.ref.std ** 2 + r.new.std ** 2) / 2) for r in tested)
     typical, level = Sample(math.nan, sd, n), alpha / len(tested)
-    return (f"{n} seeds a side (spread {sd:.2f}) flag a {detectable(typical, typical, alpha, len(tested)):.1f}-point "
-            f"shift of one row 80% of the time, a {tolerance:g}-point one "
-            f"{welch_power(tolerance, sd, n, sd, n, level):.0%}")
+    return (f"{n} seeds a side: a {detectable(typical, typical, alpha, len(tested)):.1f}-point shift is flagged 80% "
+            f"of the time, a {tolerance:g}-point one {welch_power(tolerance, sd, n, sd, n, level):.0%}")
 
 
 def print_report(rows: list[Row], metric: str, tolerance: float, alpha: float, title: str = "") -> None:

@@ -21,7 +21,7 @@ from scipy import stats as _st
 from .basic import welch_df
 
 POWER = 0.8
-_GRID = 120   # quantiles per sample variance: 14,400 variance pairs
+_GRID = 40    # quantiles per sample variance, 1,600 variance pairs: within 0.05 points of power of a finer grid
 
 
 @lru_cache(maxsize=256)
@@ -37,13 +37,19 @@ def _grid(sd_a: float, n_a: int, sd_b: float, n_b: int) -> tuple[float, np.ndarr
     return math.sqrt(sd_a ** 2 / n_a + sd_b ** 2 / n_b), np.sqrt(total), df
 
 
+@lru_cache(maxsize=1024)
+def _half_widths(sd_a: float, n_a: int, sd_b: float, n_b: int, q: float) -> tuple[float, np.ndarray]:
+    """(true standard error, t(q, df) * se over the sample-variance grid)."""
+    se, se_hat, df = _grid(sd_a, n_a, sd_b, n_b)
+    return se, _st.t.ppf(q, df) * se_hat
+
+
 def welch_power(delta: float, sd_a: float, n_a: int, sd_b: float, n_b: int, level: float) -> float:
     """Probability that Welch's two-sided test at ``level`` rejects when the true difference is ``delta`` and the
     two samples (sizes n_a, n_b >= 2) have true spreads sd_a, sd_b."""
-    se, se_hat, df = _grid(float(sd_a), int(n_a), float(sd_b), int(n_b))
+    se, half = _half_widths(float(sd_a), int(n_a), float(sd_b), int(n_b), 1 - level / 2)
     if se == 0:
         return 1.0 if delta != 0 else 0.0
-    half = _st.t.ppf(1 - level / 2, df) * se_hat
     return float(np.mean(_st.norm.cdf((abs(delta) - half) / se) + _st.norm.cdf((-abs(delta) - half) / se)))
 
 
@@ -65,8 +71,8 @@ def equivalence_chance(delta: float, sd_a: float, n_a: int, sd_b: float, n_b: in
                        level: float = 0.95) -> float:
     """Probability that the two-sided ``level`` Welch interval of the difference lies inside +-tolerance when the
     true difference is ``delta``."""
-    se, se_hat, df = _grid(float(sd_a), int(n_a), float(sd_b), int(n_b))
-    room = tolerance - _st.t.ppf(0.5 + level / 2, df) * se_hat
+    se, half = _half_widths(float(sd_a), int(n_a), float(sd_b), int(n_b), 0.5 + level / 2)
+    room = tolerance - half
     if se == 0:
         return float(np.mean(abs(delta) <= room))
     p = _st.norm.cdf((room - delta) / se) - _st.norm.cdf((-room - delta) / se)
