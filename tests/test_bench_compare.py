@@ -275,3 +275,14 @@ def test_a_row_run_with_other_settings_is_named_so(tmp_path):
     kd_row = next(r for r in rows if r.label == "kd")
     assert compare.note(kd_row).startswith("other settings than the reference")
     assert "1 run with other settings than the reference" in compare.summary_line(rows, 1.0, 0.05)
+
+
+def test_a_row_significant_alone_but_not_over_all_rows_says_so():
+    """Its own 95% interval excludes 0 but Holm's correction over 10 rows keeps it: the note gives the p-value and
+    why it is no verdict, so the interval and 'consistent' do not read as a contradiction."""
+    rows = [Row("t", "s", f"m{i}", "logits", ref=Sample(70.0, 1.0, 5), new=Sample(70.0, 1.0, 5)) for i in range(9)]
+    rows.append(Row("t", "s", "kd", "logits", ref=Sample(70.0, 1.0, 5), new=Sample(71.7, 1.0, 5)))
+    r = judge(rows)[-1]
+    assert r.verdict == "consistent" and r.low > 0 and 0.005 < r.p < 0.05
+    assert compare.note(r).startswith(f"p = {r.p:.2g}, not significant over all rows; detects ≥ ")
+    assert not compare.note(judge(rows)[0]).startswith("p =")

@@ -240,7 +240,11 @@ def note(r: Row) -> str:
 def _verdict_note(r: Row) -> str:
     if r.verdict == "consistent":
         more = f"{r.seeds_needed} seeds per side" if r.seeds_needed else f"more than {MAX_SEEDS} seeds per side"
-        return f"detects ≥ {r.detectable:.2f} (80% power); conclusive with ≈ {more}"
+        # the row's own 95% interval may exclude 0 while Holm's correction over the rows does not reject
+        alone = f"p = {r.p:.2g}, not significant over all rows; " if r.low > 0 or r.high < 0 else ""
+        if r.detectable != r.detectable:   # judged without advice
+            return alone.rstrip("; ")
+        return f"{alone}detects ≥ {r.detectable:.2f} (80% power); conclusive with ≈ {more}"
     if r.verdict == "too few":
         return "needs ≥ 2 finished seeds on each side"
     return f"p = {r.p:.2g}" if r.verdict == "differs" else ""
