@@ -60,7 +60,7 @@ def test_two_methods_give_the_paired_t_interval():
 ])
 def test_family_wise_error_at_most_5_percent_under_the_null(name, sds, n):
     """No method differs: some pair is called different in <= 5% of tables. The pooled two-way model (one
-    spread for all, Tukey's studentized range) goes far above that with these spreads: the test can fail."""
+    spread for all, Tukey's studentized range) goes above that with these spreads: the test can fail."""
     rng = np.random.default_rng(len(sds) * 10 + n)
     count = 250
     tables = _tables(rng, np.zeros(len(sds)), sds, n, count)
@@ -72,7 +72,7 @@ def test_family_wise_error_at_most_5_percent_under_the_null(name, sds, n):
     mse = (resid ** 2).sum((1, 2)) / ((k - 1) * (n - 1))
     m = tables.mean(2)
     pooled = ((m.max(1) - m.min(1)) / np.sqrt(mse / n) > q).mean()
-    assert pooled > 0.09, (name, pooled)
+    assert pooled > 0.05 + _slack(0.05, count), (name, pooled)   # fails the bound the procedure above meets
 
 
 def test_rank_intervals_cover_the_true_ranks():
