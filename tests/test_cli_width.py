@@ -84,9 +84,10 @@ def test_a_sweep_its_leaderboard_and_a_train_run_fit_80_columns(cols80, capsys, 
     _fits(lines)
     header = next(i for i, line in enumerate(lines) if line.startswith("rank "))
     assert lines[header].split() == ["rank", "method", "mean", "±", "std", "Δ", "vs", "CE", "vs", "CE", "Δ", "vs",
-                                     "KD", "done"]
+                                     "KD", "seeds"]
     kd = next(line for line in lines[header:] if line.split()[1:2] == ["kd"])
-    assert re.search(r" (better|worse|tied) ", kd), kd                  # the `vs CE` verdict of leaderboard.md
+    # the `vs CE` verdict of leaderboard.md (a tiny run may also end near chance: then it reads collapsed)
+    assert re.search(r" (better|worse|tied|collapsed) ", kd), kd
     assert kdzoo_main(["leaderboard", str(out)]) == 0
     _fits(_lines(capsys))
     assert kdzoo_main(["compare", str(out), str(out)]) == 0
@@ -100,11 +101,11 @@ def test_a_sweep_its_leaderboard_and_a_train_run_fit_80_columns(cols80, capsys, 
 
 
 def test_wider_terminals_get_one_line_rows(monkeypatch, capsys):
-    monkeypatch.setenv("COLUMNS", "160")
-    assert terminal.width() == 160
+    monkeypatch.setenv("COLUMNS", "200")
+    assert terminal.width() == 200
     assert kdzoo_main(["compare", str(QUICKSTART), str(QUICKSTART)]) == 0
     lines = _lines(capsys)
-    _fits(lines, 160)
+    _fits(lines, 200)
     kd = next(line for line in lines if line.startswith("kd "))
     assert "(n=3)" in kd and re.search(r"\+0\.00 \[-\d\.\d\d, \+\d\.\d\d\]", kd) and "conclusive" in kd
 

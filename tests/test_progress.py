@@ -3,7 +3,6 @@ without bars, and the dry run's time estimate (issue 16, item 4)."""
 from __future__ import annotations
 
 import io
-import json
 import re
 import shutil
 from pathlib import Path

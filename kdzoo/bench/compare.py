@@ -21,16 +21,20 @@ leaderboards are compared as two samples per (pair, method, access):
   in at most 5% of trials, not in 40%;
 - ``consistent`` otherwise: no evidence of a difference, but not enough to
   show there is none. It comes with the smallest difference this comparison
-  would detect (80% power at Holm's strictest level) and the seeds per side
-  that would make it conclusive, estimated from the observed spread;
+  would detect with 80% power at Holm's strictest level (the noncentral t of
+  Welch's statistic, ``kdzoo.stats.power``), taking the observed spread as the
+  true one, and the seeds per side at which a rerun would be conclusive with
+  80% probability if the observed difference and spread were the truth;
 - ``too few``: fewer than 2 finished seeds on a side (no spread to test against).
 
-Pure functions over pandas; the t distribution comes from ``stats`` (no scipy).
+``power_line`` says in one line what the comparison's seeds can and cannot detect.
+Pure functions over pandas; the distributions come from ``kdzoo.stats`` (scipy).
 """
 from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -39,13 +43,14 @@ import pandas as pd
 
 from ..engine.terminal import print_table, say
 from ..errors import ConfigError
+from ..stats import POWER, detectable_difference, equivalence_chance, holm, mean_std, t_quantile, t_two_sided_p
+from ..stats import welch as _welch
+from ..stats import welch_power
 from .provenance import MACHINE_FIELDS, machine_differences
-from .stats import t_ppf, t_sf2
 
 KEYS = ["teacher", "student", "label", "access"]
 DEFAULT_TOLERANCE = 1.0
 DEFAULT_ALPHA = 0.05
-POWER = 0.8
 MAX_SEEDS = 10_000
 
 
@@ -112,60 +117,33 @@ def _plan_metric(folder: Path) -> str | None:
 
 # ------------------------------------------------------------------ tests
 def sample(values: list[float]) -> Sample:
-    v = [float(x) for x in values if x == x]
-    n = len(v)
-    mean = sum(v) / n if n else math.nan
-    std = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1)) if n > 1 else math.nan
-    return Sample(mean, std, n)
+    return Sample(*mean_std(values))
 
 
 def welch(ref: Sample, new: Sample) -> tuple[float, float, float]:
     """(new - ref, its standard error, Welch-Satterthwaite degrees of freedom)."""
-    a, b = ref.std ** 2 / ref.n, new.std ** 2 / new.n
-    se = math.sqrt(a + b)
-    if se == 0:
-        return new.mean - ref.mean, 0.0, float(ref.n + new.n - 2)
-    df = (a + b) ** 2 / (a * a / (ref.n - 1) + b * b / (new.n - 1))
-    return new.mean - ref.mean, se, df
+    return _welch(ref.mean, ref.std, ref.n, new.mean, new.std, new.n)
 
 
-def holm(pvalues: list[float], alpha: float) -> list[bool]:
-    """Holm's step-down rejections: the k-th smallest p is tested at alpha / (m - k + 1), stopping at the first kept."""
-    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
-    reject = [False] * len(pvalues)
-    m = len(pvalues)
-    for k, i in enumerate(order):
-        if pvalues[i] <= alpha / (m - k):
-            reject[i] = True
-        else:
-            break
-    return reject
-
-
-def detectable(se: float, df: float, alpha: float, m: int) -> float:
-    """Difference detected with 80% power by a two-sided test at level alpha/m (Holm's strictest step)."""
-    if se == 0:
-        return 0.0
-    return (t_ppf(1 - alpha / (2 * m), df) + t_ppf(POWER, df)) * se
+def detectable(ref: Sample, new: Sample, alpha: float, m: int) -> float:
+    """Difference detected with 80% power by Welch's two-sided test at level alpha/m (Holm's strictest step),
+    the observed spreads taken as the true ones."""
+    return detectable_difference(ref.std, ref.n, new.std, new.n, alpha / m, POWER)
 
 
 def seeds_for_verdict(diff: float, sd: float, tolerance: float, alpha: float, m: int, start: int = 3) -> int | None:
-    """Seeds per side (at least ``start``, one more than now) at which the observed difference and spread
-    would give 'differs' or 'reproduced'; None beyond MAX_SEEDS.
+    """Seeds per side (at least ``start``, one more than now) at which a rerun with true difference ``diff`` and
+    spread ``sd`` on each side gives 'differs' or 'reproduced' with 80% probability; None beyond MAX_SEEDS.
 
-    Both conditions only get easier with more seeds, so each is found by a doubling then a bisection."""
+    Both chances grow with the seeds, so each is found by a doubling then a bisection."""
     if sd == 0:
         return start
 
-    def se_df(n: int) -> tuple[float, float]:
-        return sd * math.sqrt(2.0 / n), 2.0 * n - 2
-
     def differs(n: int) -> bool:
-        return detectable(*se_df(n), alpha, m) <= abs(diff)
+        return welch_power(diff, sd, n, sd, n, alpha / m) >= POWER
 
     def reproduced(n: int) -> bool:
-        se, df = se_df(n)
-        return abs(diff) + t_ppf(0.975, df) * se <= tolerance
+        return equivalence_chance(diff, sd, n, sd, n, tolerance) >= POWER
 
     best = None
     for ok in (differs, reproduced):
@@ -218,7 +196,8 @@ def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = 
           advise: bool = True) -> list[Row]:
     """Fill in each row's interval, p-value and verdict (the rows' samples are set); returns the rows.
 
-    ``advise``: also estimate, for 'consistent' rows, the seeds that would settle them."""
+    ``advise``: also estimate, for 'consistent' rows, the difference they could detect and the seeds that
+    would settle them."""
     tested = [r for r in rows if r.ref.n >= 2 and r.new.n >= 2]
     tested_ids = {id(r) for r in tested}
     for r in rows:
@@ -228,10 +207,9 @@ def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = 
     m = max(len(tested), 1)
     for r in tested:
         r.diff, se, r.df = welch(r.ref, r.new)
-        half = t_ppf(0.975, r.df) * se
+        half = t_quantile(0.975, r.df) * se
         r.low, r.high = r.diff - half, r.diff + half
-        r.p = (1.0 if r.diff == 0 else 0.0) if se == 0 else t_sf2(r.diff / se, r.df)
-        r.detectable = detectable(se, r.df, alpha, m)
+        r.p = (1.0 if r.diff == 0 else 0.0) if se == 0 else t_two_sided_p(r.diff / se, r.df)
     for r, rejected in zip(tested, holm([r.p for r in tested], alpha)):
         if -tolerance <= r.low and r.high <= tolerance:
             r.verdict = "reproduced"   # shown smaller than the tolerance, even where significant
@@ -241,6 +219,7 @@ def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = 
             r.verdict = "consistent"
             if not advise:
                 continue
+            r.detectable = detectable(r.ref, r.new, alpha, m)
             sd = math.sqrt((r.ref.std ** 2 + r.new.std ** 2) / 2)
             r.seeds_needed = seeds_for_verdict(r.diff, sd, tolerance, alpha, m, max(r.ref.n, r.new.n) + 1)
     return rows
@@ -269,7 +248,11 @@ def note(r: Row) -> str:
 def _verdict_note(r: Row) -> str:
     if r.verdict == "consistent":
         more = f"{r.seeds_needed} seeds per side" if r.seeds_needed else f"more than {MAX_SEEDS} seeds per side"
-        return f"detects ≥ {r.detectable:.2f}; conclusive with ≈ {more}"
+        # the row's own 95% interval may exclude 0 while Holm's correction over the rows does not reject
+        alone = f"p = {r.p:.2g}, not significant over all rows; " if r.low > 0 or r.high < 0 else ""
+        if r.detectable != r.detectable:   # judged without advice
+            return alone.rstrip("; ")
+        return f"{alone}detects ≥ {r.detectable:.2f} (80% power); conclusive with ≈ {more}"
     if r.verdict == "too few":
         return "needs ≥ 2 finished seeds on each side"
     return f"p = {r.p:.2g}" if r.verdict == "differs" else ""
@@ -319,6 +302,20 @@ def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
             f"reproduced = 95% CI within ±{tolerance:g} points)")
 
 
+def power_line(rows: list[Row], tolerance: float, alpha: float) -> str:
+    """What the comparison's seeds can and cannot detect, in one line: the shift of one row (among the tested
+    rows, Holm's first step) flagged 80% of the time, and how often a shift of the tolerance is (median seeds
+    and spread of the tested rows)."""
+    tested = [r for r in rows if r.ref.n >= 2 and r.new.n >= 2]
+    if not tested:
+        return ""
+    n = int(statistics.median(min(r.ref.n, r.new.n) for r in tested))
+    sd = statistics.median(math.sqrt((r.ref.std ** 2 + r.new.std ** 2) / 2) for r in tested)
+    typical, level = Sample(math.nan, sd, n), alpha / len(tested)
+    return (f"{n} seeds a side: a {detectable(typical, typical, alpha, len(tested)):.1f}-point shift is flagged 80% "
+            f"of the time, a {tolerance:g}-point one {welch_power(tolerance, sd, n, sd, n, level):.0%}")
+
+
 def print_report(rows: list[Row], metric: str, tolerance: float, alpha: float, title: str = "") -> None:
     """The comparison within the terminal's width: a title, one table per pair, the summary line."""
     say(title or f"{metric} (%): reference vs new, mean ± std (n seeds); Δ with its 95% Welch interval")
@@ -329,7 +326,10 @@ def print_report(rows: list[Row], metric: str, tolerance: float, alpha: float, t
         print_table([h for h, _ in COLUMNS], [[cell(r) for _, cell in COLUMNS] for r in group],
                     title=f"{teacher} → {student}", spill=("note",))
     say(summary_line(rows, tolerance, alpha))
+    line = power_line(rows, tolerance, alpha)
+    if line:
+        say(line)
 
 
 __all__ = ["DEFAULT_TOLERANCE", "Row", "Sample", "compare", "compare_paths", "holm", "judge", "load_runs",
-           "print_report", "summary_line", "welch"]
+           "power_line", "print_report", "summary_line", "welch"]

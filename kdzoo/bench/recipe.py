@@ -26,7 +26,7 @@ Schema (only ``dataset``, ``teachers``, ``pairs`` and ``methods`` are required):
     train: {epochs: 5, batch_size: 128, lr: 0.05}   # kdzoo.engine.TrainConfig fields, for the students
     student_data: {train_fraction: 1.0, hide_labels: false, augment: false, val_size: 0, teacher_budget: null,
                    student_shift: ""}            # e.g. "rotate:25+noise:20" (kdzoo.data.shifts)
-    metric: top1                      # top1 (last epoch) | best_top1: what the summary compares and ranks
+    metric: top1                      # top1 (last epoch) | top1_at_best_val (needs val_size): what is ranked
     plugins: [my_losses.py, some.module]
     reference:                        # published numbers shown beside ours (method: a label, or "teacher")
       - {teacher: resnet32x4, student: resnet8x4, method: kd, top1: 73.33, source: "DKD paper, Table 1"}
@@ -148,8 +148,13 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
     train = check_train(c, doc.get("train"), ("train",))
     student_data = _student_data(c, doc.get("student_data"))
     metric = c.string(doc.get("metric", "top1"), ("metric",))
+    if metric == "best_top1":
+        raise c.error(("metric",), "best_top1 picks each run's epoch on the test split; rank on top1 (last epoch), "
+                                   "or set student_data.val_size and use top1_at_best_val")
     if metric not in METRICS:
         raise c.error(("metric",), f"'{metric}' is not one of {', '.join(METRICS)}{did_you_mean(metric, METRICS)}")
+    if metric == "top1_at_best_val" and not student_data.val_size:
+        raise c.error(("metric",), "top1_at_best_val needs a validation split: set student_data.val_size")
 
     teachers = _teachers(c, doc["teachers"])
     methods = _methods(c, doc["methods"], access, train)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-METRICS = ("top1", "best_top1")
+METRICS = ("top1", "top1_at_best_val")   # never best_top1: an epoch picked on the test split
 TOP_KEYS = ("name", "description", "dataset", "teachers", "pairs", "methods", "access", "seeds", "train",
             "student_data", "metric", "plugins", "reference", "slurm")
 TEACHER_KEYS = ("model", "ckpt", "train", "augment", "seed")

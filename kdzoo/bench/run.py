@@ -304,7 +304,9 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     env = environment(threads=cfg.cpu_threads if device.type == "cpu" else None)
     records = []
     for spec, m, res in zip(specs, members, results):
-        record = {**res.to_dict(), "teacher_top1": teacher_top1, "config_hash": spec.config_hash(),
+        # num_classes: chance level, from which the leaderboard tells a collapsed run from a poor one
+        record = {**res.to_dict(), "teacher_top1": teacher_top1, "num_classes": bundle.num_classes,
+                  "config_hash": spec.config_hash(),
                   "student_params": sum(p.numel() for p in m.student.parameters()), **env}
         if m.run_dir is not None and dist.is_main:
             if res.status == runfolder.FINISHED:

@@ -53,8 +53,15 @@ def add_commands(sub: Any) -> None:
 
     lb = sub.add_parser("leaderboard", help="rebuild the leaderboards of a bench output folder from its run store",
                         description="Rebuild leaderboard.csv, summary.csv, leaderboard.md and the plot from "
-                                    "OUT/plan.json and OUT/runs/*/result.json.")
+                                    "OUT/plan.json and OUT/runs/*/result.json; with --from-rows, rebuild "
+                                    "summary.csv, leaderboard.md and the plot from OUT/leaderboard.csv (never "
+                                    "written), for a folder without its run store such as a committed reference.")
     lb.add_argument("out", metavar="OUT", help="a kdzoo bench output folder")
+    lb.add_argument("--from-rows", action="store_true",
+                    help="read the per-run rows of OUT/leaderboard.csv instead of the run store")
+    lb.add_argument("--classes", type=int, default=None,
+                    help="number of classes, for the collapse margin (default: as the runs recorded it; runs "
+                         "made before kdzoo recorded it need it)")
     lb.set_defaults(func=cmd_leaderboard)
 
     cp = sub.add_parser("compare", help="compare a rerun with a reference leaderboard: differs / reproduced / "
@@ -168,7 +175,7 @@ SUMMARY_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     ("Δ vs CE", lambda r: _ci(r, "ce")),
     ("vs CE", lambda r: str(r.get("vs_ce", "") or "")),
     ("Δ vs KD", lambda r: _ci(r, "kd")),
-    ("done", lambda r: f"{int(r.n_finished)}/{int(r.n_seeds)}"),
+    ("seeds", lambda r: _seeds(r)),
 ]
 
 
@@ -181,8 +188,8 @@ def print_summary(path: Path, metric: str) -> None:
         return
     if summary.empty:
         return
-    say(f"{metric} (%): mean ± std over seeds; Δ: paired by seed, with its 95% CI; vs CE: better, worse or "
-        f"tied after Holm's correction")
+    say(f"{metric} (%): mean ± std over kept seeds; Δ: paired by seed, with its simultaneous 95% interval; "
+        f"vs CE: better, worse or tied from the same intervals (docs/statistics.md)")
     for (teacher, student), g in summary.groupby(["teacher", "student"], sort=False):
         g = g.sort_values(["rank", "label"], na_position="last")
         tt = g.teacher_top1.dropna()
@@ -196,6 +203,15 @@ def _rank(r: Any) -> str:
     if isinstance(shown, str) and shown:
         return shown
     return "" if r["rank"] != r["rank"] else str(int(r["rank"]))
+
+
+def _seeds(r: Any) -> str:
+    """Seeds kept in the tests of n planned, and how many collapsed (docs/statistics.md)."""
+    kept = r.get("n_kept", math.nan)
+    kept = int(kept) if kept == kept else int(r.n_finished)
+    collapsed = r.get("n_collapsed", math.nan)
+    collapsed = int(collapsed) if collapsed == collapsed else 0
+    return f"{kept}/{int(r.n_seeds)}" + (f" ({collapsed} collapsed)" if collapsed else "")
 
 
 def _pm(mean: float, std: float) -> str:
@@ -294,8 +310,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.is_dir():
         raise ConfigError(f"no such folder: {out}")
-    leaderboard.check_store(out)
-    paths = leaderboard.build(out)
+    if args.classes is not None and args.classes < 2:
+        raise ConfigError(f"--classes must be at least 2, got {args.classes}")
+    if args.from_rows:
+        paths = leaderboard.build_from_rows(out, args.classes)
+    else:
+        leaderboard.check_store(out)
+        paths = leaderboard.build(out, args.classes)
     plan = leaderboard.load_plan(out)
     print_summary(paths["summary"], plan.metric)
     say_outputs(paths)

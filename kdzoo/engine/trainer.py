@@ -55,9 +55,12 @@ class RunResult:
     epochs: int = 0                    # epochs completed
     top1: float = float("nan")         # test top-1 (%) after the last epoch
     top5: float = float("nan")
-    best_top1: float = float("nan")    # best test top-1 over epochs (the papers' convention)
+    best_top1: float = float("nan")    # best test top-1 over epochs (the papers' convention; optimistic)
     best_epoch: int = 0
-    val_top1: float = float("nan")
+    val_top1: float = float("nan")     # validation top-1 after the last epoch (NaN without a validation split)
+    best_val_top1: float = float("nan")     # best validation top-1 over epochs
+    best_val_epoch: int = 0                 # its epoch (the first one, on ties)
+    top1_at_best_val: float = float("nan")  # test top-1 at that epoch: a best epoch chosen without the test split
     train_seconds: float = 0.0
     images_per_second: float = 0.0
     teacher_queries: int = 0           # images sent to the teacher, preparation stage included
@@ -473,6 +476,8 @@ class Trainer:
         r.val_top1 = record.get("val_top1", float("nan"))
         if not r.best_top1 >= r.top1:  # also true while best_top1 is NaN
             r.best_top1, r.best_epoch = r.top1, epoch
+        if r.val_top1 == r.val_top1 and not r.best_val_top1 >= r.val_top1:
+            r.best_val_top1, r.best_val_epoch, r.top1_at_best_val = r.val_top1, epoch, r.top1
         m.metrics.append(record)
         self._save(m)
         for callback in self.epoch_callbacks:
