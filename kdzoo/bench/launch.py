@@ -33,10 +33,10 @@ from typing import Any, Callable
 
 import torch
 
-from ..engine.checkpoint import atomic_write_text
 from ..engine.progress import Progress, QueueProgress
 from ..engine.runfolder import RunFolderMismatch
 from ..errors import ConfigError
+from ..utils import atomic_write_text
 from .plugins import import_plugins
 from .recipe_types import SlurmSettings
 from .run import RunSpec, environment, execute_cohort

@@ -7,8 +7,6 @@ that differ only in their method, sharing the data stream and teacher.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import io
 import json
 import os
@@ -25,13 +23,13 @@ from ..data import build_dataset, make_loader
 from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, distributed, evaluate, resolve_device
-from ..engine.checkpoint import atomic_write_bytes
 from ..engine import runfolder
 from ..engine.progress import Progress
 from ..errors import CheckpointError, ConfigError, reject_unknown
 from ..models.checkpoint import load_weights
 from ..registry import LOSSES
 from ..teachers import Teacher, check_access
+from ..utils import atomic_write_bytes, file_sha256, sha256_bytes
 
 # Training settings added after runs were first hashed, with their defaults: at the default they
 # stay out of the hash, so every run made before they existed keeps its hash (and its results).
@@ -76,7 +74,7 @@ class RunSpec:
     def config_hash(self) -> str:
         """Stable content hash: same resolved config -> same hash; any change -> a new one."""
         blob = json.dumps(self.identity(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return sha256_bytes(blob.encode())[:16]
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the run (what its hash covers): no device, defaults of later settings
@@ -105,14 +103,7 @@ def file_digest(path: str) -> str:
     p = Path(path)
     if not p.is_file():
         return f"missing:{path}"
-    st = p.stat()
-    return f"{p.name}:{st.st_size}:{_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)}"
-
-
-@functools.lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Read a file once per (path, size, mtime): a sweep hashes every run against the same teacher files."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return f"{p.name}:{p.stat().st_size}:{file_sha256(p)[:16]}"
 
 
 def environment(threads: int | None = None) -> dict[str, Any]:

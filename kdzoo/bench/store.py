@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..engine import runfolder
-from ..engine.checkpoint import atomic_write_json, atomic_write_text
 from ..engine.recovery import check_metrics, load_last_good, warn
 from ..engine.runfolder import CHECKPOINT, COMPLETED, FINISHED, INTERRUPTED, LOCK, METRICS, MODEL, PENDING, RUNNING
 from ..errors import ConfigError
+from ..utils import atomic_write_json, atomic_write_text, read_jsonl
 
 PLAN, RECIPE_COPY = "plan.json", "recipe.yaml"
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,128}")
@@ -170,9 +170,12 @@ def _metrics_problem(path: Path, epochs: int) -> str | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None if epochs == 0 else "is missing"
+    records, bad = read_jsonl(data)
     try:
-        seen = [json.loads(line)["epoch"] for line in data.decode("utf-8").splitlines()]
-    except (ValueError, KeyError, TypeError):
+        seen = [r["epoch"] for r in records]
+    except (KeyError, TypeError):
+        bad = bad or 0
+    if bad is not None:
         return "has a line that is not a JSON epoch record (truncated or corrupt)"
     if seen != list(range(1, epochs + 1)):
         return f"holds epochs {seen[:3]}{'...' if len(seen) > 3 else ''} but the run ended after {epochs}"

@@ -17,17 +17,14 @@ reported with a ``RecoveryWarning`` naming it and what was wrong.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CheckpointError, RecoveryWarning
-from .checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
+from ..utils import atomic_write_bytes, atomic_write_text, jsonl_text, link_or_copy, read_jsonl, sha256_bytes
+from .checkpoint import load_checkpoint, save_checkpoint
 from .runfolder import CHECKPOINT, METRICS
 
 PREV_SUFFIX = ".prev"
@@ -53,34 +50,16 @@ def _sidecar(path: Path) -> Path:
     return Path(str(path) + ".sha256")
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Make ``dst`` a complete copy of ``src`` in one rename (a hard link where the filesystem allows)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        os.unlink(tmp)
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint_keep_previous(obj: dict, path: str | os.PathLike) -> None:
     """``save_checkpoint`` that first keeps the current checkpoint as ``checkpoint.prev.pt``."""
     path = Path(path)
     prev = prev_path(path)
     if path.is_file() and path.stat().st_size > 0:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = sha256_bytes(path.read_bytes())
         sidecar = _sidecar(path)
         if not sidecar.is_file() or sidecar.read_text().strip() == digest:  # never replace a good prev by a bad one
             atomic_write_text(_sidecar(prev), digest + "\n")
-            _link_or_copy(path, prev)
+            link_or_copy(path, prev)
     save_checkpoint(obj, path)
 
 
@@ -94,7 +73,7 @@ def verify(path: Path) -> str | None:
     digest = _sidecar(path)
     if digest.is_file():
         want = digest.read_text().strip()
-        if want != hashlib.sha256(path.read_bytes()).hexdigest():
+        if want != sha256_bytes(path.read_bytes()):
             return f"does not match its checksum ({size} bytes; truncated or corrupt)"
     return None
 
@@ -138,7 +117,7 @@ def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | 
 
 
 def metrics_text(records: list[dict]) -> str:
-    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    return jsonl_text(records)
 
 
 def check_metrics(run_dir: str | os.PathLike, records: list[dict], name: str = METRICS,
@@ -166,12 +145,9 @@ def check_metrics(run_dir: str | os.PathLike, records: list[dict], name: str = M
 
 
 def _describe_jsonl(data: bytes, expected: int) -> str:
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    for i, line in enumerate(lines, 1):
-        try:
-            json.loads(line)
-        except ValueError:
-            return f"has a line that is not JSON (line {i}; truncated or corrupt)"
+    lines, bad = read_jsonl(data)
+    if bad is not None:
+        return f"has a line that is not JSON (line {bad}; truncated or corrupt)"
     if len(lines) != expected:
         return f"has {len(lines)} epochs but the checkpoint has {expected}"
     return "differs from the checkpoint's records"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError, RecoveryWarning, differences
-from .checkpoint import atomic_write_json
+from ..utils import atomic_write_json
 
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"

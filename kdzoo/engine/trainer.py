@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from ..errors import ConfigError
 from ..losses.base import DistillLoss
 from ..teachers import Teacher, check_access
 from . import distributed, feature_maps
-from .checkpoint import atomic_write_text
+from ..utils import atomic_write_text, jsonl_text
 from .recovery import resume_state, save_checkpoint_keep_previous
 from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
 from .config import TrainConfig
@@ -239,8 +238,7 @@ class Trainer:
             "ema": m.ema.state_dict() if m.ema is not None else None,
             "rng": m.rng, "metrics": m.metrics, "queries": m.queries, "result": m.result.to_dict(),
         }, m.run_dir / CHECKPOINT)
-        atomic_write_text(m.run_dir / METRICS,
-                          "".join(json.dumps(r, sort_keys=True) + "\n" for r in m.metrics))
+        atomic_write_text(m.run_dir / METRICS, jsonl_text(m.metrics))
 
     def _finish(self, m: Member, status: str, message: str = "") -> None:
         m.result.status = status
