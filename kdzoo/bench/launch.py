@@ -21,6 +21,7 @@ sweep can move between them.
 """
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import queue
@@ -34,8 +35,8 @@ from typing import Any, Callable
 import torch
 
 from ..engine.progress import Progress, QueueProgress
-from ..engine.runfolder import RunFolderMismatch
-from ..errors import ConfigError
+from ..engine.runfolder import ERROR_LOG, INTERRUPTED, RunFolderMismatch
+from ..errors import ConfigError, KdzooError, StorageError, one_line_warnings
 from ..utils import atomic_write_text
 from .plugins import import_plugins
 from .recipe_types import SlurmSettings
@@ -48,6 +49,41 @@ ShouldStop = Callable[[], bool]
 LOCKED = "locked"          # status of a run another process is training
 SKIPPED = "skipped"        # status of a run that was already done
 INCOMPLETE = "incomplete"  # the unit ended without a result (killed job, lost worker)
+# errors of the machine, not of the run: the run is left unfinished (its checkpoint kept) and the next call retries it
+TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ESTALE, errno.ETIMEDOUT, errno.ENOMEM,
+                    errno.EACCES, errno.EPERM}
+RERUN = "run the same command again to resume it"
+
+
+class Statuses(dict):
+    """A unit's {run hash: status}, with ``notes``: {run hash: why it was left unfinished}."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.notes: dict[str, str] = {}
+
+    def merge(self, other: "dict[str, str]") -> None:
+        self.update(other)
+        self.notes.update(getattr(other, "notes", {}))
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a failure of the machine rather than of the run:
+    a full disk or quota, an I/O error, a read-only or vanished mount, no memory."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (StorageError, MemoryError)) or (isinstance(exc, OSError)
+                                                             and exc.errno in TRANSIENT_ERRNOS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def first_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, KdzooError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def cpu_count() -> int:
@@ -77,6 +113,16 @@ def failed_record(spec: RunSpec, h: str, exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "message": message, "config_hash": h, "epochs": 0, **environment()}
 
 
+def _interrupted(todo: list[tuple[str, RunSpec]], exc: BaseException, log: Callable[[str], None] | None) -> Statuses:
+    """The runs of a unit a transient error stopped: no result is written, so the next call retries them."""
+    why = first_line(exc)
+    out = Statuses({h: INTERRUPTED for h, _ in todo})
+    out.notes = {h: why for h, _ in todo}
+    if log:
+        log(f"[yellow]{why}; {len(todo)} run(s) left unfinished: {RERUN.replace(' it', ' them')}[/yellow]")
+    return out
+
+
 def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str], None] | None = None,
                  threads: int | None = None) -> dict[str, str]:
     """Run one unit; returns {hash: status}: finished | diverged | failed for the runs it trained,
@@ -87,7 +133,7 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
     import_plugins(payload.get("plugins") or [])
     store = RunStore(payload["out"])
     retry = bool(payload.get("retry_failed"))
-    statuses: dict[str, str] = {}
+    statuses = Statuses()
     todo: list[tuple[str, RunSpec]] = []
     locks = []
     try:
@@ -107,7 +153,7 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
             locks.append(lock)
             todo.append((h, RunSpec.from_dict(spec_dict)))
         if todo:
-            statuses.update(_train(store, todo, payload.get("data_root"), progress, log))
+            statuses.merge(_train(store, todo, payload.get("data_root"), progress, log))
     finally:
         for lock in locks:
             lock.release()
@@ -123,21 +169,26 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
     except RunFolderMismatch:
         raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
+        if transient(exc):    # the disk or the machine failed, not the run: leave it unfinished
+            return _interrupted(todo, exc, log)
         if len(todo) > 1:
             # one member may have taken the cohort down: train each alone (from its own checkpoint)
             if log:
                 log(f"[yellow]cohort failed ({type(exc).__name__}: {str(exc).strip()[:120]}); "
                     f"training its runs one by one[/yellow]")
-            out: dict[str, str] = {}
+            out = Statuses()
             for item in todo:
-                out.update(_train(store, [item], data_root, progress, log))
+                out.merge(_train(store, [item], data_root, progress, log))
             return out
         h, spec = todo[0]
-        store.run_dir(h).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(store.run_dir(h) / "error.log", traceback.format_exc())
-        store.write_result(h, failed_record(spec, h, exc))
-        return {h: "failed"}
-    return {h: str(record.get("status", "failed")) for (h, _), record in zip(todo, records)}
+        try:
+            store.run_dir(h).mkdir(parents=True, exist_ok=True)
+            atomic_write_text(store.run_dir(h) / ERROR_LOG, traceback.format_exc())
+            store.write_result(h, failed_record(spec, h, exc))
+        except OSError as write_exc:  # no room even for the small failure record: leave the run unfinished
+            return _interrupted(todo, write_exc, log)
+        return Statuses({h: "failed"})
+    return Statuses({h: str(record.get("status", "failed")) for (h, _), record in zip(todo, records)})
 
 
 # ------------------------------------------------------------------- local
@@ -146,6 +197,7 @@ _EVENTS: Any = None   # in a worker: the queue its runs' progress goes to (None:
 
 def _worker_init(threads: int, gpus: Any = None, events: Any = None) -> None:
     global _EVENTS
+    one_line_warnings()
     torch.set_num_threads(threads)
     _EVENTS = events
     if gpus is not None:  # one GPU per worker: device "auto"/"cuda" then means this worker's own GPU
@@ -199,6 +251,7 @@ class LocalLauncher:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
                                              initargs=(max(1, cpu_count() // self.workers), gpus, self._events))
         futures = {}
+        lost = False
         try:
             for i, payload in enumerate(payloads):
                 futures[self._pool.submit(_worker_run, payload, i, self._worker_lines)] = i
@@ -216,9 +269,13 @@ class LocalLauncher:
                     except RunFolderMismatch:
                         raise
                     except Exception as exc:  # the worker process died (killed, out of memory)
-                        if self.log:
-                            self.log(f"[red]worker lost: {type(exc).__name__}: {exc}[/red]")
-                        statuses = {h: INCOMPLETE for h, _ in payloads[i]["runs"]}
+                        if self.log and not lost:   # the pool is broken now: every unit still in it says so
+                            self.log(f"[red]a worker process was lost ({type(exc).__name__}: {exc}); its runs "
+                                     f"and those still queued are left unfinished: {RERUN.replace(' it', ' them')}"
+                                     f"[/red]")
+                        lost = True
+                        statuses = Statuses({h: INCOMPLETE for h, _ in payloads[i]["runs"]})
+                        statuses.notes = {h: "its worker process was lost" for h in statuses}
                     if self._events is not None:
                         self._relay()
                         self.progress.forget(i)
@@ -230,6 +287,8 @@ class LocalLauncher:
         except BaseException:
             self.close(abort=True)   # Ctrl-C: finished runs stay, started ones resume next time
             raise
+        if lost:   # a broken pool takes no more work: the next phase starts a fresh one
+            self.close(abort=True)
 
     def _relay(self) -> None:
         """Show the progress messages the workers sent since the last look."""

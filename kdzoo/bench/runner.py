@@ -28,11 +28,11 @@ from .. import build_model
 from ..data import build_dataset
 from ..engine import resolve_device
 from ..engine.progress import Progress
-from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, FAILED, FINISHED
+from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, ERROR_LOG, FAILED, FINISHED, INTERRUPTED
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
 from .eta import time_left
-from .launch import LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
+from .launch import LOCKED, RERUN, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
 from .recipe import load_recipe
 from .recipe_types import Recipe, SlurmSettings
 from .run import build_student, check_model_fits, load_teacher_weights
@@ -63,6 +63,14 @@ def describe(plan: Plan, h: str) -> str:
         return f"teacher {e.teacher_model}"
     pair = f"{e.teacher_model}→{e.student}" if e.access != "none" else e.student
     return f"{e.label} {pair}" + (f" [{e.access}]" if e.access not in ("none", "logits") else "") + f" s{e.seed}"
+
+
+def shown(path: Path) -> str:
+    """A path as a user would type it: relative to the working folder when it lies below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def default_out(recipe: Recipe) -> Path:
@@ -188,6 +196,7 @@ class _Phases:
         return locked
 
     def _done(self, statuses: dict[str, str], locked: list[str]) -> None:
+        notes = getattr(statuses, "notes", {})
         for h, status in statuses.items():
             if status == LOCKED:
                 locked.append(h)
@@ -197,11 +206,18 @@ class _Phases:
             self.report.statuses[h] = status
             if status in ENDED:
                 self.report.ran.append(h)
+            if status not in ENDED:   # a transient failure or a lost worker: nothing is recorded, a rerun resumes
+                why = notes.get(h, "its process ended before it did")
+                self.display.print(f"[yellow]{INTERRUPTED}[/yellow] {describe(self.plan, h)} ({why}) "
+                                   f"[dim]({h})[/dim]; {RERUN}")
+                continue
             record = self.store.result(h) or {}
             top1 = record.get("top1")
             detail = f" top1 {top1:.2f}" if isinstance(top1, (int, float)) and top1 == top1 else ""
             colour = {FINISHED: "green", DIVERGED: "yellow"}.get(status, "red")
             msg = f" ({record.get('message')})" if status != FINISHED and record.get("message") else ""
+            if status == FAILED:
+                msg += f"; traceback in {shown(self.store.run_dir(h) / ERROR_LOG)}; --retry-failed trains it again"
             self.display.print(f"[{colour}]{status}[/{colour}] {describe(self.plan, h)}{detail}{msg} "
                                f"[dim]({h})[/dim]")
             if status in (FAILED, DIVERGED) and self.fail_fast and not self.stop:

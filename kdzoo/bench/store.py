@@ -3,7 +3,8 @@
 - A run is *done* iff its ``result.json`` parses (its ``status`` says finished,
   diverged or failed). Done runs are never recomputed (``--retry-failed`` re-runs
   failed ones).
-- A run folder with a ``checkpoint.pt`` but no ``result.json`` was interrupted;
+- A run folder with a ``config.json`` or ``checkpoint.pt`` but no ``result.json`` was
+  interrupted (killed, or stopped by a full disk or another failure of the machine);
   the trainer resumes it from the checkpoint when it runs again.
 - ``OUT/runs/<hash>/.lock`` is held with ``fcntl.flock`` while a process trains
   the run, so two ``kdzoo bench`` processes (or Slurm jobs) on one folder never
@@ -26,7 +27,8 @@ from typing import Any, Callable
 
 from ..engine import runfolder
 from ..engine.recovery import check_metrics, load_last_good, warn
-from ..engine.runfolder import CHECKPOINT, COMPLETED, FINISHED, INTERRUPTED, LOCK, METRICS, MODEL, PENDING, RUNNING
+from ..engine.runfolder import (CHECKPOINT, COMPLETED, CONFIG, FINISHED, INTERRUPTED, LOCK, METRICS, MODEL, PENDING,
+                               RUNNING)
 from ..errors import ConfigError
 from ..utils import atomic_write_json, atomic_write_text, read_jsonl
 
@@ -98,13 +100,15 @@ class RunStore:
         return not (retry_failed and record.get("status") == "failed")
 
     def status(self, h: str) -> str:
-        """finished | diverged | failed | running (locked by a live process) | interrupted | pending."""
+        """finished | diverged | failed | running (locked by a live process) | interrupted (started: it has a
+        config.json or a checkpoint, but no result) | pending."""
         record = self.result(h)
         if record is not None:
             return str(record.get("status", "failed"))
         if self.is_locked(h):
             return RUNNING
-        if (self.run_dir(h) / CHECKPOINT).exists():
+        folder = self.run_dir(h)
+        if (folder / CHECKPOINT).exists() or (folder / CONFIG).exists():   # started, stopped before its result
             return INTERRUPTED
         return PENDING
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..data import build_dataset
-from ..engine.runfolder import ENDED
+from ..engine.runfolder import ENDED, ERROR_LOG, FAILED
 from ..errors import ConfigError
 
 
@@ -109,6 +109,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         counts[status] = counts.get(status, 0) + 1
     print(f"{len(report.statuses)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
           + f" ({len(report.ran)} trained now, {report.skipped_done} were already done)")
+    for line in advice(counts, report.stopped):
+        print(line)
     for key in ("csv", "summary", "markdown", "plot", "curves"):
         if key in report.outputs:
             print(f"  {report.outputs[key]}")
@@ -116,6 +118,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if report.stopped:
         print(f"stopped (--fail-fast): {report.stopped}")
     return 0 if report.ok else 1
+
+
+def advice(counts: dict[str, int], stopped: str) -> list[str]:
+    """What a rerun does about the runs that did not end well."""
+    lines = []
+    if counts.get(FAILED):
+        lines.append(f"{counts[FAILED]} failed: their results are kept (tracebacks in runs/<hash>/{ERROR_LOG}); "
+                     f"add --retry-failed to train them again")
+    unfinished = sum(n for s, n in counts.items() if s not in ENDED)
+    if unfinished and not stopped:
+        lines.append(f"{unfinished} did not finish (see the lines above): run the same command again to resume "
+                     f"them")
+    return lines
 
 
 def compare_with_reference(name: str, out: Path) -> None:

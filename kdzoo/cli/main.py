@@ -19,10 +19,11 @@ from ..data import build_dataset
 from ..engine import TrainConfig, distributed, runfolder
 from ..engine.checkpoint import atomic_write_json
 from ..engine.progress import Progress
-from ..errors import ConfigError, KdzooError
+from ..errors import ConfigError, KdzooError, StorageError, one_line_warnings
 from ..registry import DATASETS, MODELS
 from .bench import add_commands as add_bench_commands
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 LIST_WIDTH = 100   # kdzoo list fits this many columns unless --wide
 EXIT_INTERRUPTED = 130
@@ -256,12 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    one_line_warnings()
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
             build_parser().print_help()
             return EXIT_USAGE
         return int(args.func(args) or 0)
+    except StorageError as exc:   # the disk, not the input: what is done stays, the same command resumes
+        if debug:
+            raise
+        print(f"kdzoo: error: {exc}; finished work is kept: once the disk has room (or works again), run the "
+              f"same command to resume", file=sys.stderr)
+        return EXIT_FAILED
     except KdzooError as exc:
         if debug:
             raise

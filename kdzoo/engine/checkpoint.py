@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..utils import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_bytes
+from ..utils import atomic_write_bytes, atomic_write_json, atomic_write_text, check_free_space, sha256_bytes
 
 
 def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
@@ -20,6 +20,7 @@ def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     data = buf.getvalue()
+    check_free_space(path, len(data))   # every checkpoint, not only large ones: a full disk is named before a write
     atomic_write_bytes(path, data)
     atomic_write_text(str(path) + ".sha256", sha256_bytes(data) + "\n")
 

@@ -6,6 +6,7 @@
     <run>/model.pt           the evaluated weights of a finished run (the moving average when one is kept)
     <run>/result.json        the result record; the run is *done* iff it parses with an ended status
     <run>/.lock              held (flock) while a process trains the run, see bench/store.py
+    <run>/error.log          the traceback of a run that failed (bench/launch.py)
     <run>/transfer-D.json    a transfer evaluation of the run's student on dataset D (kdzoo transfer)
 
 The engine writes the checkpoint and metrics, bench/run.py the config, weights and result;
@@ -34,6 +35,7 @@ METRICS = "metrics.jsonl"
 MODEL = "model.pt"
 RESULT = "result.json"
 LOCK = ".lock"
+ERROR_LOG = "error.log"
 
 FINISHED, DIVERGED, FAILED = "finished", "diverged", "failed"
 ENDED = (FINISHED, DIVERGED, FAILED)   # a result.json with one of these marks the run done
@@ -119,7 +121,7 @@ def check_run_folder(run_dir: str | os.PathLike, wanted: dict[str, Any],
                                 f"{hint}")
 
 
-__all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "FAILED", "FINISHED", "INTERRUPTED", "LOCK",
+__all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "ERROR_LOG", "FAILED", "FINISHED", "INTERRUPTED", "LOCK",
            "METRICS", "MODEL", "PENDING", "RESULT", "RUNNING", "RunFolderMismatch", "check_run_folder",
            "clear_result", "differences", "read_config", "read_result", "transfer_file", "write_config",
            "write_result"]
