@@ -32,10 +32,11 @@ from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, ERROR_LOG, FAILED, FI
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
 from .eta import time_left
-from .launch import LOCKED, RERUN, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
+from .launch import LOCKED, RERUN, SKIPPED, LocalLauncher, make_payload
 from .recipe import load_recipe
 from .recipe_types import Recipe, SlurmSettings
 from .run import build_student, check_model_fits, load_teacher_weights
+from .slurm import SlurmLauncher
 from .store import RunStore, check_done_run
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand, make_units
 
