@@ -180,6 +180,18 @@ def teacher_path(spec: RunSpec, root: Path | None) -> str:
     return path
 
 
+def dependencies(spec: RunSpec, root: Path | None) -> dict[str, str]:
+    """The files a run's numbers depend on beyond its settings, by SHA-256: its teacher's weights.
+
+    A teacher trained by the sweep is named in the run's hash by its run, not by its file, so a
+    checkpoint or result records the file's digest: one trained on other weights is never resumed
+    or reported (see ``engine.recovery.state_problem`` and ``bench.store.check_done_run``)."""
+    if spec.teacher is None or not spec.teacher_ckpt:
+        return {}
+    path = Path(teacher_path(spec, root))
+    return {"teacher": file_sha256(path)} if path.is_file() else {}
+
+
 def load_teacher(spec: RunSpec, bundle: DataBundle, root: Path | None = None) -> Teacher | None:
     if spec.teacher is None:
         return None
@@ -235,7 +247,9 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         raise ConfigError("a teacher query budget is counted per process; train budgeted runs without torchrun")
     device = resolve_device(device_name)
     bundle = load_bundle(head, data_root)
-    teacher = load_teacher(head, bundle, root=Path(run_dirs[0]).parents[1] if run_dirs[0] else None)
+    root = Path(run_dirs[0]).parents[1] if run_dirs[0] else None   # the run store's folder (OUT)
+    teacher = load_teacher(head, bundle, root=root)
+    depends = dependencies(head, root)
     cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels, device=device_name)
     for spec, run_dir in zip(specs, run_dirs):  # before anything is written to any of the folders
         if run_dir is not None:
@@ -249,7 +263,8 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
                 runfolder.write_config(run_dir, spec.to_dict())
         # built again after build_student seeds the RNG, so a loss with parameters always starts the same
         members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
-                              run_dir=Path(run_dir) if run_dir else None, seed=spec.seed))
+                              run_dir=Path(run_dir) if run_dir else None, seed=spec.seed,
+                              run_id=spec.config_hash(), depends=depends))
     train_loader, eval_loaders = _loaders(head, bundle, device, dist)
     teacher_top1 = float("nan")
     if teacher is not None:
@@ -263,12 +278,13 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     records = []
     for spec, m, res in zip(specs, members, results):
         record = {**res.to_dict(), "teacher_top1": teacher_top1, "config_hash": spec.config_hash(),
-                  "student_params": sum(p.numel() for p in m.student.parameters()), **env}
+                  "student_params": sum(p.numel() for p in m.student.parameters()), "depends": depends, **env}
         if m.run_dir is not None and dist.is_main:
             if res.status == runfolder.FINISHED:
                 buf = io.BytesIO()
                 torch.save(m.evaluated.state_dict(), buf)  # the EMA weights when the run keeps an EMA
                 atomic_write_bytes(m.run_dir / runfolder.MODEL, buf.getvalue())
+                record["model_sha256"] = sha256_bytes(buf.getvalue())   # a swapped model.pt is found, not used
             runfolder.write_result(m.run_dir, record)
         records.append(record)
     distributed.barrier()  # every rank returns once rank 0 has written the results

@@ -35,7 +35,7 @@ from .eta import time_left
 from .launch import LOCKED, RERUN, SKIPPED, LocalLauncher, make_payload
 from .recipe import load_recipe
 from .recipe_types import Recipe, SlurmSettings
-from .run import build_student, check_model_fits, load_teacher_weights
+from .run import build_student, check_model_fits, dependencies, load_teacher_weights
 from .slurm import SlurmLauncher
 from .store import RunStore, check_done_run
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand, make_units
@@ -251,10 +251,7 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     report = SweepReport(out=store.root, plan=plan)
 
     all_runs = plan.hashes()
-    for h in all_runs:  # damaged files of ended runs: repaired, or the run is finished again (check_done_run)
-        record = store.result(h)
-        if record is not None and check_done_run(store.run_dir(h), record) is not None:
-            store.clear_result(h)
+    check_done(store, plan, all_runs)
     todo = [h for h in all_runs if not store.is_done(h, retry_failed)]
     report.skipped_done = len(all_runs) - len(todo)
     if launcher == "local" and todo:
@@ -287,6 +284,7 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
             teachers = plan.hashes(TEACHER_ROLE)
             sweep.phase(teachers, solo=True)
             students = [h for h in plan.hashes(STUDENT_ROLE) if h not in teachers]
+            check_done(store, plan, students)   # a teacher finished again now: do its students still match it?
             sweep.phase([h for h in students if h not in depends or _teacher_ready(store, depends[h])], solo=False)
     finally:
         runner.close()
@@ -296,6 +294,26 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         report.stopped = sweep.stop[0]
     report.outputs = leaderboard.build(store.root)
     return report
+
+
+def check_done(store: RunStore, plan: Plan, hashes: list[str]) -> None:
+    """Damaged or foreign files of ended runs: repaired, or the run is finished (or trained) again."""
+    for h in hashes:
+        record = store.result(h)
+        if record is not None and check_done_run(store.run_dir(h), record,
+                                                 depends=_teacher_as_recorded(store, plan.specs[h])) is not None:
+            store.clear_result(h)
+
+
+def _teacher_as_recorded(store: RunStore, spec: Any) -> dict[str, str]:
+    """The run's dependencies now, when they can be trusted: a teacher the sweep trained counts only while its
+    model.pt is the one its own result records (a damaged one is finished again first, then compared)."""
+    depends = dependencies(spec, store.root)
+    if spec.teacher_run and depends:
+        teacher = store.result(spec.teacher_run)
+        if teacher is None or teacher.get("model_sha256") != depends.get("teacher"):
+            return {}
+    return depends
 
 
 def _short_label(plan: Plan, unit: list[str]) -> str:

@@ -30,9 +30,10 @@ from ..engine.recovery import check_metrics, load_last_good, warn
 from ..engine.runfolder import (CHECKPOINT, COMPLETED, CONFIG, FINISHED, INTERRUPTED, LOCK, METRICS, MODEL, PENDING,
                                RUNNING)
 from ..errors import ConfigError
-from ..utils import atomic_write_json, atomic_write_text, read_jsonl
+from ..utils import atomic_write_json, atomic_write_text, file_sha256, read_jsonl
 
 PLAN, RECIPE_COPY = "plan.json", "recipe.yaml"
+ASIDE = ".not-a-folder"    # suffix of a file found where a run folder belongs, moved out of the way
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,128}")
 
 
@@ -91,7 +92,7 @@ class RunStore:
     # ---------------------------------------------------------------- results
     def result(self, h: str) -> dict[str, Any] | None:
         """The run's result record, or None while it has not ended (see ``runfolder.read_result``)."""
-        return runfolder.read_result(self.run_dir(h))
+        return runfolder.read_result(self.run_dir(h), run_id=h)
 
     def is_done(self, h: str, retry_failed: bool = False) -> bool:
         record = self.result(h)
@@ -122,9 +123,23 @@ class RunStore:
         runfolder.clear_result(self.run_dir(h))
 
     # ------------------------------------------------------------------ locks
+    def folder(self, h: str) -> Path:
+        """The run's folder, made ready to hold files: a file in its place (damage, a stray copy) is moved
+        aside with a warning, so one damaged entry never stops the other runs."""
+        folder = self.run_dir(h)
+        if self.runs.exists() and not self.runs.is_dir():
+            raise ConfigError(f"{self.runs} is a file, not the run store's folder; move it away and run the "
+                              f"same command again")
+        if folder.exists() and not folder.is_dir():
+            aside = folder.with_name(f"{folder.name}{ASIDE}")
+            os.replace(folder, aside)
+            warn(f"{folder} is a file, not a run folder; moved to {aside.name}, and the run is trained")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def lock(self, h: str, *, blocking: bool = False, note: str = "") -> RunLock | None:
         """Take the run's lock; None when another process holds it (and ``blocking`` is False)."""
-        path = self.run_dir(h) / LOCK
+        path = self.folder(h) / LOCK
         fd = _flock(path, blocking)
         if fd is None:
             return None
@@ -186,27 +201,41 @@ def _metrics_problem(path: Path, epochs: int) -> str | None:
     return None
 
 
-def check_done_run(run_dir: str | os.PathLike, record: dict, log: Callable[[str], None] | None = None) -> str | None:
+def check_done_run(run_dir: str | os.PathLike, record: dict, log: Callable[[str], None] | None = None,
+                   depends: dict[str, str] | None = None) -> str | None:
     """Check the files of a run whose ``result.json`` says it ended; repair what can be repaired.
 
     - ``metrics.jsonl`` truncated, corrupt or missing: rewritten from the final checkpoint.
-    - ``model.pt`` of a finished run missing or truncated (not a complete zip archive),
-      or ``metrics.jsonl`` bad with no final checkpoint to rebuild it from: returns what
-      was found, and the caller should drop the result so the run is finished again
-      (the trainer then resumes from its last good checkpoint).
+    - ``model.pt`` of a finished run missing, truncated (not a complete zip archive) or not
+      the file the run wrote (another SHA-256 than its result records), or ``metrics.jsonl``
+      bad with no final checkpoint to rebuild it from: returns what was found, and the
+      caller should drop the result so the run is finished again (the trainer then resumes
+      from its last good checkpoint).
+    - a file the run depends on (``depends``, name -> SHA-256 now: its teacher's weights)
+      differs from the one its result records: returns it too; the run is then trained
+      again, since its checkpoints were trained on the other file.
 
-    Returns None when the run's files are fine (or were repaired). Cheap: reads
-    ``metrics.jsonl`` and the end of ``model.pt``; loads a checkpoint only to repair.
+    Returns None when the run's files are fine (or were repaired). Reads ``metrics.jsonl``
+    and hashes ``model.pt`` (once per file version in a process); loads a checkpoint only to repair.
     """
     status = record.get("status")
     if status not in COMPLETED:
         return None
     run_dir = Path(run_dir)
     problem = None
+    recorded = record.get("depends") or {}
+    changed = [k for k, v in (depends or {}).items() if recorded.get(k) not in (None, v)]
+    if changed:
+        problem = (f"{run_dir}: the {changed[0]} file it was trained with has changed (SHA-256 "
+                   f"{str(recorded[changed[0]])[:12]}, now {depends[changed[0]][:12]})")
+        warn(f"{problem}; the run is trained again", log)
+        return problem
     if status == FINISHED:
         model = run_dir / MODEL
         if not model.is_file() or not zipfile.is_zipfile(model):
             problem = f"{model} is {'truncated or corrupt' if model.is_file() else 'missing'}"
+        elif record.get("model_sha256") not in (None, file_sha256(model)):
+            problem = f"{model} is not the file this run wrote (its SHA-256 differs from the result's)"
     epochs = int(record.get("epochs") or 0)
     bad = _metrics_problem(run_dir / METRICS, epochs)
     if bad and problem is None:

@@ -78,17 +78,63 @@ def verify(path: Path) -> str | None:
     return None
 
 
+Check = Callable[[dict], "str | None"]   # why a loaded checkpoint cannot serve this run (None: it can)
+
+
 def load_last_good(path: str | os.PathLike, map_location: Any = "cpu",
-                   log: Callable[[str], None] | None = None) -> dict | None:
+                   log: Callable[[str], None] | None = None, check: Check | None = None) -> dict | None:
     """The newest good checkpoint among ``path`` and its ``.prev`` fallback, or None (start from scratch).
 
     Files that exist but cannot be used are reported with a warning. A checkpoint
-    must be a dict holding at least ``epoch`` and ``model``.
+    must be a dict holding at least ``epoch`` and ``model``, and pass ``check``
+    (see ``state_problem``: it belongs to this run and fits its models).
     """
-    return _load_last_good(Path(path), map_location, log)[0]
+    return _load_last_good(Path(path), map_location, log, check)[0]
 
 
-def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | None) -> tuple[dict | None, bool]:
+def state_problem(ckpt: dict, run: str | None, depends: dict[str, str], modules: dict[str, Any]) -> str | None:
+    """Why a training checkpoint cannot resume run ``run`` (None: it can).
+
+    It must name this run (a checkpoint copied from another run folder is refused), have been
+    trained on the same files (``depends``: name -> SHA-256, e.g. the teacher's weights) and hold
+    the state of each of ``modules`` (checkpoint key -> module) with the same names and shapes.
+    Checkpoints written before kdzoo recorded these are checked for what they hold."""
+    if run and ckpt.get("run") not in (None, run):
+        return f"belongs to run {ckpt['run']}, not to run {run}"
+    recorded = ckpt.get("depends") or {}
+    for name, digest in depends.items():
+        if recorded.get(name) not in (None, digest):
+            return (f"was trained with another {name} file (SHA-256 {str(recorded[name])[:12]}, "
+                    f"now {digest[:12]})")
+    for key, module in modules.items():
+        problem = fit_problem(ckpt.get(key), module) if module is not None else None
+        if problem:
+            return f"does not fit the {key} ({problem})"
+    return None
+
+
+def fit_problem(saved: Any, module: Any) -> str | None:
+    """None when the state dict ``saved`` loads into ``module`` (same names and shapes), else the first
+    names that are missing or unexpected, or the first shape that differs."""
+    want = module.state_dict()
+    if not want and not saved:
+        return None
+    if not isinstance(saved, dict):
+        return "no saved state"
+    missing, unexpected = [k for k in want if k not in saved], [k for k in saved if k not in want]
+    if missing or unexpected:
+        parts = [f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+        return "; ".join(parts)
+    for k, v in want.items():
+        shape = tuple(getattr(saved[k], "shape", ()))
+        if shape != tuple(v.shape):
+            return f"{k} is {shape} in the file, {tuple(v.shape)} in the model"
+    return None
+
+
+def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | None,
+                    check: Check | None = None) -> tuple[dict | None, bool]:
     """(checkpoint or None, whether something was found unusable and reported)."""
     problems: list[str] = []
     for candidate in (path, prev_path(path)):
@@ -106,6 +152,8 @@ def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | 
             else:
                 if not isinstance(ckpt, dict) or "epoch" not in ckpt or "model" not in ckpt:
                     problem, ckpt = "is not a kdzoo training checkpoint", None
+                elif check is not None and (problem := check(ckpt)) is not None:
+                    ckpt = None
         if ckpt is not None:
             if problems:
                 warn(f"{'; '.join(problems)}; resuming from {candidate.name} (epoch {ckpt['epoch']})", log)
@@ -154,13 +202,14 @@ def _describe_jsonl(data: bytes, expected: int) -> str:
 
 
 def resume_state(run_dir: str | os.PathLike, name: str = CHECKPOINT, map_location: Any = "cpu",
-                 log: Callable[[str], None] | None = None, metrics_name: str = METRICS) -> dict | None:
+                 log: Callable[[str], None] | None = None, metrics_name: str = METRICS,
+                 check: Check | None = None) -> dict | None:
     """Load the last good checkpoint of a run folder and repair ``metrics.jsonl`` to match it.
 
     Returns None when training must start from scratch (nothing saved, or nothing usable).
     """
     run_dir = Path(run_dir)
-    ckpt, reported = _load_last_good(run_dir / name, map_location, log)
+    ckpt, reported = _load_last_good(run_dir / name, map_location, log, check)
     if ckpt is None:
         if (run_dir / metrics_name).exists():
             (run_dir / metrics_name).unlink()  # stale: it describes a state that no longer exists

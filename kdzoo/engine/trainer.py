@@ -37,7 +37,7 @@ from ..losses.base import DistillLoss
 from ..teachers import Teacher, check_access
 from . import distributed, feature_maps
 from ..utils import atomic_write_text, jsonl_text
-from .recovery import resume_state, save_checkpoint_keep_previous
+from .recovery import resume_state, save_checkpoint_keep_previous, state_problem
 from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
 from .config import TrainConfig
 from .device import amp_dtype, resolve_device
@@ -94,6 +94,8 @@ class Member:
     loss: DistillLoss
     run_dir: Path | None = None
     seed: int = 0
+    run_id: str | None = None          # the run's hash: its checkpoints name it, and resume only into it
+    depends: dict[str, str] = field(default_factory=dict)   # files it trains on (name -> SHA-256), e.g. teacher
     # set by the trainer
     optimizer: torch.optim.Optimizer | None = None
     scaler: Any = None
@@ -207,7 +209,8 @@ class Trainer:
             torch.cuda.manual_seed(m.seed)
         m.rng = _get_rng(self._rng_gens)
         # last good checkpoint (falls back to checkpoint.prev.pt, warns about corrupt files), None: from scratch
-        ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device) if m.run_dir else None
+        check = lambda c: state_problem(c, m.run_id, m.depends, {"model": m.student, "loss": m.loss, "ema": m.ema})  # noqa: E731
+        ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device, check=check) if m.run_dir else None
         if ckpt is not None:
             self._restore(m, ckpt)
             if m.done_epochs < self.cfg.epochs:
@@ -237,6 +240,7 @@ class Trainer:
             "loss": m.loss.state_dict(), "scaler": m.scaler.state_dict() if m.scaler else None,
             "ema": m.ema.state_dict() if m.ema is not None else None,
             "rng": m.rng, "metrics": m.metrics, "queries": m.queries, "result": m.result.to_dict(),
+            "run": m.run_id, "depends": m.depends,
         }, m.run_dir / CHECKPOINT)
         atomic_write_text(m.run_dir / METRICS, jsonl_text(m.metrics))
 
