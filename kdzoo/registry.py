@@ -8,11 +8,12 @@ enough, since registration happens at import time).
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable
 
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError, PluginWarning, did_you_mean
 from .space import check_space
 
 
@@ -40,6 +41,7 @@ class Registry:
         self.group = entry_point_group
         self._entries: dict[str, Entry] = {}
         self._plugins_loaded = False
+        self.broken: dict[str, str] = {}   # entry point name -> why it could not be loaded
         # keywords a factory gets from kdzoo itself (e.g. num_classes), not from the user
         self._fixed = fixed
 
@@ -64,16 +66,32 @@ class Registry:
         return add(obj) if obj is not None else add
 
     def load_plugins(self) -> None:
+        """Import the group's entry points once. One that fails (an exception, or ``sys.exit``) is reported
+        in one line (a ``PluginWarning``) and skipped: kdzoo works on without what it would have registered,
+        and a name only it could provide is refused with a note naming it (``broken_note``)."""
         if self._plugins_loaded or self.group is None:
             return
         self._plugins_loaded = True
         for ep in metadata.entry_points(group=self.group):
             try:
                 ep.load()
-            except Exception as exc:  # a broken plugin must not take kdzoo down silently
-                self._plugins_loaded = False  # so every later lookup reports it too, not only the first
-                raise ConfigError(f"plugin entry point '{ep.name}' ({ep.value}) of group "
-                                  f"'{self.group}' failed to import: {exc}") from exc
+            except (Exception, SystemExit) as exc:   # a plugin must never end kdzoo, silently or not
+                if isinstance(exc, SystemExit):
+                    why = f"it called sys.exit({exc.code!r})"
+                else:
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    why = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+                self.broken[ep.name] = f"plugin entry point '{ep.name}' ({ep.value}) of group '{self.group}' " \
+                                       f"failed to import ({why})"
+                warnings.warn(f"{self.broken[ep.name]}; skipped", PluginWarning, stacklevel=2)
+
+    def broken_note(self, name: str = "") -> str:
+        """"; plugin entry point ... failed to import (...)" for an unknown ``name``, when a plugin failed."""
+        if not self.broken:
+            return ""
+        if name in self.broken:   # the entry point is named like what it registers: say so exactly
+            return f"; '{name}' would come from {self.broken[name]}"
+        return "; " + "; ".join(f"{msg}, which may provide it" for msg in self.broken.values())
 
     def names(self) -> list[str]:
         self.load_plugins()
@@ -87,7 +105,7 @@ class Registry:
         self.load_plugins()
         if name not in self._entries:
             raise ConfigError(f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)} "
-                              f"(known: {', '.join(sorted(self._entries)) or 'none'})")
+                              f"(known: {', '.join(sorted(self._entries)) or 'none'}){self.broken_note(name)}")
         return self._entries[name]
 
     def check_kwargs(self, name: str, kwargs: dict[str, Any]) -> None:
