@@ -142,7 +142,8 @@ def test_a_lost_worker_ends_the_sweep_with_how_to_resume(sweep):
     assert "Traceback" not in text, text
     lost = [line for line in text.splitlines() if line.startswith("a worker process was lost")]
     assert len(lost) == 1 and "run the same command again to resume them" in lost[0], text
-    assert "2 runs: 2 interrupted" in text and "did not finish (see the lines above): run the same command again" in text
+    assert "2 runs: 2 interrupted" in text
+    assert "did not finish (see the lines above): run the same command again" in text
     sweep.release.touch()
     again = sweep.start()
     assert again.wait(timeout=START_LIMIT) == 0, sweep.log(1)

@@ -8,7 +8,8 @@
 3. train the teachers the sweep owns, then the students whose teacher is ready,
    through a launcher; runs that are done are skipped, runs locked by another
    process are left to it and waited for at the end (and taken over if that
-   process died without finishing them);
+   process died without finishing them; a holder that stays stopped, e.g. by
+   Ctrl-Z, or whose lock outlives it is given up on after ``LOCK_PATIENCE``);
 4. rebuild the leaderboard.
 
 Ctrl-C stops the sweep; finished runs are kept and the next call resumes the
@@ -33,6 +34,7 @@ from ..errors import CheckpointError, ConfigError
 from . import leaderboard
 from .eta import time_left
 from .launch import LOCKED, RERUN, SKIPPED, LocalLauncher, make_payload
+from .locks import LOCK_PATIENCE
 from .recipe import load_recipe
 from .recipe_types import Recipe, SlurmSettings
 from .run import build_student, check_model_fits, dependencies, load_teacher_weights
@@ -162,10 +164,10 @@ class _Phases:
 
     def __init__(self, plan: Plan, store: RunStore, runner: Any, display: "_Display", report: SweepReport, *,
                  plugins: list[str], data_root: str | None, cohort: str, fail_fast: bool,
-                 retry_failed: bool) -> None:
+                 retry_failed: bool, lock_patience: float = LOCK_PATIENCE) -> None:
         self.plan, self.store, self.runner, self.display, self.report = plan, store, runner, display, report
         self.plugins, self.data_root, self.cohort = plugins, data_root, cohort
-        self.fail_fast, self.retry_failed = fail_fast, retry_failed
+        self.fail_fast, self.retry_failed, self.lock_patience = fail_fast, retry_failed, lock_patience
         self.stop: list[str] = []
 
     def phase(self, hashes: list[str], solo: bool) -> None:
@@ -173,12 +175,17 @@ class _Phases:
         for _ in range(MAX_ROUNDS):
             if not locked or self.stop:
                 return
-            for h in locked:   # another process trains these: wait for it, then take over what it left
-                if self.store.is_locked(h):
-                    self.display.print(f"waiting for {describe(self.plan, h)} [dim]{h}[/dim], held by another "
-                                       f"process")
-                self.store.wait_unlocked(h)
-            locked = self.run(locked, solo, False)
+            # another process trains these: wait for it, then take over what it left (not what it holds stopped)
+            locked = self.run([h for h in locked if self._wait(h)], solo, False)
+
+    def _wait(self, h: str) -> bool:
+        """Wait until no other process holds run ``h``; False (and why, printed) when its holder was given up on."""
+        what = f"{describe(self.plan, h)} [dim]({h})[/dim]"
+        why = self.store.wait_unlocked(h, patience=self.lock_patience,
+                                       report=lambda message: self.display.print(f"waiting for {what}: {message}"))
+        if why:
+            self.display.print(f"[red]{what}: {why}[/red]")
+        return why is None
 
     def run(self, hashes: list[str], solo: bool, retry: bool) -> list[str]:
         """Run ``hashes``; return those another process holds."""
@@ -236,9 +243,11 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
               workers: int = 1, cohort: str = "auto", fail_fast: bool = False, data_root: str | None = None,
               device: str = "auto", retry_failed: bool = False, slurm: dict[str, Any] | None = None,
               slurm_cluster: str | None = None, executor: Any = None, progress: bool = True,
-              console: Console | None = None, lines: bool | None = None) -> SweepReport:
+              console: Console | None = None, lines: bool | None = None,
+              lock_patience: float = LOCK_PATIENCE) -> SweepReport:
     """Run a sweep (see the module docstring). ``progress``: bars on a terminal; ``lines``: a log line per
-    finished epoch and run (default: as ``progress``; ``kdzoo bench --no-progress`` keeps them)."""
+    finished epoch and run (default: as ``progress``; ``kdzoo bench --no-progress`` keeps them);
+    ``lock_patience``: seconds a run's lock held by a stopped or vanished process is waited for."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     if launcher not in ("local", "slurm"):
@@ -277,7 +286,7 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
                                progress=display.progress)
 
     sweep = _Phases(plan, store, runner, display, report, plugins=recipe.plugins, data_root=data_root,
-                    cohort=cohort, fail_fast=fail_fast, retry_failed=retry_failed)
+                    cohort=cohort, fail_fast=fail_fast, retry_failed=retry_failed, lock_patience=lock_patience)
 
     try:
         with display:

@@ -8,19 +8,14 @@
   the trainer resumes it from the checkpoint when it runs again.
 - ``OUT/runs/<hash>/.lock`` is held with ``fcntl.flock`` while a process trains
   the run, so two ``kdzoo bench`` processes (or Slurm jobs) on one folder never
-  train the same run at once. The kernel drops the lock when its holder dies,
-  even by SIGKILL. (On network filesystems this needs working ``flock``, as on
-  NFSv4 and Lustre mounted with ``flock``.)
+  train the same run at once (``bench/locks.py``).
 - Every file is written atomically (temporary file + rename).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import socket
-import time
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -31,51 +26,12 @@ from ..engine.runfolder import (CHECKPOINT, COMPLETED, CONFIG, FINISHED, INTERRU
                                RUNNING)
 from ..errors import ConfigError
 from ..utils import atomic_write_json, atomic_write_text, file_sha256, read_jsonl
+from . import locks
+from .locks import RunLock
 
 PLAN, RECIPE_COPY = "plan.json", "recipe.yaml"
 ASIDE = ".not-a-folder"    # suffix of a file found where a run folder belongs, moved out of the way
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,128}")
-
-
-class RunLock:
-    """An exclusive ``flock`` on one run's lock file; release it (or let the process end) to free the run."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path, self._fd = path, fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self._fd)
-                self._fd = None
-
-    def __enter__(self) -> "RunLock":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
-
-    def __del__(self) -> None:  # pragma: no cover (safety net)
-        try:
-            self.release()
-        except Exception:
-            pass
-
-
-def _flock(path: Path, blocking: bool) -> int | None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 class RunStore:
@@ -139,35 +95,15 @@ class RunStore:
 
     def lock(self, h: str, *, blocking: bool = False, note: str = "") -> RunLock | None:
         """Take the run's lock; None when another process holds it (and ``blocking`` is False)."""
-        path = self.folder(h) / LOCK
-        fd = _flock(path, blocking)
-        if fd is None:
-            return None
-        try:  # who holds it, for people looking at the folder; the lock itself is the flock
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
-                          f"{' ' + note if note else ''}\n".encode(), 0)
-        except OSError:
-            pass
-        return RunLock(path, fd)
+        return locks.take(self.folder(h) / LOCK, blocking, note)
 
     def is_locked(self, h: str) -> bool:
-        path = self.run_dir(h) / LOCK
-        if not path.exists():
-            return False
-        fd = _flock(path, blocking=False)
-        if fd is None:
-            return True
-        RunLock(path, fd).release()
-        return False
+        return locks.is_held(self.run_dir(h) / LOCK)
 
-    def wait_unlocked(self, h: str) -> None:
-        """Block until no other process holds the run's lock."""
-        path = self.run_dir(h) / LOCK
-        if path.exists():
-            fd = _flock(path, blocking=True)
-            if fd is not None:
-                RunLock(path, fd).release()
+    def wait_unlocked(self, h: str, **kw: Any) -> str | None:
+        """Wait until no other process holds the run's lock (None), or give up on a holder that is stopped or
+        gone and say why (see ``locks.wait_free`` for the keywords)."""
+        return locks.wait_free(self.run_dir(h) / LOCK, **kw)
 
     # ---------------------------------------------------------- plan / recipe
     def write_plan(self, plan_dict: dict[str, Any]) -> None:

@@ -162,7 +162,7 @@ def check_run_folder(run_dir: str | os.PathLike, wanted: dict[str, Any],
                                 f"{hint}")
 
 
-__all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "ERROR_LOG", "FAILED", "FINISHED", "INTERRUPTED", "LOCK",
-           "METRICS", "MODEL", "PENDING", "RESULT", "RUNNING", "RunFolderMismatch", "check_run_folder",
-           "clear_result", "differences", "read_config", "read_result", "transfer_file", "write_config",
-           "write_result"]
+__all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "ERROR_LOG", "FAILED", "FINISHED", "INTERRUPTED",
+           "LOCK", "METRICS", "MODEL", "PENDING", "RECORD_DIGEST", "RESULT", "RUNNING", "RunFolderMismatch",
+           "check_run_folder", "clear_result", "differences", "read_config", "read_result", "record_digest",
+           "transfer_file", "write_config", "write_result"]

@@ -209,8 +209,9 @@ class Trainer:
             torch.cuda.manual_seed(m.seed)
         m.rng = _get_rng(self._rng_gens)
         # last good checkpoint (falls back to checkpoint.prev.pt, warns about corrupt files), None: from scratch
-        check = lambda c: state_problem(c, m.run_id, m.depends, {"model": m.student, "loss": m.loss, "ema": m.ema})  # noqa: E731
-        ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device, check=check) if m.run_dir else None
+        modules = {"model": m.student, "loss": m.loss, "ema": m.ema}   # a checkpoint must fit each, and be this run's
+        ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device,
+                            check=lambda c: state_problem(c, m.run_id, m.depends, modules)) if m.run_dir else None
         if ckpt is not None:
             self._restore(m, ckpt)
             if m.done_epochs < self.cfg.epochs:
