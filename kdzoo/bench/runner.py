@@ -2,7 +2,8 @@
 
 ``run_bench`` is the Python entry point behind ``kdzoo bench``:
 
-1. expand the recipe (``sweep.expand``) and write ``OUT/recipe.yaml`` and ``OUT/plan.json``;
+1. expand the recipe (``sweep.expand``), check that ``OUT`` holds no other recipe's sweep,
+   and write ``OUT/recipe.yaml`` and ``OUT/plan.json``;
 2. preflight (only when something is left to run): the dataset loads, teacher
    checkpoints exist and fit their models, every model fits the data;
 3. train the teachers the sweep owns, then the students whose teacher is ready,
@@ -244,10 +245,11 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
               device: str = "auto", retry_failed: bool = False, slurm: dict[str, Any] | None = None,
               slurm_cluster: str | None = None, executor: Any = None, progress: bool = True,
               console: Console | None = None, lines: bool | None = None,
-              lock_patience: float = LOCK_PATIENCE) -> SweepReport:
+              lock_patience: float = LOCK_PATIENCE, add_to_out: bool = False) -> SweepReport:
     """Run a sweep (see the module docstring). ``progress``: bars on a terminal; ``lines``: a log line per
     finished epoch and run (default: as ``progress``; ``kdzoo bench --no-progress`` keeps them);
-    ``lock_patience``: seconds a run's lock held by a stopped or vanished process is waited for."""
+    ``lock_patience``: seconds a run's lock held by a stopped or vanished process is waited for;
+    ``add_to_out``: run in a folder that holds another recipe's sweep (see ``RunStore.check_owner``)."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     if launcher not in ("local", "slurm"):
@@ -257,6 +259,7 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     out = Path(out) if out is not None else default_out(recipe)
     plan = expand(recipe, out, device=device)
     store = RunStore(out)
+    edited = store.check_owner(recipe.name, recipe.text, add=add_to_out)   # another recipe's folder: one line now
     report = SweepReport(out=store.root, plan=plan)
 
     all_runs = plan.hashes()
@@ -266,11 +269,11 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     if launcher == "local" and todo:
         resolve_device(device)   # "--device cuda" without a GPU: one line now, not a failed run each
     preflight(recipe, plan, todo, data_root)
-    store.root.mkdir(parents=True, exist_ok=True)
-    store.write_recipe(recipe.text)
-    store.write_plan(plan.to_dict())
+    store.claim(recipe.name, recipe.text, plan.to_dict(), add=add_to_out)
 
     display = _Display(len(todo), _images(plan, todo), progress, console, progress if lines is None else lines)
+    if edited:
+        display.print(edited)
     eta = time_left(store, [plan.specs[h] for h in todo]).describe(workers if launcher == "local" else 1)
     if eta:
         display.print(eta)

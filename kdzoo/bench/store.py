@@ -9,6 +9,9 @@
 - ``OUT/runs/<hash>/.lock`` is held with ``fcntl.flock`` while a process trains
   the run, so two ``kdzoo bench`` processes (or Slurm jobs) on one folder never
   train the same run at once (``bench/locks.py``).
+- A folder holds the sweep of one recipe (``check_owner``, ``claim``): recipes are
+  the same when their names are; a second recipe is refused unless asked to add
+  to the folder (``--add-to-out``).
 - Every file is written atomically (temporary file + rename).
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ from . import locks
 from .locks import RunLock
 
 PLAN, RECIPE_COPY = "plan.json", "recipe.yaml"
+PLAN_LOCK = ".plan.lock"  # held while a sweep checks whose folder this is and writes its plan
 ASIDE = ".not-a-folder"    # suffix of a file found where a run folder belongs, moved out of the way
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,128}")
 
@@ -106,6 +110,39 @@ class RunStore:
         return locks.wait_free(self.run_dir(h) / LOCK, **kw)
 
     # ---------------------------------------------------------- plan / recipe
+    def owner(self) -> str | None:
+        """The name of the recipe whose sweep this folder holds (its plan.json's), None when it holds none."""
+        plan = self.read_plan()
+        name = plan.get("recipe") if isinstance(plan, dict) else None
+        return name if isinstance(name, str) else None
+
+    def check_owner(self, name: str, text: str, add: bool = False) -> str | None:
+        """Refuse (ConfigError, one line) a recipe other than the one whose sweep this folder holds, unless
+        ``add``. Recipes are the same when their names are (``name:``, by default the file's name): an
+        edited recipe stays the same recipe, its unchanged runs reused. Returns a note when it was edited."""
+        owner = self.owner()
+        if owner is not None and owner != name and not add:
+            raise ConfigError(f"{self.root} holds the sweep of recipe '{owner}', not '{name}': give this one "
+                              f"another --out, or add --add-to-out to run it here (the folder's plan and "
+                              f"leaderboard then show '{name}'; the runs of '{owner}' stay in runs/)")
+        try:
+            before = (self.root / RECIPE_COPY).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        if owner == name and before != text:
+            return (f"note: recipe '{name}' changed since {self.root} was last planned; its plan and leaderboard "
+                    f"follow this version (runs that did not change are reused)")
+        return None
+
+    def claim(self, name: str, text: str, plan_dict: dict[str, Any], add: bool = False) -> None:
+        """Write the recipe's copy and plan, checking under the folder's lock that no other recipe took the
+        folder since ``check_owner`` (two sweeps started together: the second is refused)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with locks.take(self.root / PLAN_LOCK, blocking=True, note=name):
+            self.check_owner(name, text, add)
+            self.write_recipe(text)
+            self.write_plan(plan_dict)
+
     def write_plan(self, plan_dict: dict[str, Any]) -> None:
         atomic_write_json(self.root / PLAN, plan_dict)
 

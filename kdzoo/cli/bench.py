@@ -31,6 +31,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the planned runs and the work left; run nothing")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed or diverged run")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs whose result is 'failed'")
+    p.add_argument("--add-to-out", action="store_true",
+                   help="run in an --out that holds another recipe's sweep (its plan and leaderboard then show "
+                        "this recipe; the other's runs stay and are reused)")
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
     p.add_argument("--download", action="store_true",
                    help="download the recipe's dataset if it is missing (needs a network; Fashion-MNIST)")
@@ -102,7 +105,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(recipe, out, launcher=args.launcher, workers=workers, cohort=args.cohort,
                        fail_fast=args.fail_fast, data_root=args.data_root, device=args.device,
                        retry_failed=args.retry_failed, slurm=slurm, slurm_cluster=args.slurm_cluster,
-                       progress=not args.no_progress, lines=True)
+                       progress=not args.no_progress, lines=True, add_to_out=args.add_to_out)
     print_summary(report.outputs["summary"], recipe.metric)
     counts: dict[str, int] = {}
     for status in report.statuses.values():
@@ -200,6 +203,9 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) 
 
     plan = expand(recipe, out, device=args.device)
     store = RunStore(out)
+    edited = store.check_owner(recipe.name, recipe.text, add=args.add_to_out)   # as the sweep would: refused here
+    if edited:
+        print(edited)
     sizes = dict(TRAIN_SIZES)
     if recipe.dataset not in sizes:
         try:  # a dataset kdzoo does not know the size of (a plugin's): look if it is at hand
