@@ -72,7 +72,8 @@ def add_commands(sub: Any) -> None:
     cp.add_argument("--alpha", type=float, default=None, help="family-wise error rate of 'differs' (default 0.05)")
     cp.add_argument("--metric", default=None, help="leaderboard column to compare (default: the plan's metric, "
                                                    "else top1)")
-    cp.add_argument("--strict", action="store_true", help="exit 1 when any row differs")
+    cp.add_argument("--strict", action="store_true",
+                    help="exit 1 when any row differs or is on one side only")
     cp.set_defaults(func=cmd_compare)
 
 
@@ -158,9 +159,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     tolerance = compare.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     alpha = compare.DEFAULT_ALPHA if args.alpha is None else args.alpha
-    rows, metric = compare.compare_paths(args.reference, args.new, args.metric, tolerance, alpha)
+    notes: list[str] = []
+    rows, metric = compare.compare_paths(args.reference, args.new, args.metric, tolerance, alpha, notes)
+    for note in notes:
+        print(f"note: {note}")
     compare.print_report(rows, metric, tolerance, alpha)
-    return 1 if args.strict and any(r.verdict == "differs" for r in rows) else 0
+    return 1 if args.strict and any(r.verdict in ("differs", *compare.ONE_SIDED) for r in rows) else 0
 
 
 def print_summary(path: Path, metric: str) -> None:
