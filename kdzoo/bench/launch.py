@@ -12,9 +12,9 @@ sweep can move between them.
 - ``LocalLauncher(workers=N)``: a pool of N spawned processes, one unit each at a
   time, ``torch.set_num_threads(max(1, cores // N))`` in every worker (training
   itself runs with the run's ``cpu_threads``, so N never changes a result); with
-  ``gpus=G`` each worker trains on its own GPU. Workers end with the sweep's
-  process however it ends (``kill -9`` included): no orphan keeps training. ``kdzoo bench`` defaults to one
-  worker per CPU core, or one per GPU (``default_workers``).
+  ``gpus=G`` each worker trains on its own GPU. ``kdzoo bench`` defaults to one
+  worker per CPU core, or one per GPU (``default_workers``). Workers end with the
+  sweep's process however it ends (``kill -9`` included): no orphan keeps training.
 - ``SlurmLauncher`` (``bench/slurm.py``): one submitit job per unit.
 """
 from __future__ import annotations
@@ -114,13 +114,11 @@ def failed_record(spec: RunSpec, h: str, exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "message": message, "config_hash": h, "epochs": 0, **environment()}
 
 
-def _interrupted(todo: list[tuple[str, RunSpec]], exc: BaseException, log: Callable[[str], None] | None) -> Statuses:
-    """The runs of a unit a transient error stopped: no result is written, so the next call retries them."""
-    why = first_line(exc)
+def _interrupted(todo: list[tuple[str, RunSpec]], exc: BaseException) -> Statuses:
+    """The runs of a unit a transient error stopped: no result is written, so the next call retries them
+    (the sweep prints each with ``notes``, the error's first line, which names the file)."""
     out = Statuses({h: INTERRUPTED for h, _ in todo})
-    out.notes = {h: why for h, _ in todo}
-    if log:
-        log(f"[yellow]{why}; {len(todo)} run(s) left unfinished: {RERUN.replace(' it', ' them')}[/yellow]")
+    out.notes = {h: first_line(exc) for h, _ in todo}
     return out
 
 
@@ -171,7 +169,7 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
         raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
         if transient(exc):    # the disk or the machine failed, not the run: leave it unfinished
-            return _interrupted(todo, exc, log)
+            return _interrupted(todo, exc)
         if len(todo) > 1:
             # one member may have taken the cohort down: train each alone (from its own checkpoint)
             if log:
@@ -187,7 +185,7 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
             atomic_write_text(store.run_dir(h) / ERROR_LOG, traceback.format_exc())
             store.write_result(h, failed_record(spec, h, exc))
         except OSError as write_exc:  # no room even for the small failure record: leave the run unfinished
-            return _interrupted(todo, write_exc, log)
+            return _interrupted(todo, write_exc)
         return Statuses({h: "failed"})
     return Statuses({h: str(record.get("status", "failed")) for (h, _), record in zip(todo, records)})
 
