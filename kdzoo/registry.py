@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
 from dataclasses import dataclass, field
 import sys
 from importlib import metadata
 from typing import Any, Callable
 
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError, PluginWarning, did_you_mean
 from .space import check_space
 
 
@@ -46,6 +47,7 @@ class Registry:
         self.builtins = builtins  # the package whose import registers the built-in entries
         self._entries: dict[str, Entry] = {}
         self._plugins_loaded = False
+        self.broken: dict[str, str] = {}   # entry point name -> why it could not be loaded
         # keywords a factory gets from kdzoo itself (e.g. num_classes), not from the user
         self._fixed = fixed
 
@@ -70,7 +72,9 @@ class Registry:
         return add(obj) if obj is not None else add
 
     def load_plugins(self) -> None:
-        """Import the built-in package, then the entry points (once; a broken plugin is retried and reported)."""
+        """Import the group's entry points once. One that fails (an exception, or ``sys.exit``) is reported
+        in one line (a ``PluginWarning``) and skipped: kdzoo works on without what it would have registered,
+        and a name only it could provide is refused with a note naming it (``broken_note``)."""
         if self.builtins is not None and self.builtins not in sys.modules:
             importlib.import_module(self.builtins)
         if self._plugins_loaded or self.group is None:
@@ -79,10 +83,23 @@ class Registry:
         for ep in metadata.entry_points(group=self.group):
             try:
                 ep.load()
-            except Exception as exc:  # a broken plugin must not take kdzoo down silently
-                self._plugins_loaded = False  # so every later lookup reports it too, not only the first
-                raise ConfigError(f"plugin entry point '{ep.name}' ({ep.value}) of group "
-                                  f"'{self.group}' failed to import: {exc}") from exc
+            except (Exception, SystemExit) as exc:   # a plugin must never end kdzoo, silently or not
+                if isinstance(exc, SystemExit):
+                    why = f"it called sys.exit({exc.code!r})"
+                else:
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    why = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+                self.broken[ep.name] = f"plugin entry point '{ep.name}' ({ep.value}) of group '{self.group}' " \
+                                       f"failed to import ({why})"
+                warnings.warn(f"{self.broken[ep.name]}; skipped", PluginWarning, stacklevel=2)
+
+    def broken_note(self, name: str = "") -> str:
+        """"; plugin entry point ... failed to import (...)" for an unknown ``name``, when a plugin failed."""
+        if not self.broken:
+            return ""
+        if name in self.broken:   # the entry point is named like what it registers: say so exactly
+            return f"; '{name}' would come from {self.broken[name]}"
+        return "; " + "; ".join(f"{msg}, which may provide it" for msg in self.broken.values())
 
     def names(self) -> list[str]:
         self.load_plugins()
@@ -96,7 +113,7 @@ class Registry:
         self.load_plugins()
         if name not in self._entries:
             raise ConfigError(f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)} "
-                              f"(known: {', '.join(sorted(self._entries)) or 'none'})")
+                              f"(known: {', '.join(sorted(self._entries)) or 'none'}){self.broken_note(name)}")
         return self._entries[name]
 
     def canonical(self, name: str) -> str:

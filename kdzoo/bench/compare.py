@@ -26,6 +26,7 @@ leaderboards are compared as two samples per (pair, method, access):
   true one, and the seeds per side at which a rerun would be conclusive with
   80% probability if the observed difference and spread were the truth;
 - ``too few``: fewer than 2 finished seeds on a side (no spread to test against).
+- ``reference only`` / ``new only``: the row is on one side only (not tested).
 
 ``power_line`` says in one line what the comparison's seeds can and cannot detect.
 Pure functions over pandas; the distributions come from ``kdzoo.stats`` (scipy).
@@ -47,8 +48,11 @@ from ..stats import POWER, detectable_difference, equivalence_chance, holm, mean
 from ..stats import welch as _welch
 from ..stats import welch_power
 from .provenance import MACHINE_FIELDS, machine_differences
+from .recipe_types import name_problem
 
 KEYS = ["teacher", "student", "label", "access"]
+ONLY_REF, ONLY_NEW = "reference only", "new only"   # verdicts of rows present on one side
+ONE_SIDED = (ONLY_REF, ONLY_NEW)
 DEFAULT_TOLERANCE = 1.0
 DEFAULT_ALPHA = 0.05
 MAX_SEEDS = 10_000
@@ -83,8 +87,13 @@ class Row:
 
 
 # ------------------------------------------------------------------ input
-def load_runs(path: str | Path, metric: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Finished student runs of a bench output folder or a ``leaderboard.csv``, and the metric to compare."""
+def load_runs(path: str | Path, metric: str | None = None,
+              notes: list[str] | None = None) -> tuple[pd.DataFrame, str]:
+    """Finished student runs of a bench output folder or a ``leaderboard.csv``, and the metric to compare.
+
+    Bad input is refused in one line naming the CSV line: no finished student run, a name that
+    would break the table, a value that is not a finite number, one seed given twice with two
+    values. Exact copies of a row count once (a note is added to ``notes``)."""
     p = Path(path)
     csv = p / "leaderboard.csv" if p.is_dir() else p
     if not csv.is_file():
@@ -101,11 +110,59 @@ def load_runs(path: str | Path, metric: str | None = None) -> tuple[pd.DataFrame
         metric = _plan_metric(csv.parent) or "top1"
     if metric not in df.columns:
         raise ConfigError(f"{csv} has no column {metric!r} (try --metric top1)")
+    df["line"] = df.index + 2            # the CSV's own line numbers (line 1 is the header), for messages
     df = df[(df.role == "student") & (df.status == "finished")].copy()
-    df[metric] = pd.to_numeric(df[metric], errors="coerce")
+    if df.empty:
+        raise ConfigError(f"{csv} holds no finished student run: nothing to compare")
     for k in KEYS:
         df[k] = df[k].astype(str)
-    return df, metric
+    _check_rows(df, csv, metric)
+    return _collapse_duplicates(df, csv, metric, notes), metric
+
+
+def _who(row: pd.Series) -> str:
+    seed = f" seed {row['seed']}" if "seed" in row.index else ""
+    return f"{row['teacher']}→{row['student']} {row['label']} ({row['access']}){seed}"
+
+
+def _check_rows(df: pd.DataFrame, csv: Path, metric: str) -> None:
+    """Names and values a comparison can trust, or one line naming the first row that is not."""
+    for _, row in df.iterrows():
+        for k in KEYS:
+            if name_problem(row[k]):
+                raise ConfigError(f"{csv} line {row['line']}: {k} {row[k]!r} {name_problem(row[k])}")
+        raw = row[metric]
+        if pd.isna(raw):
+            raise ConfigError(f"{csv} line {row['line']}: {metric} of {_who(row)} is empty")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{csv} line {row['line']}: {metric} '{raw}' of {_who(row)} is not a number") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{csv} line {row['line']}: {metric} '{raw}' of {_who(row)} is not a finite number")
+    df[metric] = pd.to_numeric(df[metric])
+
+
+def _collapse_duplicates(df: pd.DataFrame, csv: Path, metric: str, notes: list[str] | None) -> pd.DataFrame:
+    """A (pair, method, access, seed) counts once: copies of one row are collapsed (with a note), rows that
+    disagree are refused. Counted twice they would be extra seeds and shrink every interval."""
+    if "seed" not in df.columns:
+        return df
+    key = KEYS + ["seed"]
+    dup = df[df.duplicated(key, keep=False)]
+    if dup.empty:
+        return df
+    for _, g in dup.groupby(key, sort=False):
+        if g[metric].nunique() > 1:
+            lines = ", ".join(str(n) for n in g["line"])
+            values = ", ".join(f"{v:g}" for v in g[metric])
+            raise ConfigError(f"{csv} lines {lines}: {_who(g.iloc[0])} appears {len(g)} times with different "
+                              f"{metric} ({values}); keep one row per seed")
+    extra = int(df.duplicated(key).sum())
+    if notes is not None:
+        notes.append(f"{csv}: {extra} duplicate row{'s' if extra > 1 else ''} (same pair, method, access and seed) "
+                     f"counted once")
+    return df.drop_duplicates(key)
 
 
 def _plan_metric(folder: Path) -> str | None:
@@ -164,13 +221,19 @@ def seeds_for_verdict(diff: float, sd: float, tolerance: float, alpha: float, m:
 
 def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", tolerance: float = DEFAULT_TOLERANCE,
             alpha: float = DEFAULT_ALPHA) -> list[Row]:
-    """One row per (pair, label, access) present on either side, with its verdict."""
+    """One row per (pair, label, access) present on either side, with its verdict; a row present on one
+    side only says so (``ONLY_REF``, ``ONLY_NEW``) and is not tested. Two sides with no row in common
+    are refused (ConfigError): they are not a benchmark and its rerun."""
     if not tolerance > 0:
         raise ConfigError(f"--tolerance must be > 0, got {tolerance}")
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}")
-    keys = list(dict.fromkeys([tuple(k) for k in ref[KEYS].values.tolist()]
-                              + [tuple(k) for k in new[KEYS].values.tolist()]))
+    ref_keys, new_keys = ([tuple(k) for k in df[KEYS].values.tolist()] for df in (ref, new))
+    if not set(ref_keys) & set(new_keys):
+        raise ConfigError(f"the two leaderboards share no row (pair, method, access): the reference has "
+                          f"{_rows_named(ref_keys)}, the new one {_rows_named(new_keys)}; compare a rerun with "
+                          f"its own reference")
+    keys = list(dict.fromkeys(ref_keys + new_keys))
     ref_groups, new_groups = (dict(iter(df.groupby(KEYS, sort=False))) for df in (ref, new))
     rows = []
     for key in keys:
@@ -188,8 +251,17 @@ def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", toleranc
             # a rerun on another machine is a new sample, not a copy: say so, naming what differs
             r.other_machine = machine_differences({k: a[k].tolist() for k in MACHINE_FIELDS if k in a.columns},
                                                   {k: b[k].tolist() for k in MACHINE_FIELDS if k in b.columns})
+        else:
+            r.verdict = ONLY_NEW if a is None else ONLY_REF
         rows.append(r)
-    return judge(rows, tolerance, alpha)
+    judge([r for r in rows if r.verdict not in ONE_SIDED], tolerance, alpha)
+    return rows
+
+
+def _rows_named(keys: list[tuple]) -> str:
+    first = list(dict.fromkeys(keys))
+    shown = ", ".join(f"{t}→{s} {label}" for t, s, label, _ in first[:2])
+    return shown + (f" and {len(first) - 2} more" if len(first) > 2 else "")
 
 
 def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA,
@@ -226,9 +298,10 @@ def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = 
 
 
 def compare_paths(reference: str | Path, new: str | Path, metric: str | None = None,
-                  tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA) -> tuple[list[Row], str]:
-    ref_df, metric = load_runs(reference, metric)
-    new_df, _ = load_runs(new, metric)
+                  tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA,
+                  notes: list[str] | None = None) -> tuple[list[Row], str]:
+    ref_df, metric = load_runs(reference, metric, notes)
+    new_df, _ = load_runs(new, metric, notes)
     return compare(ref_df, new_df, metric, tolerance, alpha), metric
 
 
@@ -255,6 +328,8 @@ def _verdict_note(r: Row) -> str:
         return f"{alone}detects ≥ {r.detectable:.2f} (80% power); conclusive with ≈ {more}"
     if r.verdict == "too few":
         return "needs ≥ 2 finished seeds on each side"
+    if r.verdict in ONE_SIDED:
+        return "absent from the new run" if r.verdict == ONLY_REF else "absent from the reference"
     return f"p = {r.p:.2g}" if r.verdict == "differs" else ""
 
 
@@ -288,6 +363,9 @@ def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
     parts = [f"{counts['differs']} differ", f"{counts['reproduced']} reproduced", f"{counts['consistent']} consistent"]
     if counts["too few"]:
         parts.append(f"{counts['too few']} with too few seeds")
+    for verdict, where in ((ONLY_REF, "in the reference only"), (ONLY_NEW, "in the new run only")):
+        if any(r.verdict == verdict for r in rows):
+            parts.append(f"{sum(r.verdict == verdict for r in rows)} {where}")
     identical = sum(r.identical for r in rows)
     if identical:
         parts.append(f"{identical} identical to the reference seed by seed")
@@ -331,5 +409,5 @@ def print_report(rows: list[Row], metric: str, tolerance: float, alpha: float, t
         say(line)
 
 
-__all__ = ["DEFAULT_TOLERANCE", "Row", "Sample", "compare", "compare_paths", "holm", "judge", "load_runs",
-           "power_line", "print_report", "summary_line", "welch"]
+__all__ = ["DEFAULT_TOLERANCE", "ONE_SIDED", "ONLY_NEW", "ONLY_REF", "Row", "Sample", "compare", "compare_paths",
+           "holm", "judge", "load_runs", "power_line", "print_report", "summary_line", "welch"]

@@ -87,8 +87,9 @@ from .checker import Checker, Path_, numeric
 from .plugins import expand_vars, import_plugin
 from .recipe_train import check_student_train, check_train
 from .recipe_types import (METHOD_KEYS, METRICS, PAIR_KEYS, REFERENCE_KEYS, TEACHER_KEYS, TEACHER_METHOD, TOP_KEYS,
-                           MethodEntry, PairEntry, Recipe, ReferenceEntry, SlurmSettings, StudentData, TeacherEntry)
-from .yaml_lines import parse_yaml
+                           MethodEntry, PairEntry, Recipe, ReferenceEntry, SlurmSettings, StudentData, TeacherEntry,
+                           name_problem)
+from .yaml_lines import check_size, parse_yaml
 
 ACCESS_HELP = "features | logits | probs | topk:K | label"
 
@@ -98,6 +99,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"recipe not found: {path}")
+    check_size(p.stat().st_size, str(path))   # before reading a file that may be anything
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -126,10 +128,11 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
             ref = str(file)
         try:
             import_plugin(ref)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:   # a plugin's sys.exit must not end kdzoo with only its text
             first = (str(exc).strip().splitlines() or [""])[0]
-            raise c.error(("plugins", i), f"cannot import plugin '{doc['plugins'][i]}': "
-                                           f"{type(exc).__name__}: {first}") from None
+            why = f"it called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
+                f"{type(exc).__name__}: {first}"
+            raise c.error(("plugins", i), f"cannot import plugin '{doc['plugins'][i]}': {why}") from None
         plugins.append(ref)
 
 
@@ -141,7 +144,7 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
     dataset = c.string(doc["dataset"], ("dataset",))
     if dataset not in DATASETS:
         raise c.error(("dataset",), f"unknown dataset '{dataset}'{did_you_mean(dataset, DATASETS.names())} "
-                                    f"(known: {', '.join(DATASETS.names())})")
+                                    f"(known: {', '.join(DATASETS.names())}){DATASETS.broken_note(dataset)}")
 
     seeds = _seeds(c, doc.get("seeds", [0]))
     access = _access_list(c, doc.get("access", ["logits"]), ("access",))
@@ -243,7 +246,8 @@ def _check_model(c: Checker, name: str, path: Path_) -> None:
                                 f"{did_you_mean(base, known)}")
         return
     if name not in MODELS:
-        raise c.error(path, f"unknown model '{name}'{did_you_mean(name, MODELS.names())} (kdzoo list models)")
+        raise c.error(path, f"unknown model '{name}'{did_you_mean(name, MODELS.names())} (kdzoo list models)"
+                            f"{MODELS.broken_note(name)}")
 
 
 def _teachers(c: Checker, value: Any) -> dict[str, TeacherEntry]:
@@ -255,6 +259,8 @@ def _teachers(c: Checker, value: Any) -> dict[str, TeacherEntry]:
         path = ("teachers", key)
         if not isinstance(key, str) or not key:
             raise c.error(path, "teacher names must be strings")
+        if name_problem(key):
+            raise c.error(path, f"teacher name {key!r} {name_problem(key)}")
         if spec is None:
             raise c.error(path, "give the teacher a checkpoint ({ckpt: PATH}) or a training block ({train: {...}})")
         spec = c.mapping(spec, path, TEACHER_KEYS)
@@ -350,8 +356,10 @@ def _methods(c: Checker, value: Any, access: list[str], recipe_train: dict[str, 
         loss = c.string(item["name"], name_path)
         if loss not in LOSSES:
             raise c.error(name_path, f"unknown loss '{loss}'{did_you_mean(loss, LOSSES.names())} "
-                                     f"(kdzoo list losses)")
+                                     f"(kdzoo list losses){LOSSES.broken_note(loss)}")
         label = c.string(item.get("label", loss), (*path, "label"))
+        if name_problem(label):
+            raise c.error((*path, "label"), f"label {label!r} {name_problem(label)}")
         if any(m.label == label for m in out):
             hint = "give one of them a 'label'" if "label" not in item else "labels must be unique"
             raise c.error((*path, "label") if "label" in item else path,

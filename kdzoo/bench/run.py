@@ -7,8 +7,6 @@ that differ only in their method, sharing the data stream and teacher.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import io
 import json
 import sys
@@ -23,7 +21,6 @@ from ..data import build_dataset, make_loader
 from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, distributed, evaluate, resolve_device
-from ..engine.checkpoint import atomic_write_bytes
 from ..engine import runfolder, runlog
 from ..engine.progress import Progress
 from ..errors import CheckpointError, ConfigError, reject_unknown
@@ -31,6 +28,7 @@ from ..losses.base import requirements
 from ..models.checkpoint import load_weights
 from ..registry import LOSSES
 from ..teachers import Teacher, check_access
+from ..utils import atomic_write_bytes, file_sha256, sha256_bytes
 from .provenance import environment
 
 # Training settings added after runs were first hashed, with their defaults: at the default they
@@ -80,7 +78,7 @@ class RunSpec:
     def config_hash(self) -> str:
         """Stable content hash: same resolved config -> same hash; any change -> a new one."""
         blob = json.dumps(self.identity(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return sha256_bytes(blob.encode())[:16]
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the run (what its hash covers): no device, defaults of later settings
@@ -110,14 +108,7 @@ def file_digest(path: str) -> str:
     p = Path(path)
     if not p.is_file():
         return f"missing:{path}"
-    st = p.stat()
-    return f"{p.name}:{st.st_size}:{_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)}"
-
-
-@functools.lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Read a file once per (path, size, mtime): a sweep hashes every run against the same teacher files."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return f"{p.name}:{p.stat().st_size}:{file_sha256(p)[:16]}"
 
 
 def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
@@ -168,6 +159,18 @@ def teacher_path(spec: RunSpec, root: Path | None) -> str:
     if spec.teacher_run and root is not None and not Path(path).is_absolute():
         return str(Path(root) / path)
     return path
+
+
+def dependencies(spec: RunSpec, root: Path | None) -> dict[str, str]:
+    """The files a run's numbers depend on beyond its settings, by SHA-256: its teacher's weights.
+
+    A teacher trained by the sweep is named in the run's hash by its run, not by its file, so a
+    checkpoint or result records the file's digest: one trained on other weights is never resumed
+    or reported (see ``engine.recovery.state_problem`` and ``bench.store.check_done_run``)."""
+    if spec.teacher is None or not spec.teacher_ckpt:
+        return {}
+    path = Path(teacher_path(spec, root))
+    return {"teacher": file_sha256(path)} if path.is_file() else {}
 
 
 def load_teacher(spec: RunSpec, bundle: DataBundle, root: Path | None = None) -> Teacher | None:
@@ -256,7 +259,9 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         raise ConfigError("a teacher query budget is counted per process; train budgeted runs without torchrun")
     device = resolve_device(device_name)
     bundle = load_bundle(head, data_root)
-    teacher = load_teacher(head, bundle, root=Path(run_dirs[0]).parents[1] if run_dirs[0] else None)
+    root = Path(run_dirs[0]).parents[1] if run_dirs[0] else None   # the run store's folder (OUT)
+    teacher = load_teacher(head, bundle, root=root)
+    depends = dependencies(head, root)
     cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels, device=device_name)
     for spec, run_dir in zip(specs, run_dirs):  # before anything is written to any of the folders
         if run_dir is not None:
@@ -267,7 +272,8 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         # built again after build_student seeds the RNG, so a loss with parameters always starts the same
         members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
                               run_dir=Path(run_dir) if run_dir else None, seed=spec.seed,
-                              title=title or f"{spec.student} {spec.method}"))
+                              title=title or f"{spec.student} {spec.method}", run_id=spec.config_hash(),
+                              depends=depends))
     train_loader, eval_loaders = _loaders(head, bundle, device, dist)
     # only now, every name and shape checked, are folders written: a typo leaves nothing to block its retry
     for spec, run_dir in zip(specs, run_dirs):
@@ -307,12 +313,13 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         # num_classes: chance level, from which the leaderboard tells a collapsed run from a poor one
         record = {**res.to_dict(), "teacher_top1": teacher_top1, "num_classes": bundle.num_classes,
                   "config_hash": spec.config_hash(),
-                  "student_params": sum(p.numel() for p in m.student.parameters()), **env}
+                  "student_params": sum(p.numel() for p in m.student.parameters()), "depends": depends, **env}
         if m.run_dir is not None and dist.is_main:
             if res.status == runfolder.FINISHED:
                 buf = io.BytesIO()
                 torch.save(m.evaluated.state_dict(), buf)  # the EMA weights when the run keeps an EMA
                 atomic_write_bytes(m.run_dir / runfolder.MODEL, buf.getvalue())
+                record["model_sha256"] = sha256_bytes(buf.getvalue())   # a swapped model.pt is found, not used
             runfolder.write_result(m.run_dir, record)
         records.append(record)
     distributed.barrier()  # every rank returns once rank 0 has written the results

@@ -2,13 +2,15 @@
 
 ``run_bench`` is the Python entry point behind ``kdzoo bench``:
 
-1. expand the recipe (``sweep.expand``) and write ``OUT/recipe.yaml`` and ``OUT/plan.json``;
+1. expand the recipe (``sweep.expand``), check that ``OUT`` holds no other recipe's sweep,
+   and write ``OUT/recipe.yaml`` and ``OUT/plan.json``;
 2. preflight (only when something is left to run): the dataset loads, teacher
    checkpoints exist and fit their models, every model fits the data;
 3. train the teachers the sweep owns, then the students whose teacher is ready,
    through a launcher; runs that are done are skipped, runs locked by another
    process are left to it and waited for at the end (and taken over if that
-   process died without finishing them);
+   process died without finishing them; a holder that stays stopped, e.g. by
+   Ctrl-Z, or whose lock outlives it is given up on after ``LOCK_PATIENCE``);
 4. rebuild the leaderboard.
 
 Ctrl-C stops the sweep; finished runs are kept and the next call resumes the
@@ -29,14 +31,16 @@ from ..data import build_dataset
 from ..engine import resolve_device
 from ..engine import runlog
 from ..engine.progress import Progress
-from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, FAILED, FINISHED
+from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, ERROR_LOG, FAILED, FINISHED, INTERRUPTED
 from ..errors import CheckpointError, ConfigError
 from . import leaderboard
 from .eta import SweepClock, time_left
-from .launch import LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
+from .launch import LOCKED, RERUN, SKIPPED, LocalLauncher, make_payload
+from .locks import LOCK_PATIENCE
 from .recipe import load_recipe
 from .recipe_types import Recipe, SlurmSettings
-from .run import build_student, check_model_fits, load_teacher_weights
+from .run import build_student, check_model_fits, dependencies, load_teacher_weights
+from .slurm import SlurmLauncher
 from .store import RunStore, check_done_run
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand, make_units
 
@@ -78,6 +82,14 @@ def log_name(plan: Plan, h: str) -> str:
         method = e.label if len(levels) < 2 else f"{e.label}-{e.access}"
         parts = [e.student if e.access == "none" else f"{e.teacher}-{e.student}", method]
     return "/".join(re.sub(r"[^A-Za-z0-9_.+=-]", "_", p) for p in (*parts, f"seed{e.seed}"))
+
+
+def shown(path: Path) -> str:
+    """A path as a user would type it: relative to the working folder when it lies below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def default_out(recipe: Recipe) -> Path:
@@ -184,10 +196,10 @@ class _Phases:
 
     def __init__(self, plan: Plan, store: RunStore, runner: Any, display: "_Display", report: SweepReport, *,
                  plugins: list[str], data_root: str | None, cohort: str, fail_fast: bool,
-                 retry_failed: bool) -> None:
+                 retry_failed: bool, lock_patience: float = LOCK_PATIENCE) -> None:
         self.plan, self.store, self.runner, self.display, self.report = plan, store, runner, display, report
         self.plugins, self.data_root, self.cohort = plugins, data_root, cohort
-        self.fail_fast, self.retry_failed = fail_fast, retry_failed
+        self.fail_fast, self.retry_failed, self.lock_patience = fail_fast, retry_failed, lock_patience
         self.stop: list[str] = []
 
     def phase(self, hashes: list[str], solo: bool) -> None:
@@ -195,12 +207,17 @@ class _Phases:
         for _ in range(MAX_ROUNDS):
             if not locked or self.stop:
                 return
-            for h in locked:   # another process trains these: wait for it, then take over what it left
-                if self.store.is_locked(h):
-                    self.display.print(f"waiting for {describe(self.plan, h)} [dim]{h}[/dim], held by another "
-                                       f"process")
-                self.store.wait_unlocked(h)
-            locked = self.run(locked, solo, False)
+            # another process trains these: wait for it, then take over what it left (not what it holds stopped)
+            locked = self.run([h for h in locked if self._wait(h)], solo, False)
+
+    def _wait(self, h: str) -> bool:
+        """Wait until no other process holds run ``h``; False (and why, printed) when its holder was given up on."""
+        what = f"{describe(self.plan, h)} [dim]({h})[/dim]"
+        why = self.store.wait_unlocked(h, patience=self.lock_patience,
+                                       report=lambda message: self.display.print(f"waiting for {what}: {message}"))
+        if why:
+            self.display.print(f"[red]{what}: {why}[/red]")
+        return why is None
 
     def run(self, hashes: list[str], solo: bool, retry: bool) -> list[str]:
         """Run ``hashes``; return those another process holds."""
@@ -222,6 +239,7 @@ class _Phases:
         return locked
 
     def _done(self, statuses: dict[str, str], locked: list[str]) -> None:
+        notes = getattr(statuses, "notes", {})
         for h, status in statuses.items():
             if status == LOCKED:
                 locked.append(h)
@@ -231,11 +249,18 @@ class _Phases:
             self.report.statuses[h] = status
             if status in ENDED:
                 self.report.ran.append(h)
+            if status not in ENDED:   # a transient failure or a lost worker: nothing is recorded, a rerun resumes
+                why = notes.get(h, "its process ended before it did")
+                self.display.print(f"[yellow]{INTERRUPTED}[/yellow] {describe(self.plan, h)} ({why}) "
+                                   f"[dim]({h})[/dim]; {RERUN}")
+                continue
             record = self.store.result(h) or {}
             top1 = record.get("top1")
             detail = f" top1 {top1:.2f}" if isinstance(top1, (int, float)) and top1 == top1 else ""
             colour = {FINISHED: "green", DIVERGED: "yellow"}.get(status, "red")
             msg = f" ({record.get('message')})" if status != FINISHED and record.get("message") else ""
+            if status == FAILED:
+                msg += f"; traceback in {shown(self.store.run_dir(h) / ERROR_LOG)}; --retry-failed trains it again"
             self.display.print(f"[{colour}]{status}[/{colour}] {describe(self.plan, h)}{detail}{msg} "
                                f"[dim]({h})[/dim]")
             if status in (FAILED, DIVERGED) and self.fail_fast and not self.stop:
@@ -253,10 +278,13 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
               workers: int = 1, cohort: str = "auto", fail_fast: bool = False, data_root: str | None = None,
               device: str = "auto", retry_failed: bool = False, slurm: dict[str, Any] | None = None,
               slurm_cluster: str | None = None, executor: Any = None, progress: bool = True,
-              console: Console | None = None, lines: bool | None = None, log: str | None = None) -> SweepReport:
+              console: Console | None = None, lines: bool | None = None, log: str | None = None,
+              lock_patience: float = LOCK_PATIENCE, add_to_out: bool = False) -> SweepReport:
     """Run a sweep (see the module docstring). ``progress``: bars on a terminal; ``lines``: a log line per
     finished epoch and run (default: as ``progress``; ``kdzoo bench --no-progress`` keeps them); ``log``:
-    TensorBoard/MLflow logging of every run (engine/runlog.py), replacing the recipe's ``train.log``."""
+    TensorBoard/MLflow logging of every run (engine/runlog.py), replacing the recipe's ``train.log``;
+    ``lock_patience``: seconds a run's lock held by a stopped or vanished process is waited for;
+    ``add_to_out``: run in a folder that holds another recipe's sweep (see ``RunStore.check_owner``)."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     if launcher not in ("local", "slurm"):
@@ -266,13 +294,11 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     out = Path(out) if out is not None else default_out(recipe)
     plan = expand(recipe, out, device=device, log=log)
     store = RunStore(out)
+    edited = store.check_owner(recipe.name, recipe.text, add=add_to_out)   # another recipe's folder: one line now
     report = SweepReport(out=store.root, plan=plan)
 
     all_runs = plan.hashes()
-    for h in all_runs:  # damaged files of ended runs: repaired, or the run is finished again (check_done_run)
-        record = store.result(h)
-        if record is not None and check_done_run(store.run_dir(h), record) is not None:
-            store.clear_result(h)
+    check_done(store, plan, all_runs)
     todo = [h for h in all_runs if not store.is_done(h, retry_failed)]
     report.skipped_done = len(all_runs) - len(todo)
     if launcher == "local" and todo:
@@ -280,10 +306,8 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     logs = ",".join(dict.fromkeys(b for h in todo for b in runlog.parse(plan.specs[h].train.log))) or runlog.OFF
     runlog.check_installed(logs)
     preflight(recipe, plan, todo, data_root)
-    store.root.mkdir(parents=True, exist_ok=True)
+    store.claim(recipe.name, recipe.text, plan.to_dict(), add=add_to_out)
     runlog.prepare(logs, store.root, plan.recipe)
-    store.write_recipe(recipe.text)
-    store.write_plan(plan.to_dict())
 
     teachers_todo = [h for h in plan.hashes(TEACHER_ROLE) if h in todo]
     phases = [[[h] for h in teachers_todo],
@@ -291,6 +315,8 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     clock = SweepClock(store, plan.specs, phases, workers if launcher == "local" else 1)
     display = _Display(len(todo), _images(plan, todo), progress, console, progress if lines is None else lines,
                        clock)
+    if edited:
+        display.print(edited)
     eta = time_left(store, [plan.specs[h] for h in todo]).describe(workers if launcher == "local" else 1)
     if eta:
         display.print(eta)
@@ -306,13 +332,14 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
                                progress=display.progress)
 
     sweep = _Phases(plan, store, runner, display, report, plugins=recipe.plugins, data_root=data_root,
-                    cohort=cohort, fail_fast=fail_fast, retry_failed=retry_failed)
+                    cohort=cohort, fail_fast=fail_fast, retry_failed=retry_failed, lock_patience=lock_patience)
 
     try:
         with display:
             teachers = plan.hashes(TEACHER_ROLE)
             sweep.phase(teachers, solo=True)
             students = [h for h in plan.hashes(STUDENT_ROLE) if h not in teachers]
+            check_done(store, plan, students)   # a teacher finished again now: do its students still match it?
             sweep.phase([h for h in students if h not in depends or _teacher_ready(store, depends[h])], solo=False)
     finally:
         runner.close()
@@ -322,6 +349,26 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
         report.stopped = sweep.stop[0]
     report.outputs = leaderboard.build(store.root)
     return report
+
+
+def check_done(store: RunStore, plan: Plan, hashes: list[str]) -> None:
+    """Damaged or foreign files of ended runs: repaired, or the run is finished (or trained) again."""
+    for h in hashes:
+        record = store.result(h)
+        if record is not None and check_done_run(store.run_dir(h), record,
+                                                 depends=_teacher_as_recorded(store, plan.specs[h])) is not None:
+            store.clear_result(h)
+
+
+def _teacher_as_recorded(store: RunStore, spec: Any) -> dict[str, str]:
+    """The run's dependencies now, when they can be trusted: a teacher the sweep trained counts only while its
+    model.pt is the one its own result records (a damaged one is finished again first, then compared)."""
+    depends = dependencies(spec, store.root)
+    if spec.teacher_run and depends:
+        teacher = store.result(spec.teacher_run)
+        if teacher is None or teacher.get("model_sha256") != depends.get("teacher"):
+            return {}
+    return depends
 
 
 def _short_label(plan: Plan, unit: list[str]) -> str:

@@ -22,7 +22,7 @@ from ..engine.runfolder import MODEL
 from ..losses.base import DistillLoss
 from ..registry import LOSSES
 from .recipe import loss_requires
-from .recipe_types import Recipe
+from .recipe_types import Recipe, name_problem
 from .run import RunSpec
 
 TEACHER_ROLE, STUDENT_ROLE = "teacher", "student"
@@ -76,8 +76,13 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        entries = [PlanEntry(**e) for e in d["entries"]]
+        for e in entries:   # a hand-edited plan.json must not put markup or separators into the tables
+            for what, name in (("label", e.label), ("teacher", e.teacher)):
+                if name_problem(str(name)):
+                    raise ValueError(f"{what} {name!r} {name_problem(str(name))}")
         return cls(recipe=d["recipe"], description=d.get("description", ""), dataset=d["dataset"],
-                   metric=d.get("metric", "top1"), entries=[PlanEntry(**e) for e in d["entries"]],
+                   metric=d.get("metric", "top1"), entries=entries,
                    specs={h: RunSpec.from_dict(s) for h, s in d.get("specs", {}).items()},
                    reference=list(d.get("reference", [])))
 

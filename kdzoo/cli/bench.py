@@ -9,7 +9,7 @@ from typing import Any, Callable
 from ..data import build_dataset
 from ..engine import runlog
 from ..engine.terminal import print_table, say
-from ..engine.runfolder import ENDED
+from ..engine.runfolder import ENDED, ERROR_LOG, FAILED
 from ..errors import ConfigError
 from .report import report_after
 
@@ -32,6 +32,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the planned runs and the work left; run nothing")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed or diverged run")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs whose result is 'failed'")
+    p.add_argument("--add-to-out", action="store_true",
+                   help="run in an --out that holds another recipe's sweep (its plan and leaderboard then show "
+                        "this recipe; the other's runs stay and are reused)")
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
     p.add_argument("--download", action="store_true",
                    help="download the recipe's dataset if it is missing (needs a network; Fashion-MNIST)")
@@ -80,7 +83,8 @@ def add_commands(sub: Any) -> None:
     cp.add_argument("--alpha", type=float, default=None, help="family-wise error rate of 'differs' (default 0.05)")
     cp.add_argument("--metric", default=None, help="leaderboard column to compare (default: the plan's metric, "
                                                    "else top1)")
-    cp.add_argument("--strict", action="store_true", help="exit 1 when any row differs")
+    cp.add_argument("--strict", action="store_true",
+                    help="exit 1 when any row differs or is on one side only")
     cp.set_defaults(func=cmd_compare)
 
 
@@ -117,13 +121,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(recipe, out, launcher=args.launcher, workers=workers, cohort=args.cohort,
                        fail_fast=args.fail_fast, data_root=args.data_root, device=args.device,
                        retry_failed=args.retry_failed, slurm=slurm, slurm_cluster=args.slurm_cluster,
-                       progress=not args.no_progress, lines=True, log=args.log)
+                       progress=not args.no_progress, lines=True, log=args.log, add_to_out=args.add_to_out)
     print_summary(report.outputs["summary"], recipe.metric)
     counts: dict[str, int] = {}
     for status in report.statuses.values():
         counts[status] = counts.get(status, 0) + 1
     say(f"{len(report.statuses)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         + f" ({len(report.ran)} trained now, {report.skipped_done} were already done)")
+    for line in advice(counts, report.stopped):
+        say(line)
     say_outputs(report.outputs)
     report_after(out)
     compare_with_reference(recipe.name, out)
@@ -137,6 +143,19 @@ def say_outputs(paths: dict[str, Path]) -> None:
     shown = [Path(paths[k]) for k in ("csv", "summary", "markdown", "plot", "curves") if k in paths]
     if shown:
         say(f"in {shown[0].parent}: " + ", ".join(p.name for p in shown))
+
+
+def advice(counts: dict[str, int], stopped: str) -> list[str]:
+    """What a rerun does about the runs that did not end well."""
+    lines = []
+    if counts.get(FAILED):
+        lines.append(f"{counts[FAILED]} failed: their results are kept (tracebacks in runs/<hash>/{ERROR_LOG}); "
+                     f"add --retry-failed to train them again")
+    unfinished = sum(n for s, n in counts.items() if s not in ENDED)
+    if unfinished and not stopped:
+        lines.append(f"{unfinished} did not finish (see the lines above): run the same command again to resume "
+                     f"them")
+    return lines
 
 
 def compare_with_reference(name: str, out: Path) -> None:
@@ -161,9 +180,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     tolerance = compare.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     alpha = compare.DEFAULT_ALPHA if args.alpha is None else args.alpha
-    rows, metric = compare.compare_paths(args.reference, args.new, args.metric, tolerance, alpha)
+    notes: list[str] = []
+    rows, metric = compare.compare_paths(args.reference, args.new, args.metric, tolerance, alpha, notes)
+    for note in notes:
+        print(f"note: {note}")
     compare.print_report(rows, metric, tolerance, alpha)
-    return 1 if args.strict and any(r.verdict == "differs" for r in rows) else 0
+    return 1 if args.strict and any(r.verdict in ("differs", *compare.ONE_SIDED) for r in rows) else 0
 
 
 # What `kdzoo bench` and `kdzoo leaderboard` print per teacher-student pair: (header, cell of a summary.csv row).
@@ -235,6 +257,9 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) 
 
     plan = expand(recipe, out, device=args.device)
     store = RunStore(out)
+    edited = store.check_owner(recipe.name, recipe.text, add=args.add_to_out)   # as the sweep would: refused here
+    if edited:
+        print(edited)
     sizes = dict(TRAIN_SIZES)
     if recipe.dataset not in sizes:
         try:  # a dataset kdzoo does not know the size of (a plugin's): look if it is at hand

@@ -17,13 +17,14 @@ from ..engine import TrainConfig, distributed, runfolder
 from ..engine.checkpoint import atomic_write_json
 from ..engine.progress import Progress
 from ..engine.terminal import print_table, say
-from ..errors import ConfigError, KdzooError
+from ..errors import ConfigError, KdzooError, StorageError, one_line_warnings
 from ..registry import DATASETS, LOSSES, MODELS
 from .bench import add_commands as add_bench_commands
 from .options import HelpFormatter, add_dataclass_options, dataclass_values
 from .report import add_command as add_report_command
 from .spaces import print_spaces
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -254,12 +255,19 @@ def _error(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    one_line_warnings()
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
             build_parser().print_help()
             return EXIT_USAGE
         return int(args.func(args) or 0)
+    except StorageError as exc:   # the disk, not the input: what is done stays, the same command resumes
+        if debug:
+            raise
+        print(f"kdzoo: error: {exc}; finished work is kept: once the disk has room (or works again), run the "
+              f"same command to resume", file=sys.stderr)
+        return EXIT_FAILED
     except KdzooError as exc:
         if debug:
             raise

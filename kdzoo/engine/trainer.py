@@ -36,8 +36,8 @@ from ..errors import ConfigError
 from ..losses.base import DistillLoss, requirements
 from ..teachers import Teacher, check_access
 from . import distributed, feature_maps
-from .checkpoint import atomic_write_text
-from .recovery import metrics_text, resume_state, save_checkpoint_keep_previous
+from ..utils import atomic_write_text, jsonl_text
+from .recovery import resume_state, save_checkpoint_keep_previous, state_problem
 from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
 from .config import TrainConfig
 from .device import amp_dtype, resolve_device
@@ -98,6 +98,8 @@ class Member:
     run_dir: Path | None = None
     seed: int = 0
     title: str = ""                    # what log lines call the run (e.g. "teacher fmnist_teacher"); default name
+    run_id: str | None = None          # the run's hash: its checkpoints name it, and resume only into it
+    depends: dict[str, str] = field(default_factory=dict)   # files it trains on (name -> SHA-256), e.g. teacher
     # set by the trainer
     optimizer: torch.optim.Optimizer | None = None
     scaler: Any = None
@@ -222,7 +224,9 @@ class Trainer:
             torch.cuda.manual_seed(m.seed)
         m.rng = _get_rng(self._rng_gens)
         # last good checkpoint (falls back to checkpoint.prev.pt, warns about corrupt files), None: from scratch
-        ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device) if m.run_dir else None
+        modules = {"model": m.student, "loss": m.loss, "ema": m.ema}   # a checkpoint must fit each, and be this run's
+        ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device,
+                            check=lambda c: state_problem(c, m.run_id, m.depends, modules)) if m.run_dir else None
         if ckpt is not None:
             self._restore(m, ckpt)
             if m.done_epochs < self.cfg.epochs:
@@ -253,9 +257,9 @@ class Trainer:
             "loss": m.loss.state_dict(), "scaler": m.scaler.state_dict() if m.scaler else None,
             "ema": m.ema.state_dict() if m.ema is not None else None,
             "rng": m.rng, "metrics": m.metrics, "queries": m.queries, "result": m.result.to_dict(),
+            "run": m.run_id, "depends": m.depends,
         }, m.run_dir / CHECKPOINT)
-        atomic_write_text(m.run_dir / METRICS,
-                          metrics_text(m.metrics))
+        atomic_write_text(m.run_dir / METRICS, jsonl_text(m.metrics))
 
     def _finish(self, m: Member, status: str, message: str = "") -> None:
         m.result.status = status
