@@ -16,7 +16,7 @@ from ..data import build_dataset
 from ..engine import TrainConfig, distributed, runfolder
 from ..engine.checkpoint import atomic_write_json
 from ..engine.progress import Progress
-from ..engine.terminal import print_table, say
+from ..engine.terminal import print_table, problem_text, say
 from ..errors import ConfigError, KdzooError, StorageError, one_line_warnings
 from ..registry import DATASETS, LOSSES, MODELS
 from .bench import add_commands as add_bench_commands
@@ -246,16 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _error(message: str) -> None:
     """One line on stderr; on a terminal it wraps between words (a log or a script gets it unbroken)."""
-    if sys.stderr.isatty():
-        say(f"kdzoo: error: {message}", stderr=True)
-    else:
-        print(f"kdzoo: error: {message}", file=sys.stderr)
+    say(f"kdzoo: error: {message}", stderr=True, problem=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    one_line_warnings()
+    one_line_warnings(problem_text)
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
@@ -265,8 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StorageError as exc:   # the disk, not the input: what is done stays, the same command resumes
         if debug:
             raise
-        print(f"kdzoo: error: {exc}; finished work is kept: once the disk has room (or works again), run the "
-              f"same command to resume", file=sys.stderr)
+        _error(f"{exc}; finished work is kept: once the disk has room (or works again), run the same command to "
+               f"resume")
         return EXIT_FAILED
     except KdzooError as exc:
         if debug:
