@@ -142,6 +142,9 @@ def _add_list(sub: Any) -> None:
     p.set_defaults(func=_cmd_list)
 
 
+BAD_SPACE = "search space refused"   # a loss's mark in `kdzoo list losses`, and the line under the table
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.space:
         if args.what != "losses":
@@ -151,25 +154,30 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.what == "losses":
         columns = ["name", "paper", "year", "requires", "defaults", "source"] if args.wide else \
             ["name", "year", "requires", "defaults"]
-        rows = []
+        rows, problems = [], []
         for name in list_losses():
             info = loss_info(name)
             cells = {"name": name, "requires": " + ".join([info["requires"], *info["needs"]]), "source": info["source"],
                      "paper": info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else ""),
                      "year": f"{info['year']} {info['venue']}".strip() if info["year"] else info["venue"],
                      "defaults": ", ".join(f"{k}={v}" for k, v in info["defaults"].items())}
+            if info["space_error"]:   # listed all the same; tuning it (and --space) refuses it
+                cells["defaults"] += f"{'; ' if cells['defaults'] else ''}{BAD_SPACE}"
+                problems.append(info["space_error"])
             rows.append([cells[c] for c in columns])
         caption = ("each method's formula, defaults and sources: docs/methods.md"
                    + ("" if args.wide else "; papers and sources here: kdzoo list losses --wide"))
     else:
         registry = MODELS if args.what == "models" else DATASETS
-        columns, rows = ["name", "description"], []
+        columns, rows, problems = ["name", "description"], [], []
         for name in registry.names():
             doc = (registry.entry(name).factory.__doc__ or "").strip().splitlines()
             rows.append([name, doc[0] if doc else ""])
         caption = "also timm:NAME and tv:NAME (torchvision), built without downloading weights" \
             if args.what == "models" else ""
     print_table(columns, rows, title=f"kdzoo {args.what}", caption=caption)
+    for problem in problems:
+        say(f"{BAD_SPACE}: {problem}", problem=True)
     return 0
 
 
