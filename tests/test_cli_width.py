@@ -46,7 +46,7 @@ def test_help_fits_80_columns(cols80, capsys, argv):
     _fits(lines)
 
 
-@pytest.mark.parametrize("what", [["losses"], ["losses", "--wide"], ["models"], ["datasets"]])
+@pytest.mark.parametrize("what", [["losses"], ["losses", "--wide"], ["losses", "--space"], ["models"], ["datasets"]])
 def test_list_fits_80_columns(cols80, capsys, what):
     assert kdzoo_main(["list", *what]) == 0
     _fits(_lines(capsys))
