@@ -176,3 +176,21 @@ def test_a_workers_problem_line_is_laid_out_where_it_is_printed():
         assert len(out.file.getvalue().splitlines()) == problem_lines
         shown.relay(events.queue[1])                 # the ordinary line after it: wrapped at 80 columns
         assert max(map(len, out.file.getvalue().splitlines()[problem_lines:])) <= 80
+
+
+def test_a_slurm_jobs_warnings_are_one_line_in_its_log(monkeypatch):
+    """A Slurm job is a worker process of its own: kdzoo's warnings in its log read as in the sweep's (one line,
+    no source location), not in Python's default form."""
+    import warnings
+
+    from kdzoo.bench import slurm
+    from kdzoo.errors import RecoveryWarning
+
+    plain = getattr(warnings.formatwarning, "_kdzoo", warnings.formatwarning)
+    monkeypatch.setattr(warnings, "formatwarning", plain)           # a fresh process: Python's own format
+    monkeypatch.setattr(slurm, "execute_unit", lambda payload, progress: {})
+    message = "runs/abc/metrics.jsonl is truncated; rewritten from the checkpoint"
+    assert warnings.formatwarning(message, RecoveryWarning, "recovery.py", 35).startswith("recovery.py:35: ")
+    assert slurm.UnitJob()({}) == {}
+    assert warnings.formatwarning(message, RecoveryWarning, "recovery.py", 35) == \
+        f"kdzoo: RecoveryWarning: {message}\n"

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..engine.terminal import problem_text
+from ..errors import ConfigError, one_line_warnings
 from .launch import INCOMPLETE, OnDone, Payload, ShouldStop, execute_unit
 from .recipe_types import SlurmSettings
 
@@ -22,6 +23,7 @@ class UnitJob:
     """The callable each submitit job runs; requeued (and resumed from checkpoints) at its time limit."""
 
     def __call__(self, payload: Payload) -> dict[str, str]:
+        one_line_warnings(problem_text)   # as in the sweep's own process and its local workers
         return execute_unit(payload, progress=False)
 
     def checkpoint(self, payload: Payload) -> Any:
