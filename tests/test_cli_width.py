@@ -186,11 +186,13 @@ def test_a_slurm_jobs_warnings_are_one_line_in_its_log(monkeypatch):
     from kdzoo.bench import slurm
     from kdzoo.errors import RecoveryWarning
 
-    plain = getattr(warnings.formatwarning, "_kdzoo", warnings.formatwarning)
-    monkeypatch.setattr(warnings, "formatwarning", plain)           # a fresh process: Python's own format
+    def python_format(message, category, filename, lineno, line=None):   # a fresh job process: Python's own
+        return f"{filename}:{lineno}: {category.__name__}: {message}\n"
+
+    monkeypatch.setattr(warnings, "formatwarning", python_format)
     monkeypatch.setattr(slurm, "execute_unit", lambda payload, progress: {})
     message = "runs/abc/metrics.jsonl is truncated; rewritten from the checkpoint"
-    assert warnings.formatwarning(message, RecoveryWarning, "recovery.py", 35).startswith("recovery.py:35: ")
     assert slurm.UnitJob()({}) == {}
     assert warnings.formatwarning(message, RecoveryWarning, "recovery.py", 35) == \
         f"kdzoo: RecoveryWarning: {message}\n"
+    assert warnings.formatwarning("x", UserWarning, "f.py", 1) == "f.py:1: UserWarning: x\n"   # others' warnings
