@@ -107,7 +107,11 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
             locks.append(lock)
             todo.append((h, RunSpec.from_dict(spec_dict)))
         if todo:
-            statuses.update(_train(store, todo, payload.get("data_root"), progress, log))
+            hook = None
+            if payload.get("trial"):   # a tuning trial: its pruner sees every epoch (optuna, imported only here)
+                from .tune.pruning import epoch_hook
+                hook = epoch_hook(payload["trial"])
+            statuses.update(_train(store, todo, payload.get("data_root"), progress, log, hook))
     finally:
         for lock in locks:
             lock.release()
@@ -115,11 +119,11 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
 
 
 def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: Any,
-           log: Callable[[str], None] | None) -> dict[str, str]:
+           log: Callable[[str], None] | None, on_epoch: Any = None) -> dict[str, str]:
     specs = [s for _, s in todo]
     try:
         records = execute_cohort(specs, [store.run_dir(h) for h, _ in todo], data_root=data_root,
-                                 cache_dir=store.root / "cache", progress=progress, log=log)
+                                 cache_dir=store.root / "cache", progress=progress, log=log, on_epoch=on_epoch)
     except RunFolderMismatch:
         raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
@@ -130,7 +134,7 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
                     f"training its runs one by one[/yellow]")
             out: dict[str, str] = {}
             for item in todo:
-                out.update(_train(store, [item], data_root, progress, log))
+                out.update(_train(store, [item], data_root, progress, log, on_epoch))
             return out
         h, spec = todo[0]
         store.run_dir(h).mkdir(parents=True, exist_ok=True)

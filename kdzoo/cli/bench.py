@@ -21,11 +21,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("recipe", metavar="RECIPE.yaml", help="the recipe (see recipes/README.md)")
     p.add_argument("--out", default=None, help="output folder and run store (default runs/<recipe name>; "
                                                "results/ holds the committed references)")
-    p.add_argument("--launcher", choices=["local", "slurm"], default="local",
-                   help="local: this machine; slurm: one submitit job per run or cohort")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local processes running units in parallel (default: one per CPU core, or one per GPU; "
-                        "each run single-threaded unless its recipe sets cpu_threads)")
+    add_launch_options(p)
     p.add_argument("--cohort", choices=["auto", "off"], default="auto",
                    help="auto: runs differing only in method train in lockstep, sharing data and teacher (default)")
     p.add_argument("--dry-run", action="store_true", help="list the planned runs and the work left; run nothing")
@@ -37,14 +33,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of a run's hash)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars; one log line per finished epoch and run")
-    s = p.add_argument_group("slurm (override the recipe's slurm block)")
-    s.add_argument("--partition", default=None)
-    s.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes")
-    s.add_argument("--gpus-per-job", type=int, default=None)
-    s.add_argument("--cpus-per-task", type=int, default=None)
-    s.add_argument("--array-parallelism", type=int, default=None, help="max jobs of an array running at once")
-    s.add_argument("--slurm-cluster", choices=["slurm", "local", "debug"], default=None,
-                   help="submitit backend: slurm (default), or local/debug to try the Slurm path on this machine")
+    add_slurm_options(p)
     p.set_defaults(func=cmd_bench)
 
     lb = sub.add_parser("leaderboard", help="rebuild the leaderboards of a bench output folder from its run store",
@@ -73,13 +62,29 @@ def add_commands(sub: Any) -> None:
     cp.set_defaults(func=cmd_compare)
 
 
-# ------------------------------------------------------------------ bench
-def cmd_bench(args: argparse.Namespace) -> int:
-    # kdzoo.bench is imported when a command needs it: it loads pandas, about 0.9 s of every start-up
+def add_launch_options(p: argparse.ArgumentParser) -> None:
+    """Where units of work run (kdzoo bench, kdzoo tune)."""
+    p.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                   help="local: this machine; slurm: one submitit job per run or cohort")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local processes running units in parallel (default: one per CPU core, or one per GPU; "
+                        "each run single-threaded unless its recipe sets cpu_threads)")
+
+
+def add_slurm_options(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("slurm (override the recipe's slurm block)")
+    s.add_argument("--partition", default=None)
+    s.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes")
+    s.add_argument("--gpus-per-job", type=int, default=None)
+    s.add_argument("--cpus-per-task", type=int, default=None)
+    s.add_argument("--array-parallelism", type=int, default=None, help="max jobs of an array running at once")
+    s.add_argument("--slurm-cluster", choices=["slurm", "local", "debug"], default=None,
+                   help="submitit backend: slurm (default), or local/debug to try the Slurm path on this machine")
+
+
+def launch_settings(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    """(workers, slurm overrides) from the options of ``add_launch_options`` and ``add_slurm_options``, checked."""
     from ..bench.launch import default_workers
-    from ..bench.recipe import load_recipe
-    from ..bench.runner import default_out, run_bench
-    from ..data import build_dataset
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
@@ -90,15 +95,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(slurm_flags)}: Slurm options, given without --launcher slurm")
     if args.workers not in (None, 1) and args.launcher == "slurm":
         raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
+    workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
+    slurm = {"partition": args.partition, "time_min": args.time_min, "gpus_per_job": args.gpus_per_job,
+             "cpus_per_task": args.cpus_per_task, "array_parallelism": args.array_parallelism}
+    return workers, slurm
+
+
+# ------------------------------------------------------------------ bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    # kdzoo.bench is imported when a command needs it: it loads pandas, about 0.9 s of every start-up
+    from ..bench.recipe import load_recipe
+    from ..bench.runner import default_out, run_bench
+    from ..data import build_dataset
+
+    workers, slurm = launch_settings(args)
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else default_out(recipe)
-    workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
     if args.dry_run:
         return dry_run(recipe, out, args, workers)
     if args.download:  # fetched before anything is planned or written
         build_dataset(recipe.dataset, data_root=args.data_root, download=True)
-    slurm = {"partition": args.partition, "time_min": args.time_min, "gpus_per_job": args.gpus_per_job,
-             "cpus_per_task": args.cpus_per_task, "array_parallelism": args.array_parallelism}
     report = run_bench(recipe, out, launcher=args.launcher, workers=workers, cohort=args.cohort,
                        fail_fast=args.fail_fast, data_root=args.data_root, device=args.device,
                        retry_failed=args.retry_failed, slurm=slurm, slurm_cluster=args.slurm_cluster,
@@ -256,12 +272,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise ConfigError(f"no such folder: {out}")
     leaderboard.check_store(out)
     paths = leaderboard.build(out)
+    from ..bench.tune.report import build_tuned   # a folder kdzoo tune wrote: its tuned leaderboard too
+    paths.update(build_tuned(out))
     plan = leaderboard.load_plan(out)
     print_summary(paths["summary"], plan.metric)
-    for key in ("csv", "summary", "markdown", "plot", "curves"):
+    for key in ("csv", "summary", "markdown", "plot", "curves", "tuned_markdown", "tuning_plot", "sensitivity_plot"):
         if key in paths:
             print(f"  {paths[key]}")
     return 0
 
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "add_launch_options", "add_slurm_options", "dry_run", "launch_settings"]

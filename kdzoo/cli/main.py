@@ -1,4 +1,4 @@
-"""Command line: ``kdzoo train | list | bench | leaderboard``.
+"""Command line: ``kdzoo train | list | bench | leaderboard | compare | tune``.
 
 Errors a user can fix (bad names, settings, missing data or checkpoints) print
 one line to stderr and exit with status 2; ``--debug`` shows the traceback.
@@ -22,6 +22,7 @@ from ..engine.progress import Progress
 from ..errors import ConfigError, KdzooError
 from ..registry import DATASETS, MODELS
 from .bench import add_commands as add_bench_commands
+from .tune import add_commands as add_tune_commands
 
 EXIT_USAGE = 2
 LIST_WIDTH = 100   # kdzoo list fits this many columns unless --wide
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS:
         add(sub)
     add_bench_commands(sub)
+    add_tune_commands(sub)
     return parser
 
 

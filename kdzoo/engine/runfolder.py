@@ -36,8 +36,9 @@ RESULT = "result.json"
 LOCK = ".lock"
 
 FINISHED, DIVERGED, FAILED = "finished", "diverged", "failed"
-ENDED = (FINISHED, DIVERGED, FAILED)   # a result.json with one of these marks the run done
-COMPLETED = (FINISHED, DIVERGED)       # ended without an error: a sweep of only these succeeded
+PRUNED = "pruned"                      # stopped early by the trainer's epoch hook (a tuning trial's pruner)
+ENDED = (FINISHED, DIVERGED, FAILED, PRUNED)   # a result.json with one of these marks the run done
+COMPLETED = (FINISHED, DIVERGED, PRUNED)       # ended without an error: a sweep of only these succeeded
 # a run without a result: still training (its lock is held), stopped with a checkpoint, or not started
 RUNNING, INTERRUPTED, PENDING = "running", "interrupted", "pending"
 
@@ -120,6 +121,6 @@ def check_run_folder(run_dir: str | os.PathLike, wanted: dict[str, Any],
 
 
 __all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "FAILED", "FINISHED", "INTERRUPTED", "LOCK",
-           "METRICS", "MODEL", "PENDING", "RESULT", "RUNNING", "RunFolderMismatch", "check_run_folder",
+           "METRICS", "MODEL", "PENDING", "PRUNED", "RESULT", "RUNNING", "RunFolderMismatch", "check_run_folder",
            "clear_result", "differences", "read_config", "read_result", "transfer_file", "write_config",
            "write_result"]

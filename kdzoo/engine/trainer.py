@@ -39,7 +39,7 @@ from ..teachers import Teacher, check_access
 from . import distributed, feature_maps
 from .checkpoint import atomic_write_text
 from .recovery import resume_state, save_checkpoint_keep_previous
-from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
+from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING, PRUNED
 from .config import TrainConfig
 from .device import amp_dtype, resolve_device
 from .device import get_rng as _get_rng, rng_generators as _rng_generators, set_rng as _set_rng
@@ -52,7 +52,7 @@ from .views import StrongViews
 
 @dataclass
 class RunResult:
-    status: str = PENDING              # finished | diverged | failed
+    status: str = PENDING              # finished | diverged | failed | pruned
     epochs: int = 0                    # epochs completed
     top1: float = float("nan")         # test top-1 (%) after the last epoch
     top5: float = float("nan")
@@ -140,7 +140,10 @@ class Trainer:
     def __init__(self, members: list[Member], train_loader: Any, eval_loaders: dict[str, Any],
                  teacher: Teacher | None, config: TrainConfig, *, bundle: Any = None,
                  cache_dir: str | Path | None = None, progress: bool | Progress = True,
-                 log: Callable[[str], None] | None = None, access: str = "logits") -> None:
+                 log: Callable[[str], None] | None = None, access: str = "logits",
+                 on_epoch: Callable[[int, dict[str, Any]], bool] | None = None) -> None:
+        """``on_epoch(i, record)``: called after each evaluated epoch of member ``i`` but the last, with the
+        epoch's metrics; True stops that member there (status ``pruned``). It sees numbers, never the method."""
         if not members:
             raise ConfigError("a trainer needs at least one student")
         self.members = members
@@ -162,6 +165,7 @@ class Trainer:
         self._teacher_table: Tensor | None = None
         self._views: StrongViews | None = None
         self._rng_gens = _rng_generators(self.device)
+        self.on_epoch = on_epoch
 
     # ------------------------------------------------------------------ set-up
     def _check_access(self) -> None:
@@ -211,7 +215,7 @@ class Trainer:
         ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device) if m.run_dir else None
         if ckpt is not None:
             self._restore(m, ckpt)
-            if m.done_epochs < self.cfg.epochs:
+            if m.active and m.done_epochs < self.cfg.epochs:
                 self.log(f"{m.name}: resuming from epoch {m.done_epochs} of {self.cfg.epochs} ({m.run_dir})")
 
     def _restore(self, m: Member, ckpt: dict) -> None:
@@ -227,7 +231,9 @@ class Trainer:
         m.done_epochs = int(ckpt["epoch"])
         m.metrics = list(ckpt["metrics"])
         m.queries = int(ckpt["queries"])
-        m.result = RunResult(**{**ckpt["result"], "status": PENDING})
+        # a run stopped by the epoch hook stays stopped: the decision is saved with its epoch
+        stopped = ckpt["result"].get("status") == PRUNED
+        m.result = RunResult(**{**ckpt["result"], "status": PRUNED if stopped else PENDING})
         m.prepare_queries = m.result.prepare_queries
 
     def _save(self, m: Member) -> None:
@@ -461,6 +467,9 @@ class Trainer:
         if not r.best_top1 >= r.top1:  # also true while best_top1 is NaN
             r.best_top1, r.best_epoch = r.top1, epoch
         m.metrics.append(record)
+        index = next(i for i, other in enumerate(self.members) if other is m)
+        if self.on_epoch is not None and epoch < self.cfg.epochs and self.on_epoch(index, record):
+            self._finish(m, PRUNED, f"stopped after epoch {epoch} of {self.cfg.epochs} by the epoch hook")
         self._save(m)
         if epoch >= self.cfg.epochs:
             self._finish(m, FINISHED)

@@ -1,0 +1,188 @@
+"""The tuned leaderboard: ``tuned_leaderboard.md`` / ``.csv`` and the tuning figures, from the store alone.
+
+Per (pair, method, access): the defaults' and the tuned configuration's test top-1 (mean ± std over the
+recipe's seeds), tuned minus defaults paired by seed, the difference to *tuned* CE paired by seed with its
+interval and corrected verdict (verdict.py), the chosen values, the budget the method got (trials, how many
+pruned, failed or diverged) and its sensitivity: the median and interquartile range of validation top-1
+over its trials and the share of trials that collapsed (within ``COLLAPSE_MARGIN`` points of chance).
+
+How trials count in the sensitivity: a finished trial with its validation top-1 after the last epoch; a
+pruned one with the validation top-1 it had when it was stopped (an early reading, so the lower quartile
+leans pessimistic); a diverged one at chance (collapsed); a failed one (an error) not at all.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ...engine.checkpoint import atomic_write_text
+from .. import leaderboard
+from ..store import RunStore
+from ..sweep import Plan
+from . import files, verdict
+from .studies import shown
+
+TUNED_MD, TUNED_CSV = "tuned_leaderboard.md", "tuned_leaderboard.csv"
+COLLAPSE_MARGIN = 2.0
+KEY = ["teacher", "student", "label", "access"]
+
+
+def trial_scores(trials: pd.DataFrame, chance: float) -> pd.Series:
+    """Each trial's validation top-1 as the sensitivity counts it (see the module docstring); NaN: not counted."""
+    def score(r: Any) -> float:
+        if r.status == "finished":
+            return float(r.value)
+        if r.status == "pruned":
+            return float(r.last_val_top1)
+        if r.status == "diverged":
+            return chance
+        return math.nan
+    return trials.apply(score, axis=1) if len(trials) else pd.Series(dtype=float)
+
+
+def sensitivity(trials: pd.DataFrame, chance: float) -> dict[str, float]:
+    v = trial_scores(trials, chance).dropna()
+    if not len(v):
+        return {"val_median": math.nan, "val_q25": math.nan, "val_q75": math.nan, "collapsed": math.nan}
+    return {"val_median": float(v.median()), "val_q25": float(v.quantile(0.25)), "val_q75": float(v.quantile(0.75)),
+            "collapsed": float((v <= chance + COLLAPSE_MARGIN).mean())}
+
+
+def read_trials(where: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(where / files.TRIALS, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=files.TRIAL_COLUMNS)
+    df["status"] = df["status"].fillna("").astype(str)
+    return df
+
+
+def table(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The tuned leaderboard's rows and what the search was (studies.json); None without a tuning in ``out``."""
+    where = files.folder(out)
+    meta = files.read_json(where / files.STUDIES)
+    if not isinstance(meta, dict):
+        return None
+    plan, store = leaderboard.load_plan(out), RunStore(out)
+    chance = float(meta.get("chance", math.nan))
+    trials = read_trials(where)
+    picks = files.read_json(where / files.CHOSEN) or {}
+    tuned_d = files.read_json(where / files.PLAN)
+    tuned = Plan.from_dict(tuned_d) if isinstance(tuned_d, dict) else None
+    rows_d = leaderboard.rows(plan, store)
+    rows_t = leaderboard.rows(tuned, store) if tuned is not None and tuned.entries else rows_d.iloc[0:0]
+    s_d = verdict.summary(plan, rows_d).set_index(KEY)
+    s_t = verdict.summary(tuned, rows_t).set_index(KEY) if tuned is not None else pd.DataFrame()
+    metric = plan.metric
+    out_rows = []
+    for key, d in s_d.iterrows():
+        teacher, student, label, access = key
+        study = next((s for s in meta["studies"] if s["label"] == label and any(
+            r[0] == teacher and r[2] == student and r[3] == access for r in s["rows"])), None)
+        t = trials[trials.study == study["name"]] if study else trials.iloc[0:0]
+        tr = s_t.loc[key] if key in s_t.index else None
+        row: dict[str, Any] = dict(zip(KEY, key))
+        row.update({"study": study["name"] if study else "", "defaults_mean": d["mean"], "defaults_std": d["std"],
+                    "defaults_n": d["n_finished"]})
+        for col in ("mean", "std", "n_finished", "delta_ce", "delta_ce_low", "delta_ce_high", "delta_ce_n", "vs_ce",
+                    "rank_shown"):
+            row[f"tuned_{col}" if col in ("mean", "std", "n_finished") else col] = (
+                tr[col] if tr is not None else (math.nan if col != "vs_ce" and col != "rank_shown" else ""))
+        gain = _paired_gain(rows_d, rows_t, key, metric)
+        row.update({"gain": gain[0], "gain_low": gain[1], "gain_high": gain[2], "gain_n": gain[3]})
+        pick = picks.get(row["study"])
+        row["chosen_trial"] = pick["trial"] if pick else ""
+        row["chosen_val_top1"] = pick["val_top1"] if pick else math.nan
+        row["chosen"] = json.dumps(shown(pick["params"]), sort_keys=True) if pick else ""
+        row.update({"trials": len(t), "trials_budget": int(meta.get("trials", 0)),
+                    "pruned": int((t.status == "pruned").sum()), "failed": int((t.state == "FAIL").sum()),
+                    "diverged": int((t.status == "diverged").sum())})
+        row.update(sensitivity(t, chance))
+        out_rows.append(row)
+    return pd.DataFrame(out_rows), meta
+
+
+def _paired_gain(rows_d: pd.DataFrame, rows_t: pd.DataFrame, key: tuple, metric: str) -> tuple:
+    def finished(df: pd.DataFrame) -> pd.DataFrame:
+        m = (df.teacher == key[0]) & (df.student == key[1]) & (df.label == key[2]) & (df.access == key[3])
+        return df[m & (df.status == "finished")][["seed", metric]]
+    both = finished(rows_t).merge(finished(rows_d), on="seed", suffixes=("_t", "_d"))
+    return verdict.paired(list(both[f"{metric}_t"] - both[f"{metric}_d"]))
+
+
+def _pm(mean: float, std: float) -> str:
+    return "—" if mean != mean else f"{mean:.2f}" + (f" ± {std:.2f}" if std == std else "")
+
+
+def _ci(mean: float, low: float, high: float, n: Any) -> str:
+    if mean != mean:
+        return "—"
+    return f"{mean:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if low == low else "") + f" (n={int(n)})"
+
+
+def _values(text: str) -> str:
+    if not text:
+        return "—"
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in json.loads(text).items())
+
+
+def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
+    chance = float(meta.get("chance", math.nan))
+    lines = [f"# Tuned leaderboard: {plan.recipe}", "",
+             f"Every method got the same search: {meta.get('trials')} trials per (pair, method, access), `ce` "
+             "included, over the shared training settings and its own loss hyperparameters (`tune:` block of "
+             "the recipe; recipes/README.md). Trials train on the student's own training images less a held-out "
+             "share and are judged by validation top-1 after the last epoch on that share; the test split is "
+             "never evaluated during the search. The chosen configuration (the best finished trial) is retrained "
+             "with every recipe seed on the full student data and evaluated on the test split, like the defaults.",
+             "", f"Test top-1 ({plan.metric}) mean ± std over seeds. `tuned − defaults` and `Δ vs tuned CE`: paired "
+             "by seed, 95% t interval; `vs CE`: paired t-tests against tuned CE with Holm's correction over the "
+             "pair's comparisons with it. `budget`: trials run (pruned / failed / diverged). `val median [IQR]`: "
+             "validation top-1 over the trials (a pruned trial counts with its value when stopped, a diverged "
+             f"one at chance); `collapsed`: share of trials within {COLLAPSE_MARGIN:g} points of chance "
+             f"({chance:.2f}%).", ""]
+    multi_access = df.access.nunique() > 2 if len(df) else False
+    for (teacher, student), g in (df.groupby(["teacher", "student"], sort=False) if len(df) else []):
+        lines += [f"## {teacher} → {student}", ""]
+        cols = ["method"] + (["access"] if multi_access else []) + [
+            "defaults", "tuned", "tuned − defaults", "Δ vs tuned CE [95% CI]", "vs CE", "chosen", "budget",
+            "val median [IQR]", "collapsed"]
+        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for _, r in g.iterrows():
+            budget = f"{r.trials}/{r.trials_budget}" if r.trials != r.trials_budget else f"{r.trials}"
+            extra = [f"{n} {w}" for n, w in ((r.pruned, "pruned"), (r.failed, "failed"), (r.diverged, "diverged")) if n]
+            sens = ("—" if r.val_median != r.val_median else
+                    f"{r.val_median:.2f} [{r.val_q25:.2f}, {r.val_q75:.2f}]")
+            chosen = _values(r.chosen) + (" (the recipe's)" if str(r.chosen_trial) == "0" else "")
+            cells = [f"`{r.label}`"] + ([str(r.access)] if multi_access else []) + [
+                _pm(r.defaults_mean, r.defaults_std), _pm(r.tuned_mean, r.tuned_std),
+                _ci(r.gain, r.gain_low, r.gain_high, r.gain_n),
+                _ci(r.delta_ce, r.delta_ce_low, r.delta_ce_high, r.delta_ce_n), str(r.vs_ce or "—"), chosen,
+                budget + (f" ({', '.join(extra)})" if extra else ""), sens,
+                "—" if r.collapsed != r.collapsed else f"{r.collapsed:.0%}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def build_tuned(out: str | Path) -> dict[str, Path]:
+    """Write the tuned leaderboard and the tuning figures into ``out``; {} when ``out`` holds no tuning."""
+    made = table(out)
+    if made is None:
+        return {}
+    df, meta = made
+    out = Path(out)
+    paths = {"tuned_csv": out / TUNED_CSV, "tuned_markdown": out / TUNED_MD}
+    atomic_write_text(paths["tuned_csv"], df.to_csv(index=False))
+    atomic_write_text(paths["tuned_markdown"], markdown(df, meta, leaderboard.load_plan(out)))
+    from . import figures
+    paths.update(figures.write(out, read_trials(files.folder(out)), meta))
+    return paths
+
+
+__all__ = ["COLLAPSE_MARGIN", "TUNED_CSV", "TUNED_MD", "build_tuned", "read_trials", "sensitivity", "table",
+           "trial_scores"]
