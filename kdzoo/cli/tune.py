@@ -53,7 +53,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     report = run_tune(recipe, out, launcher=args.launcher, workers=workers, data_root=args.data_root,
                       device=args.device, search_only=args.search_only, cohort=args.cohort, slurm=slurm,
                       slurm_cluster=args.slurm_cluster, progress=not args.no_progress, lines=True)
-    print(f"{report.trials} trials told ({report.trained} trained now)" +
+    print(f"search: {report.trials}/{report.budget} trials ended ({report.trained} trained now)" +
           ("" if report.search_only else f"; {len(report.statuses)} final runs: " + ", ".join(
               f"{n} {s}" for s, n in sorted(_count(report.statuses.values()).items()))))
     for key in ("tuned_markdown", "tuned_csv", "tuning_plot", "sensitivity_plot", "markdown"):

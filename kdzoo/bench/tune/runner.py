@@ -45,6 +45,7 @@ STALLED_ROUNDS = 3   # rounds in a row in which no trial ended: give up (a worke
 class TuneReport:
     out: Path
     trials: int = 0                                        # trials ended, all studies
+    budget: int = 0                                        # trials planned, all studies
     trained: int = 0                                       # trial runs this call trained
     statuses: dict[str, str] = field(default_factory=dict) # final run hash -> status
     outputs: dict[str, Path] = field(default_factory=dict)
@@ -195,6 +196,8 @@ class _Search:
         finally:
             runner.close()
             self.write_trials()
+        self.report.trials = sum(ended(h) for h in self.handles.values())
+        self.report.budget = self.tune.trials * len(self.studies)
 
     def ask(self, display: _TuneDisplay) -> list[tuple[Study, int, str]]:
         """One (study, trial number, run hash) per unfinished study; trials whose run is done are told now."""
@@ -254,7 +257,6 @@ class _Search:
         status = str(record.get("status", "failed"))
         value = float(record.get("val_top1", float("nan"))) if status == "finished" else self.chance
         tell(self.handles[s.name], number, status, value, _val_curve(self.store.run_dir(h) / METRICS), h)
-        self.report.trials += 1
 
     def write_trials(self) -> None:
         files.write_trials(self.where, [r for s in self.studies for r in files.trial_rows(self.handles[s.name], s)])
