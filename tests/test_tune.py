@@ -206,3 +206,32 @@ def test_kill_9_mid_tuning_then_rerun_gives_the_same_tuning(reference, tmp_path)
     proc.join(300)
     assert proc.exitcode == 0, (tmp_path / "tune-last.log").read_text()
     assert outcome(out) == reference["outcome"]
+
+
+def test_slurm_jobs_run_the_same_trials(reference, tmp_path):
+    """--launcher slurm (submitit's debug executor: the jobs run here): trials written by jobs into the shared
+    journals are the reference's first two of each study (a smaller budget, the same draws)."""
+    submitit = pytest.importorskip("submitit")
+    from kdzoo.bench.tune.runner import run_tune
+
+    recipe = write_recipe(tmp_path, methods="[ce, tunetest_kd]")
+    recipe.write_text(recipe.read_text().replace(f"trials: {TRIALS}", "trials: 2"))
+    run_tune(recipe, tmp_path / "out", launcher="slurm", executor=submitit.DebugExecutor(folder=tmp_path / "jobs"),
+             device="cpu", search_only=True, progress=False)
+    with open(tmp_path / "out" / files.TUNE_DIR / files.TRIALS, newline="") as f:
+        trials = list(csv.DictReader(f))
+    assert trials == [t for t in reference["outcome"]["trials"] if t["label"] != "kd" and int(t["number"]) < 2]
+
+
+def test_a_changed_search_space_on_the_same_folder_is_refused_untouched(reference, tmp_path, capsys):
+    from kdzoo.cli import main
+
+    out = reference["out"]
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    changed = tmp_path / "tunetest.yaml"
+    changed.write_text(reference["recipe"].read_text().replace("high: 0.5", "high: 0.4"))
+    assert main(["tune", str(changed), "--out", str(out), "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "searched with other settings" in err and "use another --out" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == {
+        p: b for p, b in before.items() if p.name != ".lock"}

@@ -105,16 +105,17 @@ def run_tune(recipe: Recipe | str | Path, out: str | Path | None = None, *, laun
     where = files.folder(out)
     lock = _exclusive(where / files.LOCK)
     try:
-        store.write_recipe(recipe.text)
-        store.write_plan(plan.to_dict())
-        files.write_studies(where, studies, recipe.tune.trials, chance)
         report = TuneReport(out=store.root, search_only=search_only)
         ctx = _Context(recipe, store, launcher, workers, device, data_root, cohort, slurm, slurm_cluster, executor,
                        progress, console, progress if lines is None else lines)
+        search = _Search(ctx, plan, studies, chance, report)   # refuses studies made with other settings first
+        store.write_recipe(recipe.text)
+        store.write_plan(plan.to_dict())
+        files.write_studies(where, studies, recipe.tune.trials, chance)
         teachers = [h for h in plan.hashes(TEACHER_ROLE) if not store.is_done(h)]
         if teachers:
             ctx.phase(plan, teachers, solo=True)
-        _Search(ctx, plan, studies, chance, report).run()
+        search.run()
         tuned = _choose(ctx, plan, studies)
         if not search_only:
             report.statuses = _finals(ctx, plan, tuned)

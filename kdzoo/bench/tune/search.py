@@ -42,8 +42,11 @@ def require_optuna() -> Any:
 
 def storage(path: str | Path) -> Any:
     optuna = require_optuna()
-    from optuna.storages.journal import JournalFileBackend  # optuna >= 4.0; older ones name it JournalFileStorage
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:
+        from optuna.storages.journal import JournalFileBackend as backend   # optuna >= 4.0
+    except ImportError:
+        from optuna.storages import JournalFileStorage as backend            # optuna 3.x: the same file format
+    return optuna.storages.JournalStorage(backend(str(path)))
 
 
 def journal_path(folder: Path, study: Study) -> Path:

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ...registry import LOSSES
 from ..recipe_types import Recipe
 from ..run import RunSpec
 from ..sweep import STUDENT_ROLE, Plan, PlanEntry, resolved_loss_kwargs
@@ -32,6 +33,9 @@ class Study:
     start: dict[str, Any]           # the recipe's values of the searched parameters (trial 0)
     template: RunSpec               # the method's run in the recipe, as a trial (tuning seed, holdout)
     rows: list[tuple[str, str, str, str]] = field(default_factory=list)   # (teacher, teacher model, student, access)
+    # searched loss arguments the recipe leaves unset (None: the loss resolves them, e.g. from another one):
+    # name -> the value the built loss resolved; a trial drawing that value keeps the argument unset
+    implicit: dict[str, Any] = field(default_factory=dict)
 
     @property
     def file(self) -> str:
@@ -40,15 +44,27 @@ class Study:
         return f"{slug[:80]}-{hashlib.sha256(self.name.encode()).hexdigest()[:8]}"
 
     def trial_spec(self, params: dict[str, Any]) -> RunSpec:
-        return apply(self.template, params)
+        return apply(self.template, params, self.implicit)
 
 
-def apply(spec: RunSpec, params: dict[str, Any]) -> RunSpec:
-    """``spec`` with the searched values ``params`` in place (loss arguments resolved as a run's are)."""
-    loss = {k[len(LOSS):]: v for k, v in params.items() if k.startswith(LOSS)}
+def apply(spec: RunSpec, params: dict[str, Any], implicit: dict[str, Any] | None = None) -> RunSpec:
+    """``spec`` with the searched values ``params`` in place (loss arguments resolved as a run's are). A value
+    equal to what an unset argument resolves to (``implicit``) leaves it unset: the recipe's own run, same hash."""
+    implicit = implicit or {}
+    loss = {k[len(LOSS):]: (None if k in implicit and implicit[k] == v else v)
+            for k, v in params.items() if k.startswith(LOSS)}
     train = {k[len(TRAIN):]: v for k, v in params.items() if k.startswith(TRAIN)}
     return replace(spec, loss_kwargs=resolved_loss_kwargs(spec.method, {**spec.loss_kwargs, **loss}),
                    train=replace(spec.train, **train))
+
+
+def _implicit(spec: RunSpec, names: list[str]) -> dict[str, Any]:
+    """The values the built loss gives the searched arguments ``names`` that ``spec`` leaves None."""
+    if not names:
+        return {}
+    built = LOSSES.build(spec.method, **spec.loss_kwargs)
+    out = {k: getattr(built, k[len(LOSS):], None) for k in names}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def shown(params: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +89,8 @@ def make_studies(recipe: Recipe, plan: Plan) -> list[Study]:
         template = replace(spec, seed=tune.seed, train=replace(spec.train, seed=tune.seed), holdout=tune.val_size)
         start = {k: (getattr(template.train, k[len(TRAIN):]) if k.startswith(TRAIN)
                      else template.loss_kwargs.get(k[len(LOSS):])) for k in space}
-        start = {k: v for k, v in start.items() if v is not None}
+        implicit = _implicit(spec, [k for k, v in start.items() if v is None])
+        start = {k: implicit.get(k, v) for k, v in start.items() if implicit.get(k, v) is not None}
         alone = spec.teacher is None
         name = f"{e.student}/{e.label}" if alone else f"{e.teacher}->{e.student}/{e.label}/{e.access}"
         key = f"{e.label}:{template.config_hash()}"
@@ -81,7 +98,7 @@ def make_studies(recipe: Recipe, plan: Plan) -> list[Study]:
         if study is None:
             if any(s.name == name for s in studies.values()):     # the student alone, but set up per pair
                 name = f"{e.teacher}->{name}"
-            study = studies[key] = Study(name, e.label, space, start, template)
+            study = studies[key] = Study(name, e.label, space, start, template, implicit=implicit)
         row = (e.teacher, e.teacher_model, e.student, e.access)
         if row not in study.rows:
             study.rows.append(row)
@@ -100,7 +117,7 @@ def final_entries(plan: Plan, studies: list[Study], chosen: dict[str, dict[str, 
         for e in plan.entries:
             if e.role == STUDENT_ROLE and e.label == study.label and (
                     e.teacher, e.teacher_model, e.student, e.access) in study.rows:
-                spec = apply(plan.specs[e.hash], params)
+                spec = apply(plan.specs[e.hash], params, study.implicit)
                 h = spec.config_hash()
                 specs.setdefault(h, spec)
                 entries.append(replace(e, hash=h))
