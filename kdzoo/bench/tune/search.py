@@ -111,8 +111,11 @@ def open_study(folder: Path, study: Study, settings: TuneSettings) -> Handle:
     path = journal_path(folder, study)
     path.parent.mkdir(parents=True, exist_ok=True)
     store = storage(path)
-    s = optuna.create_study(study_name=study.name, storage=store, direction="maximize",
-                            sampler=make_sampler(settings), load_if_exists=True)
+    if any(x.study_name == study.name for x in store.get_all_studies()):   # loaded without writing a line
+        s = optuna.load_study(study_name=study.name, storage=store, sampler=make_sampler(settings))
+    else:
+        s = optuna.create_study(study_name=study.name, storage=store, direction="maximize",
+                                sampler=make_sampler(settings))
     mine = fingerprint(study, settings)
     made = s.user_attrs.get(FINGERPRINT)
     if made is None:
