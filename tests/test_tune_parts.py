@@ -233,3 +233,30 @@ def test_expected_epochs_under_successive_halving():
     # looks at 2, 6, 18: all train 2, a third 4 more, a ninth 12 more, a 27th the last 2
     assert expected_epochs(20, PrunerSettings(min_epochs=2, reduction_factor=3)) == pytest.approx(
         2 + 4 / 3 + 12 / 9 + 2 / 27)
+
+
+# ------------------------------------------------------------------ studies
+def test_studies_share_the_student_alone_and_trial_zero_is_the_recipes_run(tmp_path):
+    """ce (never looks at the teacher) is one study for the pairs with its student, like its runs; for every
+    method of the Fashion-MNIST recipe, the recipe's values (trial 0) give back the recipe's own run hashes."""
+    from kdzoo.bench.recipe import load_recipe, parse_recipe
+    from kdzoo.bench.sweep import expand
+    from kdzoo.bench.tune.studies import apply, final_entries, make_studies
+
+    text = "\n".join(["dataset: fashion-mnist", "teachers:", "  a: {model: fmnist_cnn_tiny, ckpt: a.pt}",
+                      "  b: {model: fmnist_mlp, ckpt: b.pt}", "pairs:", "  - {teacher: a, student: fmnist_mlp}",
+                      "  - {teacher: b, student: fmnist_mlp}", "methods: [ce, kd]", "seeds: [0, 1]", *GOOD])
+    recipe = parse_recipe(text, base_dir=tmp_path)
+    plan = expand(recipe, tmp_path)
+    studies = make_studies(recipe, plan)
+    assert [(s.name, len(s.rows)) for s in studies] == [("fmnist_mlp/ce", 2), ("a->fmnist_mlp/kd/logits", 1),
+                                                         ("b->fmnist_mlp/kd/logits", 1)]
+    tuned = final_entries(plan, studies, {s.name: {"train.lr": 0.07} for s in studies})
+    assert len(tuned.entries) == len(plan.entries) and len(tuned.specs) == len(plan.specs)   # ce: shared
+    assert all(s.train.lr == 0.07 for s in tuned.specs.values())
+
+    fmnist = load_recipe(TESTS.parent / "recipes" / "fashion_mnist.yaml")
+    plan = expand(fmnist, tmp_path)
+    for study in make_studies(fmnist, plan):
+        e = next(e for e in plan.entries if e.role == "student" and e.label == study.label)
+        assert apply(plan.specs[e.hash], study.start, study.implicit).config_hash() == e.hash, study.name

@@ -28,6 +28,7 @@ from ...engine import resolve_device
 from ...engine.checkpoint import atomic_write_json
 from ...engine.runfolder import COMPLETED, METRICS
 from ...errors import ConfigError, KdzooError
+from ..leaderboard import build
 from ..launch import INCOMPLETE, LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
 from ..recipe import load_recipe
 from ..recipe_types import Recipe, SlurmSettings
@@ -36,6 +37,7 @@ from ..store import RunStore, check_done_run
 from ..sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand
 from . import files
 from .search import STATUS, ended, journal_path, next_trial, open_study, require_optuna, tell
+from .report import build_tuned
 from .studies import Study, final_entries, make_studies
 
 STALLED_ROUNDS = 3   # rounds in a row in which no trial ended: give up (a worker keeps dying)
@@ -119,8 +121,6 @@ def run_tune(recipe: Recipe | str | Path, out: str | Path | None = None, *, laun
         tuned = _choose(ctx, plan, studies)
         if not search_only:
             report.statuses = _finals(ctx, plan, tuned)
-        from ..leaderboard import build
-        from .report import build_tuned
         report.outputs = {**build(store.root), **build_tuned(store.root)}
         return report
     finally:
@@ -229,7 +229,7 @@ class _Search:
         for s, number, h in batch:
             payload = make_payload(self.store, self.specs, [h], plugins=self.ctx.recipe.plugins,
                                    data_root=self.ctx.data_root)
-            payload["label"] = f"{s.label} #{number} {s.name.split('/')[0]}"
+            payload["label"] = f"{s.label} #{number} {s.rows[0][2]}"
             payload["trial"] = {"journal": str(journal_path(self.where, s)), "study": s.name, "number": number,
                                 "pruner": pruner, "epochs": self.specs[h].train.epochs}
             payloads.append(payload)
@@ -280,11 +280,14 @@ def _val_curve(path: Path) -> list[tuple[int, float]]:
 
 
 def _line(s: Study, number: int, record: dict[str, Any]) -> str:
+    """``pruned kd fmnist_cnn_tiny #7: val 71.25 (2 ep)``: one trial's outcome, within 80 columns."""
     status = str(record.get("status", "?"))
     v = record.get("val_top1")
-    val = f" val {v:.2f} after {record.get('epochs')} ep" if isinstance(v, (int, float)) and v == v else ""
+    val = f": val {v:.2f} ({record.get('epochs')} ep)" if isinstance(v, (int, float)) and v == v else ""
     colour = {"finished": "green", "pruned": "dim", "diverged": "yellow"}.get(status, "red")
-    return f"[{colour}]{status}[/{colour}] {s.name} #{number}{val}"
+    teachers = len({r[0] for r in s.rows}) == 1 and s.template.teacher is not None
+    who = f"{s.rows[0][0]}→{s.rows[0][2]}" if teachers and len(s.rows[0][0]) + len(s.rows[0][2]) < 34 else s.rows[0][2]
+    return f"[{colour}]{status}[/{colour}] {s.label} {who} #{number}{val}"
 
 
 def chosen(handle: Any) -> dict[str, Any] | None:
