@@ -78,7 +78,7 @@ def test_dry_run_shows_studies_budget_and_fits_80_columns(tmp_path, capsys):
     assert "search: 3 studies x 4 trials = 12 trials (0 ended)" in out
     assert "fmnist_mlp/ce (0/4): -" in out
     assert "fmnist_cnn_tiny->fmnist_mlp/tunetest_kd/logits (0/4): temperature 1..8 log," in out
-    assert "about 1.8 of 3 epochs a trial" in out          # looks at epochs 1 and 2: 1 + 1/2 + 1/4
+    assert "epochs a trial" in out and "studies x 4 trials" in out
     assert not (tmp_path / "out").exists()
 
 
@@ -229,10 +229,14 @@ def test_expected_epochs_under_successive_halving():
     from kdzoo.bench.recipe_types import PrunerSettings
     from kdzoo.bench.tune.budget import expected_epochs
 
+    sha = PrunerSettings(min_epochs=2, reduction_factor=3)
     assert expected_epochs(20, None) == 20
-    # looks at 2, 6, 18: all train 2, a third 4 more, a ninth 12 more, a 27th the last 2
-    assert expected_epochs(20, PrunerSettings(min_epochs=2, reduction_factor=3)) == pytest.approx(
-        2 + 4 / 3 + 12 / 9 + 2 / 27)
+    assert expected_epochs(4, sha, trials=1) == 4                    # the first trial is never stopped
+    # two trials, one look at epoch 2: the second goes on iff it is the better one (half the time)
+    assert expected_epochs(4, sha, trials=2, reps=4000) == pytest.approx((4 + (0.5 * 4 + 0.5 * 2)) / 2, abs=0.05)
+    many = expected_epochs(20, sha, trials=200, reps=50)              # looks at 2, 6, 18: towards 1/3, 1/9, 1/27
+    assert many == pytest.approx(2 + 4 / 3 + 12 / 9 + 2 / 27, abs=0.6)
+    assert expected_epochs(20, sha, trials=20) == expected_epochs(20, sha, trials=20)   # seeded
 
 
 # ------------------------------------------------------------------ studies

@@ -161,6 +161,9 @@ def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
             raise ConfigError(f"tuning needs an in-memory dataset; {spec.dataset} is folder-based")
         # the same split for every trial of a tuning seed; the test split is never looked at
         bundle.train, bundle.val = split_train_val(bundle.train, spec.holdout, seed=spec.seed)
+        if bundle.val is None:
+            raise ConfigError(f"tune.val_size {spec.holdout:g} holds out no image of the student's "
+                              f"{len(bundle.train)}; give a larger share or a number of images")
         bundle.test = None
     return bundle
 

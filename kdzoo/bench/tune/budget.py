@@ -2,11 +2,11 @@
 
 Reads only the recipe, the run store and ``OUT/tune/trials.csv`` (no Optuna), so it runs anywhere.
 Times come from the speed of finished runs of the same models in the store (``eta.py``); trials are
-counted at the epochs the pruner is expected to leave them (successive halving keeps 1 in
-``reduction_factor`` at each look), a rough figure, since early trials have fewer rivals.
+counted at the epochs the pruner is expected to leave them (``expected_epochs``), a rough figure.
 """
 from __future__ import annotations
 
+import random
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -23,15 +23,31 @@ from .studies import LOSS, make_studies
 WIDTH = 80
 
 
-def expected_epochs(epochs: int, pruner: PrunerSettings | None) -> float:
-    """Epochs an average trial trains: all of them without a pruner; with one, each look keeps 1/reduction_factor."""
+def expected_epochs(epochs: int, pruner: PrunerSettings | None, trials: int = 20, reps: int = 2000) -> float:
+    """Epochs an average trial of a ``trials``-trial study trains: all of them without a pruner. With one,
+    simulated (seeded, so always the same figure): trials of random quality whose ranks never change
+    between epochs, each kept at a look while among the best ``1/reduction_factor`` of the trials that
+    reached it (the best one while fewer than ``reduction_factor`` did), as successive halving does.
+    Early trials face few rivals and go on more often. Hyperband is counted as one such bracket."""
     if pruner is None:
         return float(epochs)
-    total, alive, done, look = 0.0, 1.0, 0, pruner.min_epochs
+    looks, look = [], pruner.min_epochs
     while look < epochs:
-        total += alive * (look - done)
-        done, alive, look = look, alive / pruner.reduction_factor, look * pruner.reduction_factor
-    return total + alive * (epochs - done)
+        looks.append(look)
+        look *= pruner.reduction_factor
+    rng, total = random.Random(0), 0
+    for _ in range(reps):
+        reached: list[list[float]] = [[] for _ in looks]
+        for _ in range(trials):
+            quality, trained = rng.random(), epochs
+            for seen, at in zip(reached, looks):
+                seen.append(quality)
+                keep = max(len(seen) // pruner.reduction_factor, 1)
+                if sorted(seen, reverse=True).index(quality) >= keep:
+                    trained = at
+                    break
+            total += trained
+    return total / (reps * trials)
 
 
 def _fit(text: str) -> str:
@@ -69,7 +85,7 @@ def describe(recipe: Recipe, out: Path, workers: int, device: str = "auto") -> l
     lines.append(_fit("  every method searches: " + ", ".join(f"{k} {param_text(p)}" for k, p in tune.search.items())))
     sampler = f"{tune.sampler} (seed {tune.sampler_seed}" + (
         f", {tune.startup_trials} random trials first)" if tune.startup_trials is not None else ")")
-    exp = expected_epochs(epochs, tune.pruner)
+    exp = expected_epochs(epochs, tune.pruner, tune.trials)
     pruner = "no pruner" if tune.pruner is None else (
         f"{tune.pruner.name} (first look at epoch {tune.pruner.min_epochs}, keeps 1/{tune.pruner.reduction_factor})")
     lines.append(_fit(f"  sampler {sampler}; {pruner}: about {exp:.1f} of {epochs} epochs a trial"))

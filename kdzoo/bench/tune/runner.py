@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -177,6 +178,7 @@ class _Search:
         self.where = files.folder(self.store.root)
         self.handles = {s.name: open_study(self.where, s, self.tune) for s in studies}
         self.specs: dict[str, Any] = {}
+        self.epoch_seconds: dict[str, float] = {}   # study -> seconds an epoch of its trials took
 
     def run(self) -> None:
         left = sum(max(self.tune.trials - ended(self.handles[s.name]), 0) for s in self.studies)
@@ -220,7 +222,9 @@ class _Search:
                     break
                 self.tell(s, number, h)   # a configuration tried before: its run is reused, never retrained
                 display.unit_done(1, 0)
-        return batch
+        # the slowest methods first, so that a round does not end waiting for one long trial; the order
+        # changes when a trial trains, never what it trains (each study has one trial per round)
+        return sorted(batch, key=lambda item: -self.epoch_seconds.get(item[0].name, math.inf))
 
     def train(self, runner: Any, batch: list[tuple[Study, int, str]], display: _TuneDisplay) -> int:
         """Train one round's trials; returns how many ended."""
@@ -256,6 +260,9 @@ class _Search:
     def tell(self, s: Study, number: int, h: str) -> None:
         record = self.store.result(h) or {}
         status = str(record.get("status", "failed"))
+        seconds, epochs = record.get("train_seconds"), record.get("epochs")
+        if isinstance(seconds, (int, float)) and isinstance(epochs, int) and epochs > 0:
+            self.epoch_seconds[s.name] = max(self.epoch_seconds.get(s.name, 0.0), seconds / epochs)
         value = float(record.get("val_top1", float("nan"))) if status == "finished" else self.chance
         tell(self.handles[s.name], number, status, value, _val_curve(self.store.run_dir(h) / METRICS), h)
 
