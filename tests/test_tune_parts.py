@@ -193,14 +193,15 @@ META = {"trials": 5, "chance": 25.0, "studies": [
     {"name": "t->a/kd/logits", "label": "kd", "rows": [["t", "tm", "a", "logits"]]}]}
 
 
-def test_sensitivity_counts_pruned_at_their_last_value_diverged_at_chance_failed_not():
+def test_sensitivity_median_over_trials_trained_to_the_end_collapse_over_all():
     from kdzoo.bench.tune.report import sensitivity, trial_scores
 
     scores = trial_scores(TRIALS, 25.0)
     assert scores.tolist()[:3] == [80.0, 40.0, 25.0] and math.isnan(scores[3])
-    s = sensitivity(TRIALS[TRIALS.study == "a/ce"], 25.0)    # counted: 80, 40, 25, 90
-    assert s["val_median"] == 60.0 and s["val_q25"] == 36.25 and s["val_q75"] == 82.5
-    assert s["collapsed"] == 0.25                               # 25 is within 2 points of chance; 40 is not
+    assert math.isnan(trial_scores(TRIALS, 25.0, pruned=False)[1])
+    s = sensitivity(TRIALS[TRIALS.study == "a/ce"], 25.0)    # to the end: 80, 25 (diverged: chance), 90
+    assert s["val_median"] == 80.0 and s["val_q25"] == 52.5 and s["val_q75"] == 85.0 and s["val_n"] == 3
+    assert s["collapsed"] == 0.25                               # of 80, 40 (pruned), 25, 90: the diverged one
     assert sensitivity(TRIALS[TRIALS.study == "t->a/kd/logits"], 25.0)["collapsed"] == 1.0
 
 

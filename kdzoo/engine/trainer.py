@@ -474,5 +474,6 @@ class Trainer:
         if epoch >= self.cfg.epochs:
             self._finish(m, FINISHED)
         shown = " ".join(f"{k}={v:.3f}" for k, v in train.items())
-        self.log(f"{m.name} epoch {epoch}/{self.cfg.epochs}: {shown} test_top1={r.top1:.2f} ({seconds:.1f}s)")
+        judged = f"test_top1={r.top1:.2f}" if "test_top1" in record else f"val_top1={r.val_top1:.2f}"
+        self.log(f"{m.name} epoch {epoch}/{self.cfg.epochs}: {shown} {judged} ({seconds:.1f}s)")
 

@@ -3,8 +3,9 @@
 - ``tuning.png``: one small panel per method: the best validation top-1 found so far against the trial
   number, one line per study (student, or pair), every trial a mark (pruned ones as crosses, at the value
   they had when stopped). A line still climbing at the last trial says the budget was short.
-- ``sensitivity.png``: one panel per pair: per method, every trial's validation top-1 as a dot, its
-  interquartile range as a box, chance as a dotted line (the counting rule of report.py).
+- ``sensitivity.png``: one panel per pair: per method, every trial's validation top-1 as a mark (pruned
+  ones as crosses), the interquartile range and median of the trials trained to the end as a box, chance
+  as a dotted line (the counting rules of report.py).
 """
 from __future__ import annotations
 
@@ -86,16 +87,19 @@ def sensitivity_figure(trials: pd.DataFrame, meta: dict[str, Any]) -> Any:
     tall = max(sum(1 for s in studies if any((r[0], r[2]) == p for r in s["rows"])) for p in pairs) if pairs else 1
     fig, axes = plt.subplots(1, max(len(pairs), 1), figsize=(max(4.6 * len(pairs), 6.4), 1.3 + 0.32 * tall),
                              squeeze=False)
+    ended = trial_scores(trials, chance, pruned=False)
     for ax, (teacher, student) in zip(axes.flat, pairs):
         mine = [s for s in studies if any(r[0] == teacher and r[2] == student for r in s["rows"])]
         ys = list(range(len(mine)))[::-1]
         for y, s in zip(ys, mine):
             t = trials[trials.study == s["name"]]
             v = scores[t.index].dropna()
-            if len(v):
-                q25, med, q75 = (float(v.quantile(q)) for q in (0.25, 0.5, 0.75))
+            box = ended[t.index].dropna()
+            if len(box):
+                q25, med, q75 = (float(box.quantile(q)) for q in (0.25, 0.5, 0.75))
                 ax.barh(y, q75 - q25, left=q25, height=0.6, fill=False, edgecolor="0.3", linewidth=1)
                 ax.plot([med, med], [y - 0.3, y + 0.3], color="C1", linewidth=1.5)
+            if len(v):
                 ys_ = [y + ((n * 0.618) % 1 - 0.5) * 0.4 for n in t.number[v.index]]   # spread, not random
                 pruned = (t.status[v.index] == "pruned").to_numpy()
                 ax.scatter(v[~pruned], [a for a, p in zip(ys_, pruned) if not p], s=9, color="C0", alpha=0.6,
@@ -110,8 +114,8 @@ def sensitivity_figure(trials: pd.DataFrame, meta: dict[str, Any]) -> Any:
         ax.set_title(f"{teacher} → {student}", fontsize=9)
         ax.set_xlabel("validation top-1 of each trial (%)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("Sensitivity: each trial (×: pruned), interquartile range (box), median (orange), chance (dotted)",
-                 fontsize=9)
+    fig.suptitle("Sensitivity: each trial (×: pruned, at its value when stopped); trials trained to the end:\n"
+                 "interquartile range (box), median (orange); chance (dotted)", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -6,9 +6,13 @@ interval and corrected verdict (verdict.py), the chosen values, the budget the m
 pruned, failed or diverged) and its sensitivity: the median and interquartile range of validation top-1
 over its trials and the share of trials that collapsed (within ``COLLAPSE_MARGIN`` points of chance).
 
-How trials count in the sensitivity: a finished trial with its validation top-1 after the last epoch; a
-pruned one with the validation top-1 it had when it was stopped (an early reading, so the lower quartile
-leans pessimistic); a diverged one at chance (collapsed); a failed one (an error) not at all.
+How trials count in the sensitivity. The median and quartiles are over the trials that trained to the
+end: a finished trial with its validation top-1 after the last epoch, a diverged one at chance. Pruned
+trials are left out of them (their only value is an early one, and mixing epoch-2 readings with
+epoch-20 ones would say more about learning speed than about the configuration), so with a pruner the
+median describes the configurations worth finishing. The collapsed share is over every trial that
+ran: a pruned trial counts as collapsed when it was still within ``COLLAPSE_MARGIN`` points of chance
+when stopped. A failed trial (an error) counts nowhere.
 """
 from __future__ import annotations
 
@@ -31,25 +35,29 @@ COLLAPSE_MARGIN = 2.0
 KEY = ["teacher", "student", "label", "access"]
 
 
-def trial_scores(trials: pd.DataFrame, chance: float) -> pd.Series:
-    """Each trial's validation top-1 as the sensitivity counts it (see the module docstring); NaN: not counted."""
+def trial_scores(trials: pd.DataFrame, chance: float, *, pruned: bool = True) -> pd.Series:
+    """Each trial's validation top-1 as the sensitivity counts it (module docstring): finished -> its value,
+    diverged -> chance, pruned -> its value when stopped (NaN with ``pruned=False``), failed -> NaN."""
     def score(r: Any) -> float:
         if r.status == "finished":
             return float(r.value)
-        if r.status == "pruned":
-            return float(r.last_val_top1)
         if r.status == "diverged":
             return chance
+        if r.status == "pruned" and pruned:
+            return float(r.last_val_top1)
         return math.nan
     return trials.apply(score, axis=1) if len(trials) else pd.Series(dtype=float)
 
 
 def sensitivity(trials: pd.DataFrame, chance: float) -> dict[str, float]:
-    v = trial_scores(trials, chance).dropna()
-    if not len(v):
-        return {"val_median": math.nan, "val_q25": math.nan, "val_q75": math.nan, "collapsed": math.nan}
-    return {"val_median": float(v.median()), "val_q25": float(v.quantile(0.25)), "val_q75": float(v.quantile(0.75)),
-            "collapsed": float((v <= chance + COLLAPSE_MARGIN).mean())}
+    ended = trial_scores(trials, chance, pruned=False).dropna()
+    ran = trial_scores(trials, chance).dropna()
+    out = {"val_median": math.nan, "val_q25": math.nan, "val_q75": math.nan, "val_n": len(ended),
+           "collapsed": float((ran <= chance + COLLAPSE_MARGIN).mean()) if len(ran) else math.nan}
+    if len(ended):
+        out.update(val_median=float(ended.median()), val_q25=float(ended.quantile(0.25)),
+                   val_q75=float(ended.quantile(0.75)))
+    return out
 
 
 def read_trials(where: Path) -> pd.DataFrame:
@@ -92,6 +100,8 @@ def table(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
                     "rank_shown"):
             row[f"tuned_{col}" if col in ("mean", "std", "n_finished") else col] = (
                 tr[col] if tr is not None else (math.nan if col != "vs_ce" and col != "rank_shown" else ""))
+        if not row["tuned_n_finished"] == row["tuned_n_finished"] or not row["tuned_n_finished"]:
+            row["vs_ce"] = row["rank_shown"] = ""   # no final run of the chosen configuration has finished
         gain = _paired_gain(rows_d, rows_t, key, metric)
         row.update({"gain": gain[0], "gain_low": gain[1], "gain_high": gain[2], "gain_n": gain[3]})
         pick = picks.get(row["study"])
@@ -142,9 +152,9 @@ def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
              "", f"Test top-1 ({plan.metric}) mean ± std over seeds. `tuned − defaults` and `Δ vs tuned CE`: paired "
              "by seed, 95% t interval; `vs CE`: paired t-tests against tuned CE with Holm's correction over the "
              "pair's comparisons with it. `budget`: trials run (pruned / failed / diverged). `val median [IQR]`: "
-             "validation top-1 over the trials (a pruned trial counts with its value when stopped, a diverged "
-             f"one at chance); `collapsed`: share of trials within {COLLAPSE_MARGIN:g} points of chance "
-             f"({chance:.2f}%).", ""]
+             "validation top-1 over the trials trained to the end (n; a diverged one at chance; pruned trials, "
+             "whose only value is an early one, are left out); `collapsed`: share of all trials within "
+             f"{COLLAPSE_MARGIN:g} points of chance ({chance:.2f}%), a pruned one by its value when stopped.", ""]
     multi_access = df.access.nunique() > 2 if len(df) else False
     for (teacher, student), g in (df.groupby(["teacher", "student"], sort=False) if len(df) else []):
         lines += [f"## {teacher} → {student}", ""]
@@ -156,7 +166,7 @@ def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
             budget = f"{r.trials}/{r.trials_budget}" if r.trials != r.trials_budget else f"{r.trials}"
             extra = [f"{n} {w}" for n, w in ((r.pruned, "pruned"), (r.failed, "failed"), (r.diverged, "diverged")) if n]
             sens = ("—" if r.val_median != r.val_median else
-                    f"{r.val_median:.2f} [{r.val_q25:.2f}, {r.val_q75:.2f}]")
+                    f"{r.val_median:.2f} [{r.val_q25:.2f}, {r.val_q75:.2f}] (n={int(r.val_n)})")
             chosen = _values(r.chosen) + (" (the recipe's)" if str(r.chosen_trial) == "0" else "")
             cells = [f"`{r.label}`"] + ([str(r.access)] if multi_access else []) + [
                 _pm(r.defaults_mean, r.defaults_std), _pm(r.tuned_mean, r.tuned_std),
