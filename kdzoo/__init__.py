@@ -7,6 +7,7 @@ from typing import Any
 from .errors import AccessError, CheckpointError, ConfigError, DataNotFoundError, KdzooError
 from .registry import DATASETS, LOSSES, MODELS, register_dataset, register_loss, register_model
 from .losses import DistillLoss  # registers the built-in losses
+from .losses.base import needs_of, requirements
 
 __version__ = "0.1.0"
 
@@ -21,7 +22,7 @@ def list_losses() -> list[str]:
 
 
 def loss_info(name: str) -> dict[str, Any]:
-    """Paper, arXiv id, defaults, required teacher access and summary of a loss."""
+    """Paper, arXiv id, defaults, search space, required teacher access and summary of a loss."""
     entry = LOSSES.entry(name)
     cls = entry.factory
     doc = (cls.__doc__ or inspect.getmodule(cls).__doc__ or "").strip()
@@ -39,9 +40,11 @@ def loss_info(name: str) -> dict[str, Any]:
         "arxiv": getattr(cls, "arxiv", ""),
         "year": int(getattr(cls, "year", 0) or 0),
         "venue": getattr(cls, "venue", ""),
-        "requires": getattr(built, "requires", "logits"),
-        "needs": sorted(getattr(built, "needs", ())),  # extra inputs from the engine (e.g. "strong_view")
+        "requires": requirements(built),
+        "needs": sorted(needs_of(built)),  # extra inputs from the engine (e.g. "strong_view")
         "defaults": entry.hyperparameters(),
+        # the ranges kdzoo tune searches, as plain data ({} when none; kdzoo.space for the types)
+        "space": {k: p.as_dict() for k, p in LOSSES.search_space(name).items()},
         "source": entry.source,
         "summary": doc.splitlines()[0] if doc else "",
     }
@@ -49,17 +52,15 @@ def loss_info(name: str) -> dict[str, Any]:
 
 def build_model(name: str, num_classes: int, **kwargs: Any):
     """Build a registered model (also ``timm:NAME`` and ``tv:NAME``) returning logits."""
-    from . import models  # noqa: F401  (registers built-in models)
+    from . import models  # the factory that also knows timm:/tv: names
     return models.create(name, num_classes=num_classes, **kwargs)
 
 
 def list_models() -> list[str]:
-    from . import models  # noqa: F401
     return MODELS.names()
 
 
 def list_datasets() -> list[str]:
-    from . import data  # noqa: F401
     return DATASETS.names()
 
 

@@ -51,7 +51,7 @@ def test_query_budget_baselines_count_queries_exactly(tmp_path, recipe):
     assert sorted((p.label, p.query_fraction) for p in points) == [
         ("ce-pseudo", 0.25), ("ce-pseudo", 1.0), ("kd-label", 0.25), ("kd-label", 1.0),
         ("kd-probs", 0.25), ("kd-probs", 1.0), ("mekd-soft", 1.0)]
-    rows = run_points(recipe, points, tmp_path)
+    rows = run_points(recipe, points, tmp_path, cache_dir=str(tmp_path / "cache"))
     assert all(r["status"] == "finished" for r in rows)
     for r in rows:
         if r["label"] == "mekd-soft":     # 3 GAN steps of 8, a 4-class grid of 2x4, then 2 epochs x 2 batches of 8
@@ -68,14 +68,15 @@ def test_query_budget_baselines_count_queries_exactly(tmp_path, recipe):
     # one seed: std 0; accuracy per 1,000 queries from the row's own numbers
     assert f"| mekd-soft | probs | 1 | 88 | {mekd['top1']:.2f} ± 0.00 | {1000 * mekd['top1'] / 88:.2f} | 1 |" in table
     assert plot(rows, tmp_path / "q.png", "queries").read_bytes()[:4] == b"\x89PNG"
-    again = run_points(recipe, points, tmp_path)         # resumable: finished points are read, not re-run
+    # resumable: finished points are read, not re-run
+    again = run_points(recipe, points, tmp_path, cache_dir=str(tmp_path / "cache"))
     assert [r["top1"] for r in again] == [r["top1"] for r in rows]
 
 
 def test_convergence_grid_records_queries_and_time(tmp_path, recipe):
     points = convergence_points(expand(recipe, tmp_path), [2, 4], [(1, 2), (2, 1)])
     assert len(points) == 4 and {p.label for p in points} == {"mekd-soft"}
-    rows = run_points(recipe, points, tmp_path)
+    rows = run_points(recipe, points, tmp_path, cache_dir=str(tmp_path / "cache"))
     by = {(r["gen_steps"], r["epochs"], r["steps_per_epoch"]): r for r in rows}
     assert set(by) == {(2, 1, 2), (2, 2, 1), (4, 1, 2), (4, 2, 1)}
     for (g, epochs, per_epoch), r in by.items():

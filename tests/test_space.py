@@ -67,6 +67,7 @@ def test_range_outside_legal_values_is_refused(toy):
     (lambda: Float(1.0, float("inf")), "finite"),
     (lambda: Int(1.5, 4), "integers"),
     (lambda: Choice(("only",)), "at least two values"),
+    (lambda: Choice(((1, 2), (1, 2, 4))), "numbers, strings, flags or None"),   # a study could not store it
 ])
 def test_malformed_ranges_are_refused(make, match):
     with pytest.raises(ConfigError, match=match):

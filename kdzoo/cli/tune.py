@@ -5,8 +5,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..engine.terminal import say
 from ..errors import ConfigError
-from .bench import add_launch_options, add_slurm_options, launch_settings
+from .bench import add_launch_options, add_slurm_options, launch_settings, say_outputs, workers_of
+from .report import report_after
 
 
 def add_commands(sub: Any) -> None:
@@ -39,26 +41,27 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ..bench.recipe import load_recipe
     from ..bench.runner import default_out
 
-    workers, slurm = launch_settings(args)
+    slurm = launch_settings(args)
     recipe = load_recipe(args.recipe)
+    workers = workers_of(args)
     if recipe.tune is None:
         raise ConfigError(f"{args.recipe} has no 'tune:' block (see recipes/README.md); 'kdzoo bench' runs it "
                           f"with its defaults")
     out = Path(args.out) if args.out else default_out(recipe)
     if args.dry_run:
         from ..bench.tune.budget import describe
-        print("\n".join(describe(recipe, out, workers, args.device)))
+        for line in describe(recipe, out, workers, args.device):
+            say(line)
         return 0
     from ..bench.tune.runner import run_tune
     report = run_tune(recipe, out, launcher=args.launcher, workers=workers, data_root=args.data_root,
                       device=args.device, search_only=args.search_only, cohort=args.cohort, slurm=slurm,
                       slurm_cluster=args.slurm_cluster, progress=not args.no_progress, lines=True)
-    print(f"search: {report.trials}/{report.budget} trials ended ({report.trained} trained now)" +
-          ("" if report.search_only else f"; {len(report.statuses)} final runs: " + ", ".join(
-              f"{n} {s}" for s, n in sorted(_count(report.statuses.values()).items()))))
-    for key in ("tuned_markdown", "tuned_csv", "tuning_plot", "sensitivity_plot", "markdown"):
-        if key in report.outputs:
-            print(f"  {report.outputs[key]}")
+    say(f"search: {report.trials}/{report.budget} trials ended ({report.trained} trained now)" +
+        ("" if report.search_only else f"; {len(report.statuses)} final runs: " + ", ".join(
+            f"{n} {s}" for s, n in sorted(_count(report.statuses.values()).items()))))
+    say_outputs(report.outputs)
+    report_after(out)
     return 0 if report.ok else 1
 
 

@@ -56,6 +56,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import register_loss
+from ..space import Float
 from ._deprivatize import GeneratedLoader, obtain_generator
 from ._frozen_gen import FrozenGenerator, weights_version
 from .base import DistillLoss, check_logits, kl_with_temperature
@@ -69,6 +70,12 @@ class MEKD(DistillLoss):
     arxiv = "2205.10490"
     # options added after runs were hashed: at these values they stay out of run hashes and cache keys
     hashed_when_set = {"gen_bn_eps": 1e-5, "gen_fresh_z": False}
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"tau": Float(1.0, 10.0, log=True),
+                    "temperature": Float(1.0, 10.0, log=True),
+                    "w_img": Float(0.1, 10.0, log=True),
+                    "w_kl": Float(0.1, 10.0, log=True)}
 
     def __init__(self, tau: float = 5.0, temperature: float = 5.0, w_img: float = 1.0, w_kl: float = 1.0,
                  distance: str = "l1", gen_alpha: float = 0.5, response: str = "auto", gen_steps: int = 15000,

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from ...engine.terminal import width
 from ...space import Choice
 from ..eta import duration, measured_speeds, speed_key
 from ..recipe_types import PrunerSettings, Recipe
@@ -19,8 +20,6 @@ from ..sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand
 from . import files
 from .report import read_trials
 from .studies import LOSS, make_studies
-
-WIDTH = 80
 
 
 def expected_epochs(epochs: int, pruner: PrunerSettings | None, trials: int = 20, reps: int = 2000) -> float:
@@ -51,9 +50,9 @@ def expected_epochs(epochs: int, pruner: PrunerSettings | None, trials: int = 20
 
 
 def _fit(text: str) -> str:
-    """One entry as lines of at most 80 columns (continuations indented under it)."""
+    """One entry as lines as wide as the terminal allows (engine.terminal.width), continuations indented."""
     indent = " " * (len(text) - len(text.lstrip()) + 4)
-    return "\n".join(textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False,
+    return "\n".join(textwrap.wrap(text, width(), subsequent_indent=indent, break_on_hyphens=False,
                                    break_long_words=True))
 
 

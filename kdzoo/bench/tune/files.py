@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ...engine.checkpoint import atomic_write_json, atomic_write_text
+from ...utils import atomic_write_json, atomic_write_text
 from .studies import Study
 
 TUNE_DIR = "tune"
@@ -28,9 +28,9 @@ def folder(out: str | Path) -> Path:
     return Path(out).absolute() / TUNE_DIR
 
 
-def write_studies(where: Path, studies: list[Study], trials: int, chance: float) -> None:
-    """``chance``: top-1 of guessing (100 / classes), what a collapsed or diverged trial scores."""
-    atomic_write_json(where / STUDIES, {"trials": trials, "chance": chance, "studies": [
+def write_studies(where: Path, studies: list[Study], trials: int, classes: int) -> None:
+    """``classes``: the dataset's, for chance (100 / classes: what a diverged trial scores) and collapse."""
+    atomic_write_json(where / STUDIES, {"trials": trials, "classes": classes, "chance": 100.0 / classes, "studies": [
         {"name": s.name, "label": s.label, "rows": [list(r) for r in s.rows], "file": s.file,
          "space": {k: repr(p) for k, p in s.space.items()}, "start": s.start} for s in studies]})
 

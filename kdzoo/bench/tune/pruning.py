@@ -73,7 +73,7 @@ def epoch_hook(info: dict[str, Any]) -> Callable[[int, dict[str, Any]], bool]:
     pruner = make_pruner(info.get("pruner"), int(info["epochs"]))
     replay: list[Replay] = []   # built at the first epoch: its study's earlier trials have all ended by then
 
-    def hook(index: int, record: dict[str, Any]) -> bool:
+    def hook(member: Any, record: dict[str, Any]) -> bool:
         epoch, value = int(record["epoch"]), float(record.get("val_top1", float("nan")))
         reported = st.get_trial(trial_id).intermediate_values
         if epoch not in reported and value == value:

@@ -2,17 +2,18 @@
 
 Per (pair, method, access): the defaults' and the tuned configuration's test top-1 (mean ± std over the
 recipe's seeds), tuned minus defaults paired by seed, the difference to *tuned* CE paired by seed with its
-interval and corrected verdict (verdict.py), the chosen values, the budget the method got (trials, how many
-pruned, failed or diverged) and its sensitivity: the median and interquartile range of validation top-1
-over its trials and the share of trials that collapsed (within ``COLLAPSE_MARGIN`` points of chance).
+interval and verdict (verdict.py: kdzoo.stats), the chosen values, the budget the method got (trials, how
+many pruned, failed or diverged) and its sensitivity: the median and interquartile range of validation
+top-1 over its trials and the share of trials that collapsed (kdzoo.stats's collapse: diverged, or at or
+below chance + 15% of the way to 100%).
 
 How trials count in the sensitivity. The median and quartiles are over the trials that trained to the
 end: a finished trial with its validation top-1 after the last epoch, a diverged one at chance. Pruned
 trials are left out of them (their only value is an early one, and mixing epoch-2 readings with
 epoch-20 ones would say more about learning speed than about the configuration), so with a pruner the
 median describes the configurations worth finishing. The collapsed share is over every trial that
-ran: a pruned trial counts as collapsed when it was still within ``COLLAPSE_MARGIN`` points of chance
-when stopped. A failed trial (an error) counts nowhere.
+ran: a pruned trial counts as collapsed when it was still at or below the collapse threshold when stopped.
+A failed trial (an error) counts nowhere.
 """
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ from . import files, verdict
 from .studies import shown
 
 TUNED_MD, TUNED_CSV = "tuned_leaderboard.md", "tuned_leaderboard.csv"
-COLLAPSE_MARGIN = 2.0
 KEY = ["teacher", "student", "label", "access"]
 
 
@@ -49,11 +49,13 @@ def trial_scores(trials: pd.DataFrame, chance: float, *, pruned: bool = True) ->
     return trials.apply(score, axis=1) if len(trials) else pd.Series(dtype=float)
 
 
-def sensitivity(trials: pd.DataFrame, chance: float) -> dict[str, float]:
+def sensitivity(trials: pd.DataFrame, classes: int) -> dict[str, float]:
+    chance, limit = 100.0 / classes, verdict.collapse_limit(classes)
     ended = trial_scores(trials, chance, pruned=False).dropna()
     ran = trial_scores(trials, chance).dropna()
+    down = [verdict.is_collapsed(v, str(trials.status[i]), limit) for i, v in ran.items()]
     out = {"val_median": math.nan, "val_q25": math.nan, "val_q75": math.nan, "val_n": len(ended),
-           "collapsed": float((ran <= chance + COLLAPSE_MARGIN).mean()) if len(ran) else math.nan}
+           "collapsed": sum(down) / len(down) if down else math.nan}
     if len(ended):
         out.update(val_median=float(ended.median()), val_q25=float(ended.quantile(0.25)),
                    val_q75=float(ended.quantile(0.75)))
@@ -76,16 +78,16 @@ def table(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     if not isinstance(meta, dict):
         return None
     plan, store = leaderboard.load_plan(out), RunStore(out)
-    chance = float(meta.get("chance", math.nan))
+    classes = int(meta["classes"])
     trials = read_trials(where)
     picks = files.read_json(where / files.CHOSEN) or {}
     tuned_d = files.read_json(where / files.PLAN)
     tuned = Plan.from_dict(tuned_d) if isinstance(tuned_d, dict) else None
     rows_d = leaderboard.rows(plan, store)
     rows_t = leaderboard.rows(tuned, store) if tuned is not None and tuned.entries else rows_d.iloc[0:0]
-    s_d = verdict.summary(plan, rows_d).set_index(KEY)
-    s_t = verdict.summary(tuned, rows_t).set_index(KEY) if tuned is not None else pd.DataFrame()
-    metric = plan.metric
+    s_d = verdict.summary(plan, rows_d, classes).set_index(KEY)
+    s_t = verdict.summary(tuned, rows_t, classes).set_index(KEY) if tuned is not None else pd.DataFrame()
+    metric = leaderboard.ranked_metric(plan)
     out_rows = []
     for key, d in s_d.iterrows():
         teacher, student, label, access = key
@@ -95,11 +97,14 @@ def table(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         tr = s_t.loc[key] if key in s_t.index else None
         row: dict[str, Any] = dict(zip(KEY, key))
         row.update({"study": study["name"] if study else "", "defaults_mean": d["mean"], "defaults_std": d["std"],
-                    "defaults_n": d["n_finished"]})
-        for col in ("mean", "std", "n_finished", "delta_ce", "delta_ce_low", "delta_ce_high", "delta_ce_n", "vs_ce",
-                    "rank_shown"):
-            row[f"tuned_{col}" if col in ("mean", "std", "n_finished") else col] = (
-                tr[col] if tr is not None else (math.nan if col != "vs_ce" and col != "rank_shown" else ""))
+                    "defaults_n_kept": d["n_kept"], "defaults_n_finished": d["n_finished"],
+                    "defaults_collapsed": _text(d["collapsed"])})
+        for col in ("mean", "std", "n_finished", "n_kept", "n_collapsed", "collapsed", "delta_ce", "delta_ce_low",
+                    "delta_ce_high", "delta_ce_n", "vs_ce", "rank_shown"):
+            name = col if col.startswith(("delta", "vs", "rank")) else f"tuned_{col}"
+            row[name] = tr[col] if tr is not None else (
+                "" if col in ("vs_ce", "rank_shown", "collapsed") else math.nan)
+        row["tuned_collapsed"] = _text(row["tuned_collapsed"])
         if not row["tuned_n_finished"] == row["tuned_n_finished"] or not row["tuned_n_finished"]:
             row["vs_ce"] = row["rank_shown"] = ""   # no final run of the chosen configuration has finished
         gain = _paired_gain(rows_d, rows_t, key, metric)
@@ -111,9 +116,13 @@ def table(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         row.update({"trials": len(t), "trials_budget": int(meta.get("trials", 0)),
                     "pruned": int((t.status == "pruned").sum()), "failed": int((t.state == "FAIL").sum()),
                     "diverged": int((t.status == "diverged").sum())})
-        row.update(sensitivity(t, chance))
+        row.update(sensitivity(t, classes))
         out_rows.append(row)
     return pd.DataFrame(out_rows), meta
+
+
+def _text(x: Any) -> str:
+    return x if isinstance(x, str) else ""
 
 
 def _paired_gain(rows_d: pd.DataFrame, rows_t: pd.DataFrame, key: tuple, metric: str) -> tuple:
@@ -140,8 +149,15 @@ def _values(text: str) -> str:
     return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in json.loads(text).items())
 
 
+def _seeds(n_kept: Any, n_seeds: Any, collapsed: str) -> str:
+    if not n_kept == n_kept:
+        return ""
+    return f" ({int(n_kept)}/{int(n_seeds)} seeds" + (f"; collapsed {collapsed})" if collapsed else ")")
+
+
 def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
-    chance = float(meta.get("chance", math.nan))
+    classes = int(meta["classes"])
+    limit = verdict.collapse_limit(classes)
     lines = [f"# Tuned leaderboard: {plan.recipe}", "",
              f"Every method got the same search: {meta.get('trials')} trials per (pair, method, access), `ce` "
              "included, over the shared training settings and its own loss hyperparameters (`tune:` block of "
@@ -149,18 +165,21 @@ def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
              "share and are judged by validation top-1 after the last epoch on that share; the test split is "
              "never evaluated during the search. The chosen configuration (the best finished trial) is retrained "
              "with every recipe seed on the full student data and evaluated on the test split, like the defaults.",
-             "", f"Test top-1 ({plan.metric}) mean ± std over seeds. `tuned − defaults` and `Δ vs tuned CE`: paired "
-             "by seed, 95% t interval; `vs CE`: paired t-tests against tuned CE with Holm's correction over the "
-             "pair's comparisons with it. `budget`: trials run (pruned / failed / diverged). `val median [IQR]`: "
-             "validation top-1 over the trials trained to the end (n; a diverged one at chance; pruned trials, "
-             "whose only value is an early one, are left out); `collapsed`: share of all trials within "
-             f"{COLLAPSE_MARGIN:g} points of chance ({chance:.2f}%), a pruned one by its value when stopped.", ""]
+             "", f"Test top-1 ({leaderboard.METRIC_NAMES[leaderboard.ranked_metric(plan)]}): mean ± std over the "
+             "seeds that did not collapse (kdzoo.stats, docs/statistics.md: a seed that diverged or ended at or "
+             f"below {limit:.2f}% is collapsed, named and left out). `Δ vs tuned CE`: the tuned runs of a pair "
+             "form one family, with simultaneous 95% intervals; `vs CE` is read off them, `rank` gives the ranks "
+             "they allow. `tuned − defaults`: paired by seed, 95% t interval (one comparison). `budget`: trials "
+             "run (pruned / failed / diverged). `val median [IQR]`: validation top-1 over the trials trained to "
+             "the end (n; a diverged one at chance; pruned trials, whose only value is an early one, are left "
+             "out); `collapsed`: share of all trials that diverged or stayed at or below the same threshold, a "
+             "pruned one by its value when stopped.", ""]
     multi_access = df.access.nunique() > 2 if len(df) else False
     for (teacher, student), g in (df.groupby(["teacher", "student"], sort=False) if len(df) else []):
         lines += [f"## {teacher} → {student}", ""]
         cols = ["method"] + (["access"] if multi_access else []) + [
-            "defaults", "tuned", "tuned − defaults", "Δ vs tuned CE [95% CI]", "vs CE", "chosen", "budget",
-            "val median [IQR]", "collapsed"]
+            "defaults", "tuned", "tuned − defaults", "Δ vs tuned CE [simultaneous 95%]", "vs CE", "rank", "chosen",
+            "budget", "val median [IQR]", "collapsed"]
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for _, r in g.iterrows():
             budget = f"{r.trials}/{r.trials_budget}" if r.trials != r.trials_budget else f"{r.trials}"
@@ -169,10 +188,11 @@ def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
                     f"{r.val_median:.2f} [{r.val_q25:.2f}, {r.val_q75:.2f}] (n={int(r.val_n)})")
             chosen = _values(r.chosen) + (" (the recipe's)" if str(r.chosen_trial) == "0" else "")
             cells = [f"`{r.label}`"] + ([str(r.access)] if multi_access else []) + [
-                _pm(r.defaults_mean, r.defaults_std), _pm(r.tuned_mean, r.tuned_std),
+                _pm(r.defaults_mean, r.defaults_std) + _seeds(r.defaults_n_kept, r.defaults_n_finished, r.defaults_collapsed),
+                _pm(r.tuned_mean, r.tuned_std) + _seeds(r.tuned_n_kept, r.tuned_n_finished, r.tuned_collapsed),
                 _ci(r.gain, r.gain_low, r.gain_high, r.gain_n),
-                _ci(r.delta_ce, r.delta_ce_low, r.delta_ce_high, r.delta_ce_n), str(r.vs_ce or "—"), chosen,
-                budget + (f" ({', '.join(extra)})" if extra else ""), sens,
+                _ci(r.delta_ce, r.delta_ce_low, r.delta_ce_high, r.delta_ce_n), str(r.vs_ce or "—"),
+                str(r.rank_shown or "—"), chosen, budget + (f" ({', '.join(extra)})" if extra else ""), sens,
                 "—" if r.collapsed != r.collapsed else f"{r.collapsed:.0%}"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -194,5 +214,5 @@ def build_tuned(out: str | Path) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["COLLAPSE_MARGIN", "TUNED_CSV", "TUNED_MD", "build_tuned", "read_trials", "sensitivity", "table",
+__all__ = ["TUNED_CSV", "TUNED_MD", "build_tuned", "read_trials", "sensitivity", "table",
            "trial_scores"]

@@ -25,16 +25,17 @@ from typing import Any
 from rich.console import Console
 
 from ...data import build_dataset
-from ...engine import resolve_device
-from ...engine.checkpoint import atomic_write_json
+from ...engine import resolve_device, runlog
+from ...utils import atomic_write_json
 from ...engine.runfolder import COMPLETED, METRICS
 from ...errors import ConfigError, KdzooError
 from ..leaderboard import build
-from ..launch import INCOMPLETE, LOCKED, SKIPPED, LocalLauncher, SlurmLauncher, make_payload
+from ..launch import INCOMPLETE, LOCKED, SKIPPED, LocalLauncher, make_payload
 from ..recipe import load_recipe
 from ..recipe_types import Recipe, SlurmSettings
-from ..runner import SweepReport, _Display, _Phases, _local_gpus, _teacher_ready, default_out, preflight
-from ..store import RunStore, check_done_run
+from ..runner import SweepReport, _Display, _Phases, _local_gpus, _teacher_ready, check_done, default_out, preflight
+from ..slurm import SlurmLauncher
+from ..store import RunStore
 from ..sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand
 from . import files
 from .search import STATUS, ended, journal_path, next_trial, open_study, require_optuna, tell
@@ -97,24 +98,24 @@ def run_tune(recipe: Recipe | str | Path, out: str | Path | None = None, *, laun
     plan = expand(recipe, out, device=device)
     studies = make_studies(recipe, plan)
     store = RunStore(out)
-    for h in plan.hashes():   # damaged files of ended runs: repaired, or the run is finished again
-        record = store.result(h)
-        if record is not None and check_done_run(store.run_dir(h), record) is not None:
-            store.clear_result(h)
+    store.check_owner(recipe.name, recipe.text)   # another recipe's folder: one line, nothing written
+    check_done(store, plan, plan.hashes())         # damaged files of ended runs: repaired, or trained again
     if launcher == "local":
         resolve_device(device)
+    logs = ",".join(dict.fromkeys(b for h in plan.hashes() for b in runlog.parse(plan.specs[h].train.log)))
+    runlog.check_installed(logs or runlog.OFF)
     preflight(recipe, plan, plan.hashes(), data_root)
-    chance = 100.0 / build_dataset(recipe.dataset, data_root=data_root).num_classes
+    classes = build_dataset(recipe.dataset, data_root=data_root).num_classes
     where = files.folder(out)
     lock = _exclusive(where / files.LOCK)
     try:
         report = TuneReport(out=store.root, search_only=search_only)
         ctx = _Context(recipe, store, launcher, workers, device, data_root, cohort, slurm, slurm_cluster, executor,
                        progress, console, progress if lines is None else lines)
-        search = _Search(ctx, plan, studies, chance, report)   # refuses studies made with other settings first
-        store.write_recipe(recipe.text)
-        store.write_plan(plan.to_dict())
-        files.write_studies(where, studies, recipe.tune.trials, chance)
+        search = _Search(ctx, plan, studies, 100.0 / classes, report)   # refuses changed studies first
+        store.claim(recipe.name, recipe.text, plan.to_dict())
+        runlog.prepare(logs or runlog.OFF, store.root, plan.recipe)
+        files.write_studies(where, studies, recipe.tune.trials, classes)
         teachers = [h for h in plan.hashes(TEACHER_ROLE) if not store.is_done(h)]
         if teachers:
             ctx.phase(plan, teachers, solo=True)
@@ -221,7 +222,7 @@ class _Search:
                     batch.append((s, number, h))
                     break
                 self.tell(s, number, h)   # a configuration tried before: its run is reused, never retrained
-                display.unit_done(1, 0)
+                display.unit_done([h], 0)
         # the slowest methods first, so that a round does not end waiting for one long trial; the order
         # changes when a trial trains, never what it trains (each study has one trial per round)
         return sorted(batch, key=lambda item: -self.epoch_seconds.get(item[0].name, math.inf))
@@ -234,25 +235,28 @@ class _Search:
             payload = make_payload(self.store, self.specs, [h], plugins=self.ctx.recipe.plugins,
                                    data_root=self.ctx.data_root)
             payload["label"] = f"{s.label} #{number} {s.rows[0][2]}"
+            payload["titles"] = {h: f"{s.label} {s.rows[0][2]} trial {number}"}   # what its log lines say
             payload["trial"] = {"journal": str(journal_path(self.where, s)), "study": s.name, "number": number,
                                 "pruner": pruner, "epochs": self.specs[h].train.epochs}
             payloads.append(payload)
         if isinstance(runner, LocalLauncher):
-            runner.on_start = lambda i: display.start_unit(payloads[i]["label"])
+            runner.on_start = lambda i: display.start_unit(payloads[i]["label"], [batch[i][2]])
         ended = [0]
 
         def done(i: int, statuses: dict[str, str]) -> None:
             s, number, h = batch[i]
             status = statuses.get(h, INCOMPLETE)
             if status == LOCKED:      # a job of an earlier call still trains it: wait, then take it up
-                self.store.wait_unlocked(h)
+                why = self.store.wait_unlocked(h)
+                if why:
+                    display.print(f"[red]{s.name} #{number}: {why}[/red]")
             if not self.store.is_done(h):
                 return                # interrupted: re-attached next round, resuming from its checkpoint
             self.tell(s, number, h)
             ended[0] += 1
             self.report.trained += status not in (SKIPPED, LOCKED)
             display.print(_line(s, number, self.store.result(h) or {}))
-            display.unit_done(1, 0)
+            display.unit_done([h], 0)
 
         runner.run(payloads, done)
         return ended[0]

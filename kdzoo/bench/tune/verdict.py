@@ -1,34 +1,45 @@
-"""The one place the tuned leaderboard takes its statistics from.
+"""The one place the tuned leaderboard takes its statistics from: ``kdzoo.stats``, through the bench leaderboard's
+summary (one family per pair, docs/statistics.md).
 
-Today these are the bench leaderboard's: mean ± std per method, the paired difference to CE with a 95%
-t interval (``leaderboard.paired_ci``), and ``ties.mark``'s verdict against CE (paired t-tests, Holm's
-correction over the pair's comparisons with CE). When the statistics module replaces them, only this file
-changes; the report reads the columns named in ``COLUMNS``.
+Per (pair, label, access) of a plan's runs: mean ± std over the seeds that did not collapse, the difference
+to the plan's ``ce`` with its simultaneous 95% interval and the verdict read off it, the rank interval, and the
+collapsed seeds named. The report reads only the columns named in ``COLUMNS``; a change of procedure is a
+change here.
 """
 from __future__ import annotations
 
 import pandas as pd
 
+from ...stats import collapse_threshold
+from ...stats import paired_ci as _paired_ci
+from ...stats.collapse import collapsed
 from .. import leaderboard
 from ..sweep import Plan
 
-COLUMNS = ["teacher", "student", "label", "access", "n_seeds", "n_finished", "mean", "std", "delta_ce",
-           "delta_ce_low", "delta_ce_high", "delta_ce_n", "vs_ce", "rank_shown"]
+COLUMNS = ["teacher", "student", "label", "access", "n_seeds", "n_finished", "n_kept", "n_collapsed", "collapsed",
+           "mean", "std", "delta_ce", "delta_ce_low", "delta_ce_high", "delta_ce_n", "vs_ce", "rank_shown"]
 
 
-def summary(plan: Plan, rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (pair, label, access): mean ± std of the plan's metric over finished seeds, Δ vs the plan's ``ce``
-    paired by seed with its interval, the corrected verdict against it (better / worse / tied) and the rank
-    where the data support one. Empty (with these columns) when there are no rows."""
-    s = leaderboard.summarize(plan, rows) if len(rows) else pd.DataFrame()
+def summary(plan: Plan, rows: pd.DataFrame, classes: int | None) -> pd.DataFrame:
+    """The table above for ``plan``'s runs (``leaderboard.rows``); empty, with these columns, without rows."""
+    s = leaderboard.summarize(plan, rows, classes) if len(rows) else pd.DataFrame()
     if s.empty:
         return pd.DataFrame(columns=COLUMNS)
     return s[COLUMNS].reset_index(drop=True)
 
 
 def paired(diffs: list[float]) -> tuple[float, float, float, int]:
-    """(mean, low, high, n) of paired per-seed differences with a 95% interval (NaN ends for n < 2)."""
-    return leaderboard.paired_ci(diffs)
+    """(mean, low, high, n) of per-seed differences with a 95% t interval (one comparison; NaN ends for n < 2)."""
+    return _paired_ci(diffs)
 
 
-__all__ = ["COLUMNS", "paired", "summary"]
+def collapse_limit(classes: int | None) -> float:
+    """The top-1 (%) at or below which a run (or a trial) counts as collapsed."""
+    return collapse_threshold(classes)
+
+
+def is_collapsed(value: float, status: str, limit: float) -> bool:
+    return collapsed(value, status, limit)
+
+
+__all__ = ["COLUMNS", "collapse_limit", "is_collapsed", "paired", "summary"]
