@@ -1,6 +1,6 @@
 """What a kdzoo tune of recipes/fashion_mnist.yaml costs: CPU seconds of a trial and of a final run, per method.
 
-    python benchmarks/tune_cost.py [--methods ce kd dkd mlkd crld sdd] [--epochs 1 4] [--data-root DIR]
+    python benchmarks/tune_cost.py [--methods ce kd dkd mlkd crld sdd] [--epochs 2 10] [--data-root DIR]
 
 For each student and method, a trial (4,800 training images, 1,200 held out, validation every epoch) and a
 final run (6,000 images, the 10k-image test split every epoch) are trained for the two ``--epochs`` counts,
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--methods", nargs="+", default=["ce", "kd", "dkd", "mlkd", "crld", "sdd"])
-    p.add_argument("--epochs", nargs=2, type=int, default=[1, 4])
+    p.add_argument("--epochs", nargs=2, type=int, default=[2, 10])
     p.add_argument("--data-root", default=None)
     args = p.parse_args()
     torch.set_num_threads(1)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ...utils import atomic_write_json, atomic_write_text
+from .search import RUN, STATUS
 from .studies import Study
 
 TUNE_DIR = "tune"
@@ -53,7 +54,6 @@ def write_trials(where: Path, rows: list[dict[str, Any]]) -> None:
 
 def trial_rows(handle: Any, study: Study) -> list[dict[str, Any]]:
     """One dict per trial of ``study`` (an opened ``search.Handle``), in trial order."""
-    from .search import RUN, STATUS
     rows = []
     for t in sorted(handle.study.get_trials(deepcopy=False), key=lambda t: t.number):
         iv = t.intermediate_values
