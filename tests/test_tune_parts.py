@@ -77,7 +77,7 @@ def test_dry_run_shows_studies_budget_and_fits_80_columns(tmp_path, capsys):
     out = " ".join(out.split())                              # lines wrapped at 80 columns, joined again
     assert "search: 3 studies x 4 trials = 12 trials (0 ended)" in out
     assert "fmnist_mlp/ce (0/4): -" in out
-    assert "fmnist_cnn_tiny->fmnist_mlp/tunetest_kd/logits (0/4): temperature 1..8 log," in out
+    assert "fmnist_cnn_tiny->fmnist_mlp/tunetest_kd/logits (0/4): temperature 1 to 8, log; kd_weight" in out
     assert "epochs a trial" in out and "studies x 4 trials" in out
     assert not (tmp_path / "out").exists()
 

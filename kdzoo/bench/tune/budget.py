@@ -9,10 +9,8 @@ from __future__ import annotations
 import random
 import textwrap
 from pathlib import Path
-from typing import Any
 
 from ...engine.terminal import width
-from ...space import Choice
 from ..eta import duration, measured_speeds, speed_key
 from ..recipe_types import PrunerSettings, Recipe
 from ..store import RunStore
@@ -56,13 +54,6 @@ def _fit(text: str) -> str:
                                    break_long_words=True))
 
 
-def param_text(p: Any) -> str:
-    """Float(0.01, 0.5, log=True) -> "0.01..0.5 log"; Choice((a, b)) -> "a|b"."""
-    if isinstance(p, Choice):
-        return "|".join(map(str, p.values))
-    return f"{p.low:g}..{p.high:g}" + (" log" if p.log else "")
-
-
 def describe(recipe: Recipe, out: Path, workers: int, device: str = "auto") -> list[str]:
     tune = recipe.tune
     assert tune is not None
@@ -81,7 +72,7 @@ def describe(recipe: Recipe, out: Path, workers: int, device: str = "auto") -> l
                       f"ended); a trial: {per_epoch} x {epochs} epochs"))
     lines.append(_fit(f"  validation: {tune.val_size:g} of the student's training images (tuning seed "
                       f"{tune.seed}); objective: {tune.objective} after the last epoch; test split unread"))
-    lines.append(_fit("  every method searches: " + ", ".join(f"{k} {param_text(p)}" for k, p in tune.search.items())))
+    lines.append(_fit("  every method searches: " + "; ".join(f"{k} {p.describe()}" for k, p in tune.search.items())))
     sampler = f"{tune.sampler} (seed {tune.sampler_seed}" + (
         f", {tune.startup_trials} random trials first)" if tune.startup_trials is not None else ")")
     exp = expected_epochs(epochs, tune.pruner, tune.trials)
@@ -91,8 +82,8 @@ def describe(recipe: Recipe, out: Path, workers: int, device: str = "auto") -> l
     lines.append("  study (trials ended/budget): loss hyperparameters it searches")
     for s in studies:
         done = int((ended.study == s.name).sum()) if len(ended) else 0
-        own = [f"{k[len(LOSS):]} {param_text(p)}" for k, p in s.space.items() if k.startswith(LOSS)] or ["-"]
-        lines.append(_fit(f"    {s.name} ({done}/{tune.trials}): {', '.join(own)}"))
+        own = [f"{k[len(LOSS):]} {p.describe()}" for k, p in s.space.items() if k.startswith(LOSS)] or ["-"]
+        lines.append(_fit(f"    {s.name} ({done}/{tune.trials}): {'; '.join(own)}"))
     defaults = [h for h in plan.hashes(STUDENT_ROLE) if h not in plan.hashes(TEACHER_ROLE)]
     rows = sum(len(s.rows) for s in studies)
     lines.append(_fit(f"final runs: {len(defaults)} of the recipe (kdzoo bench's; "
