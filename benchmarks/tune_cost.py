@@ -1,6 +1,6 @@
 """What a kdzoo tune of recipes/fashion_mnist.yaml costs: CPU seconds of a trial and of a final run, per method.
 
-    python benchmarks/tune_cost.py [--methods ce kd dkd mlkd crld sdd] [--epochs 2 10] [--data-root DIR]
+    python benchmarks/tune_cost.py [--methods ce kd dkd mlkd crld sdd] [--epochs 2 10]
 
 For each student and method, a trial (4,800 training images, 1,200 held out, validation every epoch) and a
 final run (6,000 images, the 10k-image test split every epoch) are trained for the two ``--epochs`` counts,
@@ -8,7 +8,7 @@ one after another in this process, and timed as process CPU time (one torch thre
 the wall time mostly measures the other jobs). The difference gives the cost of an epoch, the rest the fixed
 cost of a run (data, teacher table, model); printed with the ratios the recipe's estimate uses (final epoch
 over trial epoch, method over kd). The teacher has random weights: what a run costs does not depend on them.
-Needs the Fashion-MNIST files. Writes results/perf/tune_cost.json.
+Needs the Fashion-MNIST files where kdzoo finds them ($KDZOO_DATA, ...). Writes results/perf/tune_cost.json.
 """
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--methods", nargs="+", default=["ce", "kd", "dkd", "mlkd", "crld", "sdd"])
     p.add_argument("--epochs", nargs=2, type=int, default=[2, 10])
-    p.add_argument("--data-root", default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
     recipe = load_recipe(REPO / "recipes" / "fashion_mnist.yaml")
@@ -57,7 +56,7 @@ def main() -> None:
                 cpu = []
                 for epochs in args.epochs:
                     s = replace(spec, holdout=holdout, train=replace(spec.train, epochs=epochs))
-                    cpu.append(timed_cpu(lambda: execute(s, None, data_root=args.data_root, progress=False))[1])
+                    cpu.append(timed_cpu(lambda: execute(s, None, progress=False))[1])
                 per = (cpu[1] - cpu[0]) / (args.epochs[1] - args.epochs[0])
                 cost[kind] = {"per_epoch": per, "fixed": cpu[0] - args.epochs[0] * per}
             rows.append({"student": e.student, "method": e.label, "requires": loss_requires(spec.method),
