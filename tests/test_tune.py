@@ -223,7 +223,7 @@ def test_slurm_jobs_run_the_same_trials(reference, tmp_path):
 
 
 def test_a_changed_search_space_on_the_same_folder_is_refused_untouched(reference, tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
 
     out = reference["out"]
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.cli import main
+from conftest import kdzoo_main as main
 from test_tune import write_recipe
 
 TESTS = Path(__file__).resolve().parent
