@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 
 class KdzooError(Exception):
@@ -42,14 +42,16 @@ class PluginWarning(UserWarning):
     """An installed plugin could not be loaded and is skipped."""
 
 
-def _one_line(message: Any, category: type, filename: str, lineno: int, line: str | None = None) -> str:
+def _one_line(message: Any, category: type) -> str:
     text = " ".join(str(message).split())
-    return f"kdzoo: {category.__name__}: {text}\n"
+    return f"kdzoo: {category.__name__}: {text}"
 
 
-def one_line_warnings() -> None:
+def one_line_warnings(layout: Callable[[str], str] | None = None) -> None:
     """Show kdzoo's own warnings as one line each (``kdzoo: RecoveryWarning: ...``), without the source
-    location and code line Python adds: they report the user's files, not kdzoo's code."""
+    location and code line Python adds: they report the user's files, not kdzoo's code. ``layout``: how that
+    line is laid out on stderr (the command line and its worker processes pass engine.terminal.problem_text:
+    wrapped on a terminal, unbroken in a pipe or a log)."""
     import warnings
 
     if getattr(warnings.formatwarning, "_kdzoo", None) is not None:
@@ -58,7 +60,8 @@ def one_line_warnings() -> None:
 
     def formatwarning(message: Any, category: type, filename: str, lineno: int, line: str | None = None) -> str:
         if issubclass(category, (RecoveryWarning, PluginWarning)):
-            return _one_line(message, category, filename, lineno, line)
+            text = _one_line(message, category)
+            return (layout(text) if layout is not None else text) + "\n"
         return plain(message, category, filename, lineno, line)
 
     formatwarning._kdzoo = plain  # type: ignore[attr-defined]

@@ -111,6 +111,13 @@ def kdzoo_main(argv) -> int:
     return rc
 
 
+def unwrapped(text: str) -> str:
+    """``text`` without its spaces and line breaks, so a message is found in what the CLI printed whatever the
+    width it was wrapped to (engine/terminal.py breaks lines between words, and inside a word longer than a
+    line, such as a path): ``unwrapped(message) in unwrapped(printed)``."""
+    return "".join(text.split())
+
+
 @pytest.fixture
 def run_cli(tmp_path):
     """Run the kdzoo CLI in a subprocess; returns CompletedProcess."""

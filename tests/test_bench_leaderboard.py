@@ -189,7 +189,7 @@ def test_from_rows_rebuilds_the_tables_and_never_writes_the_rows(store, tmp_path
     """A folder holding only plan.json and leaderboard.csv (a committed reference): --from-rows writes
     summary.csv, leaderboard.md and leaderboard.png, the same as from the run store, and leaves leaderboard.csv
     byte for byte; without --from-rows the folder is refused."""
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     s, _ = store
     leaderboard.build(s.root, classes=10)
     rows_only = _copy_rows(s.root, tmp_path / "ref")

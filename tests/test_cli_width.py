@@ -3,15 +3,19 @@ dry runs, a sweep's tables (with the `vs CE` verdict), the leaderboard, comparis
 COLUMNS=80; and wider terminals get wider, one-line tables."""
 from __future__ import annotations
 
+import io
 import json
+import queue
 import re
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from kdzoo.engine import terminal
+from kdzoo.engine.progress import Progress, QueueProgress
 
-from conftest import kdzoo_main
+from conftest import kdzoo_main, unwrapped
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
@@ -42,7 +46,7 @@ def test_help_fits_80_columns(cols80, capsys, argv):
     _fits(lines)
 
 
-@pytest.mark.parametrize("what", [["losses"], ["losses", "--wide"], ["models"], ["datasets"]])
+@pytest.mark.parametrize("what", [["losses"], ["losses", "--wide"], ["losses", "--space"], ["models"], ["datasets"]])
 def test_list_fits_80_columns(cols80, capsys, what):
     assert kdzoo_main(["list", *what]) == 0
     _fits(_lines(capsys))
@@ -112,10 +116,6 @@ def test_wider_terminals_get_one_line_rows(monkeypatch, capsys):
 
 def test_print_table_moves_details_then_notes_to_fit():
     """The three layouts of terminal.print_table, from the widest to the narrowest."""
-    import io
-
-    from rich.console import Console
-
     rows = [["kd", ("75.16", "[-1.95, +1.95]"), "identical, seed by seed; conclusive with about 8 seeds per side"]]
 
     def shown(width: int) -> list[str]:
@@ -131,3 +131,68 @@ def test_print_table_moves_details_then_notes_to_fit():
     assert stacked[2].split()[:2] == ["kd", "75.16"] and "[-1.95, +1.95]" in stacked[3]
     spilled = shown(40)            # the note moves under the table
     assert "note:" in spilled and any(line.startswith("  kd: identical") for line in spilled)
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+PROBLEM = ("interrupted teacher fmnist_mlp (cannot write " + "/a/rather/long/output/folder" * 4
+           + "/checkpoint.pt: No space left on device) (5d2903ed9d14cfd8); run the same command again to resume it")
+
+
+def _printed(is_terminal: bool, problem: bool) -> list[str]:
+    out = Console(file=io.StringIO(), width=80, force_terminal=is_terminal, color_system=None)
+    terminal.line(out, PROBLEM, problem=problem)
+    return out.file.getvalue().splitlines()
+
+
+def test_problem_lines_wrap_on_a_terminal_and_stay_whole_in_a_pipe_or_a_log(monkeypatch):
+    """A line that reports a problem (an error, a warning, a run left unfinished) wraps to the terminal, and in
+    a pipe or a log stays one line that grep finds whole, with the file it names; other lines wrap in both."""
+    monkeypatch.setenv("COLUMNS", "80")
+    on_terminal, piped = _printed(True, True), _printed(False, True)
+    assert piped == [PROBLEM]
+    assert len(on_terminal) > 1 and max(map(len, on_terminal)) <= 80 and unwrapped(PROBLEM) == unwrapped(
+        "".join(on_terminal))
+    assert _printed(False, False) == _printed(True, False) == on_terminal     # an ordinary line wraps in a pipe too
+    # kdzoo's warnings (engine.terminal.problem_text, installed by the CLI and in its worker processes)
+    assert terminal.problem_text(PROBLEM, io.StringIO()) == PROBLEM
+    wrapped = terminal.problem_text(PROBLEM, _Tty()).splitlines()
+    assert len(wrapped) > 1 and max(map(len, wrapped)) <= 80 and unwrapped("".join(wrapped)) == unwrapped(PROBLEM)
+
+
+def test_a_workers_problem_line_is_laid_out_where_it_is_printed():
+    """A run in a worker process sends its lines to the sweep's process (QueueProgress): a problem line stays
+    one, laid out by the sweep's console (whole in a log, wrapped on a terminal)."""
+    events: queue.Queue = queue.Queue()
+    QueueProgress(events, unit=0).print(PROBLEM, problem=True)
+    QueueProgress(events, unit=0).print(PROBLEM)
+    for is_terminal, problem_lines in ((False, 1), (True, len(_printed(True, True)))):
+        out = Console(file=io.StringIO(), width=80, force_terminal=is_terminal, color_system=None)
+        shown = Progress(enabled=False, console=out, lines=True)
+        shown.relay(events.queue[0])
+        assert len(out.file.getvalue().splitlines()) == problem_lines
+        shown.relay(events.queue[1])                 # the ordinary line after it: wrapped at 80 columns
+        assert max(map(len, out.file.getvalue().splitlines()[problem_lines:])) <= 80
+
+
+def test_a_slurm_jobs_warnings_are_one_line_in_its_log(monkeypatch):
+    """A Slurm job is a worker process of its own: kdzoo's warnings in its log read as in the sweep's (one line,
+    no source location), not in Python's default form."""
+    import warnings
+
+    from kdzoo.bench import slurm
+    from kdzoo.errors import RecoveryWarning
+
+    def python_format(message, category, filename, lineno, line=None):   # a fresh job process: Python's own
+        return f"{filename}:{lineno}: {category.__name__}: {message}\n"
+
+    monkeypatch.setattr(warnings, "formatwarning", python_format)
+    monkeypatch.setattr(slurm, "execute_unit", lambda payload, progress: {})
+    message = "runs/abc/metrics.jsonl is truncated; rewritten from the checkpoint"
+    assert slurm.UnitJob()({}) == {}
+    assert warnings.formatwarning(message, RecoveryWarning, "recovery.py", 35) == \
+        f"kdzoo: RecoveryWarning: {message}\n"
+    assert warnings.formatwarning("x", UserWarning, "f.py", 1) == "f.py:1: UserWarning: x\n"   # others' warnings

@@ -100,7 +100,8 @@ def wide_rows() -> list[list[str]]:
     return rows(buf.getvalue())
 
 
-def test_list_space_fits_80_columns_and_names_every_loss(capsys):
+def test_list_space_fits_80_columns_and_names_every_loss(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")      # the terminal's width (engine/terminal.py), 80 columns here
     rc, out, err = run(capsys, "list", "losses", "--space")
     assert rc == 0 and err == ""
     assert max(len(line) for line in out.splitlines()) <= 80

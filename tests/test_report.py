@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import unwrapped
 from report_html import bokeh_sources, read
 
 pytest.importorskip("bokeh", reason="bokeh not installed (pip install 'kdzoo[report]')")
@@ -51,11 +52,19 @@ def check_against_files(folder: Path) -> None:
             r = r.iloc[0]
             top1 = next(v for k, v in row.items() if k.startswith("last-epoch top-1"))
             assert top1 == f2(r.top1_mean) + (f" ± {f2(r.top1_std)}" if r.top1_std == r.top1_std else "")
-            assert row["Δ vs CE [95% CI]"].split(" ")[0] == ("—" if r.delta_ce != r.delta_ce else f"{r.delta_ce:+.2f}")
-            if r.delta_ce_low == r.delta_ce_low:
-                assert f"[{r.delta_ce_low:+.2f}, {r.delta_ce_high:+.2f}]" in row["Δ vs CE [95% CI]"]
+            for ref in ("ce", "kd"):
+                delta, low, high = (r[f"delta_{ref}{s}"] for s in ("", "_low", "_high"))
+                shown = row[f"Δ vs {ref.upper()} [95% CI]"]
+                assert shown.split(" ")[0] == ("—" if delta != delta else f"{delta:+.2f}")
+                if low == low:
+                    assert f"[{low:+.2f}, {high:+.2f}]" in shown
             assert row["vs CE"] == (str(r.vs_ce) if isinstance(r.vs_ce, str) else "—")
             assert row["finished"] == f"{int(r.n_finished)}/{int(r.n_seeds)}"
+            assert row["rank"] == (str(r.rank_shown) if isinstance(r.rank_shown, str) else "—")
+            if "n_kept" in summary:      # the statistics of kdzoo.stats: verdicts vs KD, seeds kept and collapsed
+                assert row["vs KD"] == (str(r.vs_kd) if isinstance(r.vs_kd, str) else "—")
+                collapsed = f", {r.collapsed}" if isinstance(r.collapsed, str) else ""
+                assert row["seeds"] == f"{int(r.n_kept)}/{int(r.n_seeds)}{collapsed}"
             seen += 1
     assert seen == len(summary)
     listed = page.records(page.table(**{"class": "sortable filterable runs"})[0])
@@ -112,12 +121,19 @@ def test_reference_comparison_is_kdzoo_compare(tmp_path):
 
 
 def test_new_and_unknown_columns_are_shown(tmp_path):
-    """A statistics column the adapter names (rank interval) appears once the CSV has it; one it does not know
-    is shown under its CSV name; a tuned recipe's figure and table get a section."""
+    """A statistics column the adapter names (vs KD, seeds with the collapsed ones, the rank interval in the rank
+    column) appears once summary.csv has it and is left out of one written before it; a column it does not
+    know is shown under its CSV name; a tuned recipe's figure and table get a section."""
     folder = copy("quickstart", tmp_path)
     s = pd.read_csv(folder / "summary.csv")
-    s["rank_low"], s["rank_high"] = range(1, len(s) + 1), [len(s)] * len(s)
-    s["collapsed_seeds"] = [0, 1, 0, 0, 2]
+    s.drop(columns=["vs_kd", "n_kept", "n_collapsed", "collapsed", "rank_shown"]).to_csv(folder / "summary.csv",
+                                                                                      index=False)
+    _, page = read(write_report(folder, reference=None))
+    board = page.records(next(t for t in page.tables if "data-pair" in t["attrs"]))
+    assert "vs KD" not in board[0] and "seeds" not in board[0]
+    assert [r["rank"] for r in board] == [str(x) for x in s.sort_values("rank")["rank"]]   # the point ranks
+    s["collapsed"] = ["", "collapsed 1/3 (10.00)", "", "", ""]
+    s["new_statistic"] = [0, 1, 0, 0, 2]
     s.to_csv(folder / "summary.csv", index=False)
     (folder / "tuning").mkdir()
     shutil.copy(RESULTS / "quickstart" / "leaderboard.png", folder / "tuning" / "best_so_far.png")
@@ -125,12 +141,13 @@ def test_new_and_unknown_columns_are_shown(tmp_path):
                                                                            index=False)
     text, page = read(write_report(folder, reference=None))
     board = page.records(next(t for t in page.tables if "data-pair" in t["attrs"]))
-    assert [r["rank interval"] for r in board][:1] and "collapsed_seeds" in board[0]
     by_method = {r["method"]: r for r in board}
     for row in s.itertuples():
-        expected = str(row.rank_low) if row.rank_low == row.rank_high else f"[{row.rank_low}, {row.rank_high}]"
-        assert by_method[row.label]["rank interval"] == expected
-        assert by_method[row.label]["collapsed_seeds"] == f"{row.collapsed_seeds:.2f}"
+        shown = by_method[row.label]
+        assert shown["rank"] == row.rank_shown and "–" in shown["rank"] and shown["vs KD"] == row.vs_kd
+        assert shown["seeds"] == f"{row.n_kept}/{row.n_seeds}" + (f", {row.collapsed}" if row.collapsed else "")
+        assert shown["new_statistic"] == f"{row.new_statistic:.2f}"
+    assert "rank_low" not in board[0] and "outcome" not in board[0]      # shown in the rank and seeds columns
     assert "tuning" in page.sections and len(page.images) == 1
     assert any(t["headers"] and t["headers"][0] == ["label", "trial", "val_top1"] for t in page.tables)
 
@@ -140,7 +157,7 @@ def test_same_files_same_page(tmp_path, run_cli):
     first = run_cli("report", str(folder), "--output", str(tmp_path / "a.html"))
     second = run_cli("report", str(folder), "--output", str(tmp_path / "b.html"))
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    assert "MB; opens offline" in first.stdout
+    assert unwrapped("MB; opens offline") in unwrapped(first.stdout)     # a long path wraps the line
     assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
 
 
@@ -161,7 +178,7 @@ train: {{epochs: 2, batch_size: 16}}
     proc = run_cli("bench", str(recipe), "--out", str(tmp_path / "out"), "--workers", "1", "--no-progress",
                    env={"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
-    assert str(tmp_path / "out" / "report.html") in proc.stdout
+    assert unwrapped(str(tmp_path / "out" / "report.html")) in unwrapped(proc.stdout)   # a long path is folded
     check_against_files(tmp_path / "out")
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kdzoo.cli import main
-
+from conftest import kdzoo_main as main, unwrapped
 from reliability_harness import bench_argv, leaderboard, start_bench, write_recipe
 
 ONE = ["ce", "{name: reltest_count, label: count, args: {tag: a}}"]
@@ -52,7 +51,8 @@ def test_an_edited_recipe_is_the_same_recipe_with_a_note(tmp_path, capsys):
     capsys.readouterr()
     assert main(bench_argv(recipe, out)) == 0
     text = capsys.readouterr()
-    assert f"note: recipe 'reledit' changed since {out.absolute()} was last planned" in text.out + text.err
+    note = f"note: recipe 'reledit' changed since {out.absolute()} was last planned"   # wrapped like every line
+    assert unwrapped(note) in unwrapped(text.out + text.err)
     assert {r["label"] for r in leaderboard(out)} == {"ce", "count", "more"}
     assert "3 runs: 3 finished (1 trained now, 2 were already done)" in text.out    # the unchanged runs reused
 

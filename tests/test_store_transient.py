@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from kdzoo.bench.runner import run_bench
-from kdzoo.cli import main
 from kdzoo.errors import StorageError
 from kdzoo.utils import atomic as atomic_mod
 from kdzoo.utils import atomic_write_bytes, atomic_write_text
 
+from conftest import kdzoo_main as main
 from reliability_harness import bench_argv, leaderboard, write_recipe
 
 

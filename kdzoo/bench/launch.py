@@ -35,6 +35,7 @@ import torch
 
 from ..engine.progress import Progress, QueueProgress
 from ..engine.runfolder import ERROR_LOG, INTERRUPTED, RunFolderMismatch
+from ..engine.terminal import problem_text
 from ..errors import ConfigError, KdzooError, StorageError, one_line_warnings
 from ..utils import atomic_write_text
 from .plugins import import_plugins
@@ -233,7 +234,7 @@ def _worker_init(threads: int, gpus: Any = None, events: Any = None, parent: int
     global _EVENTS
     if parent is not None:
         _die_with(parent)
-    one_line_warnings()
+    one_line_warnings(problem_text)
     torch.set_num_threads(threads)
     _EVENTS = events
     if gpus is not None:  # one GPU per worker: device "auto"/"cuda" then means this worker's own GPU
@@ -248,9 +249,10 @@ def _worker_run(payload: Payload, unit: int, lines: bool = False) -> dict[str, s
 
 
 class LocalLauncher:
-    """Run units here (``workers=1``) or in a pool of ``workers`` processes (kept until ``close``)."""
+    """Run units here (``workers=1``) or in a pool of ``workers`` processes (kept until ``close``); ``log(message,
+    problem=False)`` prints a line (``problem``: one that says what did not finish, engine/terminal.py)."""
 
-    def __init__(self, workers: int = 1, *, log: Callable[[str], None] | None = None,
+    def __init__(self, workers: int = 1, *, log: Callable[..., None] | None = None,
                  on_start: Callable[[int], None] | None = None, gpus: int = 0, progress: Any = False) -> None:
         if int(workers) < 1:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
@@ -309,7 +311,7 @@ class LocalLauncher:
                         if self.log and not lost:   # the pool is broken now: every unit still in it says so
                             self.log(f"[red]a worker process was lost ({type(exc).__name__}: {exc}); its runs "
                                      f"and those still queued are left unfinished: {RERUN.replace(' it', ' them')}"
-                                     f"[/red]")
+                                     f"[/red]", problem=True)
                         lost = True
                         statuses = Statuses({h: INCOMPLETE for h, _ in payloads[i]["runs"]})
                         statuses.notes = {h: "its worker process was lost" for h in statuses}

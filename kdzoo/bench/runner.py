@@ -167,16 +167,18 @@ class _Display:
         if self.clock is not None and hashes:
             self.clock.advance(hashes, images)
 
-    def print(self, message: str) -> None:
-        self.progress.print(message)
+    def print(self, message: str, problem: bool = False) -> None:
+        """A line above the bars; a ``problem`` (a run that did not finish, a lock given up) stays one line in a
+        log (engine/terminal.py)."""
+        self.progress.print(message, problem=problem)
 
     def start_unit(self, description: str, hashes: list[str] | None = None) -> None:
         self.progress.label = description
         self.progress.unit = tuple(hashes or ())
 
-    def trainer_log(self, message: str) -> None:
+    def trainer_log(self, message: str, problem: bool = False) -> None:
         try:  # a display problem must never fail a run
-            self.progress.log(message)   # on a terminal the run's bar shows epochs; other lines are printed
+            self.progress.log(message, problem=problem)   # on a terminal the bars show epochs; others are printed
         except Exception:
             pass
 
@@ -216,7 +218,7 @@ class _Phases:
         why = self.store.wait_unlocked(h, patience=self.lock_patience,
                                        report=lambda message: self.display.print(f"waiting for {what}: {message}"))
         if why:
-            self.display.print(f"[red]{what}: {why}[/red]")
+            self.display.print(f"[red]{what}: {why}[/red]", problem=True)
         return why is None
 
     def run(self, hashes: list[str], solo: bool, retry: bool) -> list[str]:
@@ -252,7 +254,7 @@ class _Phases:
             if status not in ENDED:   # a transient failure or a lost worker: nothing is recorded, a rerun resumes
                 why = notes.get(h, "its process ended before it did")
                 self.display.print(f"[yellow]{INTERRUPTED}[/yellow] {describe(self.plan, h)} ({why}) "
-                                   f"[dim]({h})[/dim]; {RERUN}")
+                                   f"[dim]({h})[/dim]; {RERUN}", problem=True)
                 continue
             record = self.store.result(h) or {}
             top1 = record.get("top1")
@@ -262,7 +264,7 @@ class _Phases:
             if status == FAILED:
                 msg += f"; traceback in {shown(self.store.run_dir(h) / ERROR_LOG)}; --retry-failed trains it again"
             self.display.print(f"[{colour}]{status}[/{colour}] {describe(self.plan, h)}{detail}{msg} "
-                               f"[dim]({h})[/dim]")
+                               f"[dim]({h})[/dim]", problem=status != FINISHED)
             if status in (FAILED, DIVERGED) and self.fail_fast and not self.stop:
                 self.stop.append(f"{describe(self.plan, h)} {status}: {record.get('message', '')}")
         ended = [h for h, s in statuses.items() if s != LOCKED]

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..engine.terminal import problem_text
+from ..errors import ConfigError, one_line_warnings
 from .launch import INCOMPLETE, OnDone, Payload, ShouldStop, execute_unit
 from .recipe_types import SlurmSettings
 
@@ -22,6 +23,7 @@ class UnitJob:
     """The callable each submitit job runs; requeued (and resumed from checkpoints) at its time limit."""
 
     def __call__(self, payload: Payload) -> dict[str, str]:
+        one_line_warnings(problem_text)   # as in the sweep's own process and its local workers
         return execute_unit(payload, progress=False)
 
     def checkpoint(self, payload: Payload) -> Any:
@@ -30,10 +32,11 @@ class UnitJob:
 
 
 class SlurmLauncher:
-    """Submit each unit as a submitit job (job arrays); ``cluster`` "local"/"debug" runs them on this machine."""
+    """Submit each unit as a submitit job (job arrays); ``cluster`` "local"/"debug" runs them on this machine;
+    ``log`` as LocalLauncher's."""
 
     def __init__(self, settings: SlurmSettings, folder: str | Path, *, name: str = "kdzoo",
-                 cluster: str | None = None, executor: Any = None, log: Callable[[str], None] | None = None,
+                 cluster: str | None = None, executor: Any = None, log: Callable[..., None] | None = None,
                  poll_seconds: float = 10.0) -> None:
         self.settings, self.folder, self.name = settings, Path(folder), name
         self.cluster, self.executor, self.log = cluster, executor, log
@@ -90,7 +93,7 @@ class SlurmLauncher:
                     if self.log:
                         first = (str(exc).strip().splitlines() or [""])[0]
                         self.log(f"[red]job {job.job_id} ended without a result: {type(exc).__name__}: "
-                                 f"{first}[/red]")
+                                 f"{first}[/red]", problem=True)
                     statuses = {h: INCOMPLETE for h, _ in payloads[i]["runs"]}
                 on_done(i, statuses)
                 if should_stop():

@@ -202,7 +202,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     notes: list[str] = []
     rows, metric = compare.compare_paths(args.reference, args.new, args.metric, tolerance, alpha, notes)
     for note in notes:
-        print(f"note: {note}")
+        say(f"note: {note}")
     compare.print_report(rows, metric, tolerance, alpha)
     return 1 if args.strict and any(r.verdict in ("differs", *compare.ONE_SIDED) for r in rows) else 0
 
@@ -278,7 +278,7 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) 
     store = RunStore(out)
     edited = store.check_owner(recipe.name, recipe.text, add=args.add_to_out)   # as the sweep would: refused here
     if edited:
-        print(edited)
+        say(edited)
     sizes = dict(TRAIN_SIZES)
     if recipe.dataset not in sizes:
         try:  # a dataset kdzoo does not know the size of (a plugin's): look if it is at hand

@@ -16,7 +16,7 @@ from ..data import build_dataset
 from ..engine import TrainConfig, distributed, runfolder
 from ..engine.checkpoint import atomic_write_json
 from ..engine.progress import Progress
-from ..engine.terminal import print_table, say
+from ..engine.terminal import print_table, problem_text, say
 from ..errors import ConfigError, KdzooError, StorageError, one_line_warnings
 from ..registry import DATASETS, LOSSES, MODELS
 from .bench import add_commands as add_bench_commands
@@ -143,6 +143,9 @@ def _add_list(sub: Any) -> None:
     p.set_defaults(func=_cmd_list)
 
 
+BAD_SPACE = "search space refused"   # a loss's mark in `kdzoo list losses`, and the line under the table
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.space:
         if args.what != "losses":
@@ -152,25 +155,30 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.what == "losses":
         columns = ["name", "paper", "year", "requires", "defaults", "source"] if args.wide else \
             ["name", "year", "requires", "defaults"]
-        rows = []
+        rows, problems = [], []
         for name in list_losses():
             info = loss_info(name)
             cells = {"name": name, "requires": " + ".join([info["requires"], *info["needs"]]), "source": info["source"],
                      "paper": info["paper"] + (f" (arXiv {info['arxiv']})" if info["arxiv"] else ""),
                      "year": f"{info['year']} {info['venue']}".strip() if info["year"] else info["venue"],
                      "defaults": ", ".join(f"{k}={v}" for k, v in info["defaults"].items())}
+            if info["space_error"]:   # listed all the same; tuning it (and --space) refuses it
+                cells["defaults"] += f"{'; ' if cells['defaults'] else ''}{BAD_SPACE}"
+                problems.append(info["space_error"])
             rows.append([cells[c] for c in columns])
         caption = ("each method's formula, defaults and sources: docs/methods.md"
                    + ("" if args.wide else "; papers and sources here: kdzoo list losses --wide"))
     else:
         registry = MODELS if args.what == "models" else DATASETS
-        columns, rows = ["name", "description"], []
+        columns, rows, problems = ["name", "description"], [], []
         for name in registry.names():
             doc = (registry.entry(name).factory.__doc__ or "").strip().splitlines()
             rows.append([name, doc[0] if doc else ""])
         caption = "also timm:NAME and tv:NAME (torchvision), built without downloading weights" \
             if args.what == "models" else ""
     print_table(columns, rows, title=f"kdzoo {args.what}", caption=caption)
+    for problem in problems:
+        say(f"{BAD_SPACE}: {problem}", problem=True)
     return 0
 
 
@@ -248,16 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _error(message: str) -> None:
     """One line on stderr; on a terminal it wraps between words (a log or a script gets it unbroken)."""
-    if sys.stderr.isatty():
-        say(f"kdzoo: error: {message}", stderr=True)
-    else:
-        print(f"kdzoo: error: {message}", file=sys.stderr)
+    say(f"kdzoo: error: {message}", stderr=True, problem=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    one_line_warnings()
+    one_line_warnings(problem_text)
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
@@ -267,8 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StorageError as exc:   # the disk, not the input: what is done stays, the same command resumes
         if debug:
             raise
-        print(f"kdzoo: error: {exc}; finished work is kept: once the disk has room (or works again), run the "
-              f"same command to resume", file=sys.stderr)
+        _error(f"{exc}; finished work is kept: once the disk has room (or works again), run the same command to "
+               f"resume")
         return EXIT_FAILED
     except KdzooError as exc:
         if debug:

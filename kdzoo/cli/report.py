@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..engine.terminal import say
 from ..errors import KdzooError
 
 
@@ -30,7 +31,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     reference = None if str(args.reference).lower() == "none" else args.reference
     path = write_report(args.out, reference=reference, path=args.output)
-    print(f"wrote {path} ({_size(path)}; opens offline)")
+    say(f"wrote {path} ({_size(path)}; opens offline)")
     return 0
 
 
@@ -41,12 +42,12 @@ def report_after(out: Path) -> None:
     try:
         path = write_report(out)
     except (KdzooError, OSError) as exc:
-        print(f"  no report.html: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        say(f"  no report.html: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", problem=True)
         return
     except Exception as exc:  # noqa: BLE001 - the sweep's results are written; the report is a view of them
-        print(f"  no report.html ({type(exc).__name__}); see 'kdzoo --debug report {out}'")
+        say(f"  no report.html ({type(exc).__name__}); see 'kdzoo --debug report {out}'", problem=True)
         return
-    print(f"  {path}")
+    say(f"  {path}")
 
 
 def _size(path: Path) -> str:

@@ -5,9 +5,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import list_losses
+from ..engine import terminal
 from ..registry import LOSSES
 
-WIDTH = 80  # every line of this view fits an 80-column terminal
 NONE = "none: tuned over the shared training settings only"
 
 
@@ -25,4 +25,4 @@ def print_spaces(console: Console | None = None) -> None:
             table.add_row(name if i == 0 else "", param, p.describe(), str(defaults[param]),
                           end_section=i == len(space) - 1)
     table.caption = "sources of the ranges: docs/methods.md; one loss: loss_info(NAME)['space']"
-    (console or Console(width=WIDTH)).print(table)
+    (console or terminal.console()).print(table)   # as wide as the terminal, like every table kdzoo prints

@@ -141,14 +141,15 @@ class Progress:
         if task is not None and self._bar is not None:
             self._bar.remove_task(task)
 
-    def print(self, message: str) -> None:
+    def print(self, message: str, problem: bool = False) -> None:
+        """A log line, wrapped between words; a ``problem`` only on a terminal (engine/terminal.py)."""
         if self.lines:
-            self.console.print(message, highlight=False, soft_wrap=False)   # wrapped between words
+            terminal.line(self.console, message, problem=problem)
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, problem: bool = False) -> None:
         """A trainer's line: printed, except epoch lines while bars show the epochs."""
         if not (self.live and EPOCH_LINE.search(message)):
-            self.print(message)
+            self.print(message, problem=problem)
 
     def relay(self, event: tuple[Any, ...]) -> None:
         """Show what a worker's ``QueueProgress`` sent: (unit, kind, task, *data)."""
@@ -165,8 +166,8 @@ class Progress:
                 self.watch(unit, data[1])
         elif kind == "done":
             self.done(self._remote.pop(key, None))
-        elif kind == "log":
-            self.log(data[0])
+        elif kind == "log":   # (message, problem): a worker's problem line is laid out as one printed here
+            self.log(*data)
 
     def forget(self, unit: Any) -> None:
         """A unit ended (or its worker died): drop whatever bars it left."""
@@ -203,8 +204,8 @@ class QueueProgress(Progress):
         self._flush(task)
         self._send("done", task)
 
-    def print(self, message: str) -> None:
-        self._send("log", None, message)
+    def print(self, message: str, problem: bool = False) -> None:
+        self._send("log", None, message, problem)
 
     def _flush(self, task: Any) -> None:
         self._flushed = time.monotonic()

@@ -5,7 +5,10 @@ the terminal's width, else 80 (a pipe or a log file): the rule of ``shutil.get_t
 Nothing is printed wider. Tables (``print_table``) take the first layout that fits: one line
 per row; else each cell's detail (an interval, a seed count) under its value; else the long
 free-text columns (notes) as lines under the table, with details beside or under values.
-Log lines (``say``) wrap between words.
+Log lines (``say``, ``line``) wrap between words. A line that reports a problem (an error, a warning, a run
+that failed or was left unfinished) wraps only on a terminal: piped or logged, it stays one unbroken line, so
+``grep`` and scripts find it whole, with the file it names (``problem=True``; ``problem_text`` for text that
+is written by something else, such as Python's warnings).
 """
 from __future__ import annotations
 
@@ -36,10 +39,27 @@ def console(stderr: bool = False, file: TextIO | None = None) -> Console:
     return Console(stderr=stderr, file=file, width=width(), highlight=False, emoji=False)
 
 
-def say(message: str, *, stderr: bool = False, markup: bool = False) -> None:
-    """Print ``message`` wrapped between words to ``width()``; ``markup``: rich colour tags like [red]."""
+def line(out: Console, message: str, *, problem: bool = False) -> None:
+    """Print ``message`` on ``out``, wrapped between words to its width; a ``problem`` only on a terminal."""
+    out.print(message, highlight=False, soft_wrap=problem and not out.is_terminal)
+
+
+def say(message: str, *, stderr: bool = False, markup: bool = False, problem: bool = False) -> None:
+    """Print ``message`` wrapped between words to ``width()`` (a ``problem``: only on a terminal, see the module
+    docstring); ``markup``: rich colour tags like [red]."""
     out = sys.stderr if stderr else sys.stdout
-    Console(file=out, width=width(), highlight=False, markup=markup, emoji=False, soft_wrap=False).print(message)
+    line(Console(file=out, width=width(), highlight=False, markup=markup, emoji=False), message, problem=problem)
+
+
+def problem_text(text: str, stream: TextIO | None = None) -> str:
+    """``text`` (plain, one line) laid out as a problem line on ``stream`` (default stderr): wrapped between
+    words on a terminal, unchanged otherwise."""
+    out = Console(file=stream or sys.stderr, width=width(), highlight=False, markup=False, emoji=False)
+    if not out.is_terminal:
+        return text
+    with out.capture() as captured:
+        out.print(text)
+    return captured.get().rstrip("\n")
 
 
 def _cell(cell: Cell, stacked: bool) -> str:
@@ -81,8 +101,8 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]], *, title
             lines = [textwrap.fill(f"{_cell(r[0], False)}: {_cell(r[i], False)}", out.width, initial_indent="  ",
                                    subsequent_indent="    ", break_on_hyphens=False)
                      for r in rows if i not in keep and r[i]]
-            for line in [f"{h}:"] * bool(lines) + lines:
-                out.print(line, highlight=False, markup=False, soft_wrap=True)
+            for text in [f"{h}:"] * bool(lines) + lines:
+                out.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
-__all__ = ["FALLBACK", "Cell", "console", "print_table", "say", "table", "width"]
+__all__ = ["FALLBACK", "Cell", "console", "line", "print_table", "problem_text", "say", "table", "width"]

@@ -9,6 +9,7 @@ errors are collected for the caller.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -36,9 +37,7 @@ def find_chromium() -> str | None:
 
 def missing() -> str:
     """Why no browser check can run here ("" when it can)."""
-    try:
-        import playwright.sync_api  # noqa: F401  # optional dependency (the 'browser' extra)
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:   # optional dependency (the 'browser' extra)
         return f"Playwright is not installed ({INSTALL})"
     if find_chromium() is None:
         return f"no Chromium found (set KDZOO_CHROMIUM or {INSTALL})"

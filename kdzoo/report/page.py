@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..bench.leaderboard import METRIC_NAMES
 from ..engine.checkpoint import atomic_write_text
 from . import figures, tables
 from .sources import (LEADERBOARD, PROVENANCE_COLUMNS, RUNS, RUNS_SHOWN_ELSEWHERE, SHOWN_ELSEWHERE, Sources,
@@ -50,8 +51,7 @@ def _header(src: Sources) -> str:
     counts = runs.status.value_counts() if "status" in runs else pd.Series(dtype=int)
     students = src.runs[src.runs.get("role", pd.Series("student", index=src.runs.index)) == "student"]
     seeds = sorted({int(s) for s in students.seed.dropna()}) if "seed" in students else []
-    metric = {"top1": "test top-1 after the last epoch", "best_top1": "best test top-1 over epochs"}.get(
-        src.metric, src.metric)
+    metric = METRIC_NAMES.get(src.metric, src.metric)
     meta = (f"dataset <code>{_e(src.plan.get('dataset', ''))}</code> · ranked by {_e(metric)} · seeds "
             f"{_e(', '.join(map(str, seeds)) or '—')} · {len(runs)} runs: "
             + _e(", ".join(f"{n} {s}" for s, n in counts.items())))
@@ -64,6 +64,18 @@ def _leaderboard(src: Sources) -> str:
     parts = ['<p class="note">One table per teacher → student pair, from <code>summary.csv</code> (the numbers '
              "of <code>leaderboard.md</code>). Click a header to sort, type in the filter to keep matching rows; "
              "hover a header for what it means.</p>"]
+    if "n_kept" in src.summary:   # the statistics of kdzoo.stats
+        parts.append('<p class="note">Mean ± std over the seeds kept: a collapsed seed (diverged, or at chance '
+                     "level) is listed under <i>seeds</i> with its value, not averaged, and left out of the tests. "
+                     "All methods of a pair form one family: every Δ has a simultaneous 95% interval (they hold "
+                     "all at once), every verdict (<i>better</i>, <i>worse</i>, <i>tied</i>) and <i>tied with</i> "
+                     "is read off them, and <i>rank</i> gives the ranks the data allow. See "
+                     "docs/statistics.md in kdzoo.</p>")
+    elif len(src.summary):   # a summary.csv written before them: its numbers, said to be what they are
+        parts.append('<p class="note">This <code>summary.csv</code> was written before kdzoo\'s current '
+                     "statistics (docs/statistics.md): its intervals hold one pair at a time, not all at once, "
+                     "collapsed seeds are averaged in, and a rank is shown only where a method is separated. "
+                     "<code>kdzoo leaderboard OUT</code> (or <code>--from-rows</code>) rewrites it.</p>")
     for teacher, student in src.pairs():
         g = src.summary[(src.summary.teacher == teacher) & (src.summary.student == student)]
         if "rank" in g:

@@ -50,43 +50,60 @@ class Column:
 
     text       the value as written             number    sources[0] with ``digits`` decimals
     mean_std   "mean ± std" (sources: mean, std)  interval  "Δ [low, high] (n=…)" (Δ, low, high[, n])
-    rank       the first non-empty source         range     "[low, high]" (low, high)
-    count      "a/b" (sources: a, b)               list      "; "-separated names
-    verdict    a word, coloured by its meaning
+    rank       the first non-empty source         count     "a/b[, c]" (sources: a, b[, c])
+    list       "; "-separated names                verdict   a word, coloured by its meaning
 
-    A cell sorts on the number of its first source (text columns alphabetically)."""
+    A cell sorts on the number of its first source (text columns alphabetically). ``shown_if``: a CSV
+    column; the column is shown only when some row has a value there (columns some recipes fill)."""
     header: str
     kind: str
     sources: tuple[str, ...]
     note: str = ""
     digits: int = 2
+    shown_if: str = ""
 
 
+STATS = "docs/statistics.md"
 LEADERBOARD: tuple[Column, ...] = (
     Column("rank", "rank", ("rank_shown", "rank"),
-           "1 = best; a rank is shown only where the statistics separate the method from every other one"),
-    Column("rank interval", "range", ("rank_low", "rank_high"), "the ranks the method may hold (simultaneous)"),
+           "the ranks the data allow (1 = best), from the simultaneous intervals: one number where the method is "
+           f"separated from every other one; none without a verdict ({STATS})"),
     Column("method", "text", ("label",)),
     Column("access", "text", ("access",), "teacher access: features > logits > probs > topk > label > none"),
     Column("last-epoch top-1", "mean_std", ("top1_mean", "top1_std"), "test top-1 (%) after the last epoch, "
-           "mean ± std over finished seeds"),
-    Column("best-epoch top-1", "mean_std", ("best_top1_mean", "best_top1_std"), "test top-1 (%) at the best "
-           "epoch, mean ± std"),
+           "mean ± std over the seeds kept (collapsed seeds are listed under seeds, not averaged)"),
+    Column("top-1 at best-val epoch", "mean_std", ("top1_at_best_val_mean", "top1_at_best_val_std"),
+           "test top-1 (%) at the epoch with the best validation top-1 (chosen without the test split), "
+           "mean ± std over the seeds kept", shown_if="top1_at_best_val_mean"),
+    Column("best test epoch (papers' protocol)", "mean_std", ("best_top1_mean", "best_top1_std"),
+           "test top-1 (%) at the best epoch on the test split, as the papers report: optimistic, shown beside "
+           "the published numbers only", shown_if="published_top1"),
     Column("Δ vs CE [95% CI]", "interval", ("delta_ce", "delta_ce_low", "delta_ce_high", "delta_ce_n"),
-           "paired difference to the student alone over the seeds where both finished"),
-    Column("vs CE", "verdict", ("vs_ce",), "better / worse than CE after the correction, else tied"),
+           "seed-adjusted difference to the student alone with its simultaneous 95% interval: the intervals of a "
+           f"pair's table hold all at once; n: seeds kept ({STATS})"),
+    Column("vs CE", "verdict", ("vs_ce",), "better / worse when the simultaneous interval to CE excludes 0, "
+           "else tied; collapsed (most seeds collapsed) and too few (under 2 seeds left) get no verdict"),
     Column("Δ vs KD [95% CI]", "interval", ("delta_kd", "delta_kd_low", "delta_kd_high", "delta_kd_n"),
-           "paired difference to KD at the same access"),
-    Column("tied with", "list", ("tied_with",), "methods the statistics cannot tell apart from this one"),
+           "seed-adjusted difference to KD at the same teacher access, from the same family of intervals"),
+    Column("vs KD", "verdict", ("vs_kd",), "better / worse / tied with KD, read off the same intervals"),
+    Column("tied with", "list", ("tied_with",), "methods whose simultaneous interval to this one contains 0"),
+    Column("seeds", "count", ("n_kept", "n_seeds", "collapsed"), "seeds in the statistics / planned seeds; "
+           "collapsed seeds (diverged, or at most chance + 15% of the way to 100%) with their values"),
     Column("finished", "count", ("n_finished", "n_seeds"), "finished seeds / planned seeds"),
-    Column("published", "number", ("published_top1",), "the number the recipe quotes from a paper"),
+    Column("published", "number", ("published_top1",), "the number the recipe quotes from a paper",
+           shown_if="published_top1"),
     Column("teacher queries", "number", ("teacher_queries",), "images sent to the teacher per run (mean)", 0),
     Column("train s", "number", ("train_seconds",), "training seconds per run (mean)", 1),
 )
 # summary.csv columns no Column shows because the page shows them elsewhere (the pair's heading, the
-# page's heading, the ranked metric's header) or because they repeat a shown one
+# page's heading, the ranked metric's header) or because they repeat a shown one: ``mean``/``std`` are the
+# ranked metric's columns; the rank column shows ``rank_shown``, the rank interval ("3–9") that ``rank_low``
+# and ``rank_high`` bound, and sorts on ``rank``; ``outcome`` and ``n_collapsed`` are what the verdicts and
+# the seeds column say; ``mean_all``/``std_all`` (every finished seed, collapsed ones included) follow from
+# the kept seeds' numbers and the collapsed values the seeds column lists
 SHOWN_ELSEWHERE = frozenset({"recipe", "dataset", "teacher", "student", "method", "metric", "mean", "std",
-                             "teacher_top1", "published_source", "statuses", "top5_mean"})
+                             "teacher_top1", "published_source", "statuses", "top5_mean", "outcome", "mean_all",
+                             "std_all", "n_collapsed", "rank_low", "rank_high"})
 
 RUNS: tuple[Column, ...] = (
     Column("role", "text", ("role",)),
@@ -121,8 +138,14 @@ QUERY_X, QUERY_Y, QUERY_GROUP, QUERY_STUDY = "teacher_queries", "top1", ("label"
 
 def columns(table: tuple[Column, ...], df: pd.DataFrame, elsewhere: frozenset[str]) -> list[Column]:
     """The known columns whose sources ``df`` has, then every other column of ``df`` shown generically."""
-    known = [c for c in table if c.sources[0] in df.columns
-             and all(s in df.columns for s in c.sources[1:3 if c.kind == "interval" else None])]
+    def present(c: Column) -> bool:
+        if c.kind == "rank":   # its sources are alternatives: the first non-empty one is shown
+            return any(s in df.columns for s in c.sources)
+        return c.sources[0] in df.columns and all(s in df.columns for s in c.sources[1:3 if c.kind == "interval"
+                                                                                      else None])
+
+    known = [c for c in table if present(c)
+             and (not c.shown_if or (c.shown_if in df.columns and df[c.shown_if].notna().any()))]
     used = {s for c in table for s in c.sources} | elsewhere
     extra = [Column(name, "number" if pd.api.types.is_numeric_dtype(df[name]) else "text", (name,))
              for name in df.columns if name not in used]
@@ -149,7 +172,10 @@ class Sources:
 
     @property
     def metric(self) -> str:
-        return str(self.plan.get("metric") or "top1")
+        """The metric the tables rank: summary.csv's (a plan's test-selected ``best_top1`` is ranked on the last
+        epoch), else the plan's."""
+        ranked = self.summary["metric"].dropna() if "metric" in self.summary else ()
+        return str(ranked.iloc[0]) if len(ranked) else str(self.plan.get("metric") or "top1")
 
     def pairs(self) -> list[tuple[str, str]]:
         return list(dict.fromkeys(zip(self.summary.teacher, self.summary.student))) if len(self.summary) else []

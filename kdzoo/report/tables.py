@@ -65,15 +65,10 @@ def cell(col: Column, row: pd.Series) -> tuple[str, float | None, str, str]:
         if re.fullmatch(r"\d+(\.0+)?", shown):
             shown = str(int(float(shown)))
         return shown or DASH, key, "num", ""
-    if kind == "range":
-        low, high = _num(get[0]), _num(get[1])
-        if low != low:
-            return DASH, math.nan, "num", ""
-        text = f"{int(low)}" if low == high else f"[{int(low)}, {int(high)}]"
-        return text, low, "num", ""
     if kind == "count":
         a, b = _num(get[0]), _num(get[1])
-        return (DASH if a != a else f"{int(a)}/{_f(b, 0)}"), a, "num", ""
+        detail = _text(get[2]) if len(get) > 2 else ""
+        return (DASH if a != a else f"{int(a)}/{_f(b, 0)}" + (f", {detail}" if detail else "")), a, "num", ""
     if kind == "list":
         names = [n for n in re.split(r";\s*", _text(get[0])) if n]
         if len(names) > LIST_SHOWN:
