@@ -16,6 +16,9 @@ import torch
 
 from kdzoo.bench.tune import files
 
+pytestmark = pytest.mark.usefixtures("plugin_registrations_undone")
+
+
 optuna = pytest.importorskip("optuna")
 
 TESTS = Path(__file__).resolve().parent

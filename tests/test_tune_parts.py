@@ -14,6 +14,9 @@ import kdzoo
 from conftest import kdzoo_main as main
 from test_tune import write_recipe
 
+pytestmark = pytest.mark.usefixtures("plugin_registrations_undone")
+
+
 TESTS = Path(__file__).resolve().parent
 GOOD = ["tune:", "  trials: 4", "  search: {lr: {low: 0.02, high: 0.5, log: true}}"]
 
