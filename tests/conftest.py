@@ -128,3 +128,23 @@ def run_cli(tmp_path):
                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
                               timeout=timeout)
     return run
+
+
+@pytest.fixture(scope="module")
+def plugin_registrations_undone():
+    """Registrations made by plugins a test module imports in-process are undone after the module, so a
+    later module's `kdzoo list` sees only the built-ins (a plugin's deliberately bad loss would leak)."""
+    from kdzoo import registry
+
+    registries = [r for r in vars(registry).values() if isinstance(r, registry.Registry)]
+    for r in registries:
+        r.load_plugins()          # built-ins registered now, so restoring the snapshot keeps them
+    before = [dict(r._entries) for r in registries]
+    modules = set(sys.modules)
+    yield
+    for r, entries in zip(registries, before):
+        r._entries.clear()
+        r._entries.update(entries)
+    for name in set(sys.modules) - modules:
+        if name.startswith("kdzoo_plugin_"):
+            del sys.modules[name]

@@ -155,7 +155,11 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
         if todo:
             places = _log_places(store, payload)
             titles = payload.get("titles") or {}   # what log lines call each run ("teacher fmnist_teacher")
-            statuses.merge(_train(store, todo, payload.get("data_root"), progress, log, places, titles))
+            hook = None
+            if payload.get("trial"):   # a tuning trial: its pruner sees every epoch (optuna, imported only here)
+                from .tune.pruning import epoch_hook
+                hook = epoch_hook(payload["trial"])
+            statuses.merge(_train(store, todo, payload.get("data_root"), progress, log, places, titles, hook))
     finally:
         for lock in locks:
             lock.release()
@@ -170,13 +174,13 @@ def _log_places(store: RunStore, payload: Payload) -> dict[str, LogPlace]:
 
 def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: Any,
            log: Callable[[str], None] | None, places: dict[str, LogPlace] | None = None,
-           titles: dict[str, str] | None = None) -> "Statuses":
+           titles: dict[str, str] | None = None, on_epoch: Any = None) -> "Statuses":
     specs = [s for _, s in todo]
     try:
         records = execute_cohort(specs, [store.run_dir(h) for h, _ in todo], data_root=data_root,
                                  cache_dir=store.root / "cache", progress=progress, log=log,
                                  log_places=[(places or {}).get(h) for h, _ in todo],
-                                 titles=[(titles or {}).get(h, "") for h, _ in todo])
+                                 titles=[(titles or {}).get(h, "") for h, _ in todo], on_epoch=on_epoch)
     except RunFolderMismatch:
         raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
@@ -189,7 +193,7 @@ def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | No
                     f"training its runs one by one[/yellow]")
             out = Statuses()
             for item in todo:
-                out.merge(_train(store, [item], data_root, progress, log, places, titles))
+                out.merge(_train(store, [item], data_root, progress, log, places, titles, on_epoch))
             return out
         h, spec = todo[0]
         try:

@@ -32,6 +32,7 @@ Schema (only ``dataset``, ``teachers``, ``pairs`` and ``methods`` are required):
       - {teacher: resnet32x4, student: resnet8x4, method: kd, top1: 73.33, source: "DKD paper, Table 1"}
     slurm: {partition: gpu, time_min: 600, gpus_per_job: 1, cpus_per_task: 8, mem_gb: 32,
             array_parallelism: 16, account: null, qos: null, constraint: null, additional: {}}
+    tune: {trials: 20, search: {lr: {low: 0.01, high: 0.2, log: true}}}   # kdzoo tune (recipes/README.md)
 
 Meaning of the less obvious parts:
 
@@ -86,6 +87,7 @@ from ..teachers import check_access, parse_access
 from .checker import Checker, Path_, numeric
 from .plugins import expand_vars, import_plugin
 from .recipe_train import check_student_train, check_train
+from .tune.settings import check_tune
 from .recipe_types import (METHOD_KEYS, METRICS, PAIR_KEYS, REFERENCE_KEYS, TEACHER_KEYS, TEACHER_METHOD, TOP_KEYS,
                            MethodEntry, PairEntry, Recipe, ReferenceEntry, SlurmSettings, StudentData, TeacherEntry,
                            name_problem)
@@ -164,9 +166,10 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
     pairs = _pairs(c, doc["pairs"], teachers, methods, access, train)
     reference = _reference(c, doc.get("reference"), pairs, methods)
     slurm = _slurm(c, doc.get("slurm"))
+    tune = check_tune(c, doc["tune"], methods, pairs, train) if doc.get("tune") is not None else None
     return Recipe(name=name, description=description, dataset=dataset, teachers=teachers, pairs=pairs,
                   methods=methods, access=access, seeds=seeds, train=train, student_data=student_data,
-                  metric=metric, plugins=plugins, reference=reference, slurm=slurm, path=source, text=text)
+                  metric=metric, plugins=plugins, reference=reference, slurm=slurm, tune=tune, path=source, text=text)
 
 
 def _seeds(c: Checker, value: Any) -> list[int]:

@@ -10,7 +10,7 @@ from typing import Any
 
 METRICS = ("top1", "top1_at_best_val")   # never best_top1: an epoch picked on the test split
 TOP_KEYS = ("name", "description", "dataset", "teachers", "pairs", "methods", "access", "seeds", "train",
-            "student_data", "metric", "plugins", "reference", "slurm")
+            "student_data", "metric", "plugins", "reference", "slurm", "tune")
 TEACHER_KEYS = ("model", "ckpt", "train", "augment", "seed")
 PAIR_KEYS = ("teacher", "student", "method_args", "train", "skip")
 METHOD_KEYS = ("name", "label", "args", "access", "train")
@@ -97,6 +97,31 @@ class SlurmSettings:
 
 
 @dataclass
+class PrunerSettings:
+    """Optuna's successive halving over epochs (a trial goes on past epoch ``min_epochs * reduction_factor**k``
+    only if it is among the best 1/reduction_factor of its study's trials at that epoch), or Hyperband
+    (several such brackets, each trial in one)."""
+    name: str = "successive_halving"   # successive_halving | hyperband
+    min_epochs: int = 1
+    reduction_factor: int = 3
+
+
+@dataclass
+class TuneSettings:
+    """The ``tune:`` block (kdzoo tune): an equal search budget per (pair, method, access), on validation data."""
+    trials: int                        # per study, the same for every method, ce included
+    search: dict[str, Any]             # TrainConfig field -> kdzoo.space Float/Int/Choice, searched by every method
+    val_size: float = 0.2              # share (< 1) or number of the student's own training images held out
+    seed: int = 0                      # the trials' run seed: student subset, validation split, init, batch order
+    objective: str = "val_top1"        # validation top-1 after the last epoch
+    sampler: str = "tpe"               # tpe | random
+    sampler_seed: int = 0
+    startup_trials: int | None = None  # TPE's random trials before it models (None: Optuna's default)
+    pruner: PrunerSettings | None = None
+    start_from_defaults: bool = True   # trial 0 of every study is its configuration in the recipe
+
+
+@dataclass
 class Recipe:
     name: str
     dataset: str
@@ -112,6 +137,7 @@ class Recipe:
     plugins: list[str] = field(default_factory=list)     # resolved: absolute .py paths or module names
     reference: list[ReferenceEntry] = field(default_factory=list)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    tune: TuneSettings | None = None   # kdzoo tune's settings; kdzoo bench ignores them
     path: str = ""                     # the file it came from
     text: str = ""                     # its YAML text, copied into the output folder
 
@@ -128,5 +154,5 @@ class Recipe:
 
 
 __all__ = ["METHOD_KEYS", "METRICS", "MethodEntry", "PAIR_KEYS", "PairEntry", "REFERENCE_KEYS", "Recipe",
-           "ReferenceEntry", "SlurmSettings", "StudentData", "TEACHER_KEYS", "TEACHER_METHOD", "TOP_KEYS",
-           "TeacherEntry"]
+           "PrunerSettings", "ReferenceEntry", "SlurmSettings", "StudentData", "TEACHER_KEYS", "TEACHER_METHOD",
+           "TOP_KEYS", "TeacherEntry", "TuneSettings"]

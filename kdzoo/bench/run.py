@@ -18,7 +18,7 @@ import torch
 
 from .. import build_loss, build_model
 from ..data import build_dataset, make_loader
-from ..data.base import DataBundle, TensorSplit
+from ..data.base import DataBundle, TensorSplit, split_train_val
 from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, distributed, evaluate, resolve_device
 from ..engine import runfolder, runlog
@@ -60,12 +60,16 @@ class RunSpec:
     label: str = ""                       # free-form tag (e.g. "shifted"); part of the hash
     student_shift: str = ""               # named shift of the student side's training images (kdzoo.data.shifts)
     teacher_run: str | None = None        # config hash of the run that trained the teacher (bench run store)
+    # > 0: a tuning trial (kdzoo tune). This share (< 1) or number of the student's own training images is
+    # its validation split and the rest its training data; the test split is dropped unread.
+    holdout: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["train"] = self.train.to_dict()
-        if not d["student_shift"]:
-            del d["student_shift"]            # unset: absent, so hashes of earlier runs stay valid
+        for key in ("student_shift", "holdout"):
+            if not d[key]:
+                del d[key]                    # unset: absent, so hashes of earlier runs stay valid
         return d
 
     @classmethod
@@ -124,6 +128,15 @@ def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
     if spec.student_shift:
         # edge-cloud disparity: only the student side's images change (a fixed, seeded transformation)
         bundle.train = apply_shift(bundle.train, spec.student_shift, seed=0)
+    if spec.holdout:
+        if not isinstance(bundle.train, TensorSplit):
+            raise ConfigError(f"tuning needs an in-memory dataset; {spec.dataset} is folder-based")
+        # the same split for every trial of a tuning seed; the test split is never looked at
+        bundle.train, bundle.val = split_train_val(bundle.train, spec.holdout, seed=spec.seed)
+        if bundle.val is None:
+            raise ConfigError(f"tune.val_size {spec.holdout:g} holds out no image of the student's "
+                              f"{len(bundle.train)}; give a larger share or a number of images")
+        bundle.test = None
     return bundle
 
 
@@ -240,10 +253,11 @@ def _run_logs(specs: list[RunSpec], run_dirs: list[Path | None], places: list[Lo
 def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_root: str | None = None,
                    cache_dir: str | Path | None = None, progress: bool | Progress = True,
                    log: Any = None, log_places: list[LogPlace | None] | None = None,
-                   titles: list[str] | None = None) -> list[dict[str, Any]]:
+                   titles: list[str] | None = None, on_epoch: Any = None) -> list[dict[str, Any]]:
     """Train ``specs`` (same cohort key) together; return one result record per spec. ``log_places``: where
     each run is logged when its ``train.log`` is on (default: in its run folder). ``titles``: what log lines
-    call each run (default "STUDENT METHOD", e.g. "fmnist_teacher ce" for a teacher)."""
+    call each run (default "STUDENT METHOD", e.g. "fmnist_teacher ce" for a teacher). ``on_epoch``: the
+    trainer's epoch hook (a tuning trial's pruner)."""
     keys = {s.cohort_key() for s in specs}
     if len(keys) != 1:
         raise ConfigError("a cohort's runs must differ only in method and loss settings")
@@ -284,7 +298,7 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
     teacher_top1 = float("nan")
     if teacher is not None:
         teacher.to(device)
-        if dist.is_main:
+        if dist.is_main and "test" in eval_loaders:   # a tuning trial has no test split
             teacher_top1 = evaluate(teacher.model, eval_loaders["test"])["top1"]
     warn = log or (lambda message: print(message, file=sys.stderr))
     run_logs = _run_logs(specs, run_dirs, log_places, warn) if dist.is_main else []   # rank 0 logs, as it writes
@@ -295,7 +309,8 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
             logs[id(m)].epoch(m.metrics, m.result.images_per_second)
 
     trainer = Trainer(members, train_loader, eval_loaders, teacher, cfg, bundle=bundle, cache_dir=cache_dir,
-                      progress=progress, log=log, epoch_callbacks=[log_epoch] if logs else [])
+                      progress=progress, log=log, epoch_callbacks=[log_epoch] if logs else [],
+                      on_epoch=on_epoch)
     ended: dict[int, str] = {}
     stopped = runfolder.FAILED
     try:

@@ -216,8 +216,8 @@ def train_images(spec: RunSpec, sizes: dict[str, int] | None = None) -> int | No
     if n is None:
         return None
     n = max(1, int(round(spec.train_fraction * n))) if spec.train_fraction < 1 else n
-    val = spec.val_size
-    n -= int(round(val * n)) if 0 < val < 1 else int(val)
+    for val in (spec.val_size, spec.holdout):   # validation carved off, then a trial's own held-out share
+        n -= int(round(val * n)) if 0 < val < 1 else int(val)
     return max(n, 0)
 
 

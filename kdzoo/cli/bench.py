@@ -22,11 +22,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("recipe", metavar="RECIPE.yaml", help="the recipe (see recipes/README.md)")
     p.add_argument("--out", default=None, help="output folder and run store (default runs/<recipe name>; "
                                                "results/ holds the committed references)")
-    p.add_argument("--launcher", choices=["local", "slurm"], default="local",
-                   help="local: this machine; slurm: one submitit job per run or cohort")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local processes running units in parallel (default: one per CPU core, or one per GPU; "
-                        "each run single-threaded unless its recipe sets cpu_threads)")
+    add_launch_options(p)
     p.add_argument("--cohort", choices=["auto", "off"], default="auto",
                    help="auto: runs differing only in method train in lockstep, sharing data and teacher (default)")
     p.add_argument("--dry-run", action="store_true", help="list the planned runs and the work left; run nothing")
@@ -44,14 +40,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--log", default=None,
                    help="log every run's scalars: off | tensorboard | mlflow | tensorboard,mlflow, into "
                         "OUT/tensorboard and OUT/mlflow.db (default: the recipe's train.log, else off)")
-    s = p.add_argument_group("slurm (override the recipe's slurm block)")
-    s.add_argument("--partition", default=None)
-    s.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes")
-    s.add_argument("--gpus-per-job", type=int, default=None)
-    s.add_argument("--cpus-per-task", type=int, default=None)
-    s.add_argument("--array-parallelism", type=int, default=None, help="max jobs of an array running at once")
-    s.add_argument("--slurm-cluster", choices=["slurm", "local", "debug"], default=None,
-                   help="submitit backend: slurm (default), or local/debug to try the Slurm path on this machine")
+    add_slurm_options(p)
     p.set_defaults(func=cmd_bench)
 
     lb = sub.add_parser("leaderboard", help="rebuild the leaderboards of a bench output folder from its run store",
@@ -88,14 +77,28 @@ def add_commands(sub: Any) -> None:
     cp.set_defaults(func=cmd_compare)
 
 
-# ------------------------------------------------------------------ bench
-def cmd_bench(args: argparse.Namespace) -> int:
-    # kdzoo.bench is imported when a command needs it: it loads pandas, about 0.9 s of every start-up
-    from ..bench.launch import default_workers
-    from ..bench.recipe import load_recipe
-    from ..bench.runner import default_out, run_bench
-    from ..data import build_dataset
+def add_launch_options(p: argparse.ArgumentParser) -> None:
+    """Where units of work run (kdzoo bench, kdzoo tune)."""
+    p.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                   help="local: this machine; slurm: one submitit job per run or cohort")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local processes running units in parallel (default: one per CPU core, or one per GPU; "
+                        "each run single-threaded unless its recipe sets cpu_threads)")
 
+
+def add_slurm_options(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("slurm (override the recipe's slurm block)")
+    s.add_argument("--partition", default=None)
+    s.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes")
+    s.add_argument("--gpus-per-job", type=int, default=None)
+    s.add_argument("--cpus-per-task", type=int, default=None)
+    s.add_argument("--array-parallelism", type=int, default=None, help="max jobs of an array running at once")
+    s.add_argument("--slurm-cluster", choices=["slurm", "local", "debug"], default=None,
+                   help="submitit backend: slurm (default), or local/debug to try the Slurm path on this machine")
+
+
+def launch_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The Slurm overrides of ``add_slurm_options``, after checking the launch options (one line each)."""
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     slurm_flags = [f"--{k.replace('_', '-')}" for k in ("partition", "time_min", "gpus_per_job", "cpus_per_task",
@@ -105,19 +108,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(slurm_flags)}: Slurm options, given without --launcher slurm")
     if args.workers not in (None, 1) and args.launcher == "slurm":
         raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
+    return {"partition": args.partition, "time_min": args.time_min, "gpus_per_job": args.gpus_per_job,
+            "cpus_per_task": args.cpus_per_task, "array_parallelism": args.array_parallelism}
+
+
+def workers_of(args: argparse.Namespace) -> int:
+    from ..bench.launch import default_workers
+    return args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
+
+
+# ------------------------------------------------------------------ bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    # kdzoo.bench is imported when a command needs it: it loads pandas, about 0.9 s of every start-up
+    from ..bench.recipe import load_recipe
+    from ..bench.runner import default_out, run_bench
+    from ..data import build_dataset
+
+    slurm = launch_settings(args)
     if args.log is not None:
         runlog.check_installed(args.log)   # a bad name or a missing package: one line, before anything runs
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else default_out(recipe)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the sweep (it is created if missing)")
-    workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
+    workers = workers_of(args)
     if args.dry_run:
         return dry_run(recipe, out, args, workers)
     if args.download:  # fetched before anything is planned or written
         build_dataset(recipe.dataset, data_root=args.data_root, download=True)
-    slurm = {"partition": args.partition, "time_min": args.time_min, "gpus_per_job": args.gpus_per_job,
-             "cpus_per_task": args.cpus_per_task, "array_parallelism": args.array_parallelism}
     report = run_bench(recipe, out, launcher=args.launcher, workers=workers, cohort=args.cohort,
                        fail_fast=args.fail_fast, data_root=args.data_root, device=args.device,
                        retry_failed=args.retry_failed, slurm=slurm, slurm_cluster=args.slurm_cluster,
@@ -140,7 +158,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def say_outputs(paths: dict[str, Path]) -> None:
     """The files a sweep wrote, named once by folder: "in OUT: leaderboard.csv, ..." (short enough to wrap)."""
-    shown = [Path(paths[k]) for k in ("csv", "summary", "markdown", "plot", "curves") if k in paths]
+    shown = [Path(paths[k]) for k in ("csv", "summary", "markdown", "plot", "curves", "tuned_markdown", "tuned_csv",
+                                      "tuning_plot", "sensitivity_plot") if k in paths]
     if shown:
         say(f"in {shown[0].parent}: " + ", ".join(p.name for p in shown))
 
@@ -342,6 +361,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     else:
         leaderboard.check_store(out)
         paths = leaderboard.build(out, args.classes)
+        from ..bench.tune.report import build_tuned   # a folder kdzoo tune wrote: its tuned leaderboard too
+        paths.update(build_tuned(out))
     plan = leaderboard.load_plan(out)
     print_summary(paths["summary"], plan.metric)
     say_outputs(paths)
@@ -349,4 +370,4 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "add_launch_options", "add_slurm_options", "launch_settings", "say_outputs", "workers_of"]

@@ -1,4 +1,4 @@
-"""Command line: ``kdzoo train | list | bench | leaderboard | report``.
+"""Command line: ``kdzoo train | list | bench | leaderboard | compare | report | tune``.
 
 Errors a user can fix (bad names, settings, missing data or checkpoints) print
 one line to stderr and exit with status 2; ``--debug`` shows the traceback.
@@ -23,6 +23,7 @@ from .bench import add_commands as add_bench_commands
 from .options import HelpFormatter, add_dataclass_options, dataclass_values
 from .report import add_command as add_report_command
 from .spaces import print_spaces
+from .tune import add_commands as add_tune_commands
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         add(sub)
     add_bench_commands(sub)
     add_report_command(sub)
+    add_tune_commands(sub)
     return parser
 
 

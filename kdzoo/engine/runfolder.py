@@ -42,8 +42,9 @@ ERROR_LOG = "error.log"
 RECORD_DIGEST = "record_sha256"   # result.json's own digest (see write_result)
 
 FINISHED, DIVERGED, FAILED = "finished", "diverged", "failed"
-ENDED = (FINISHED, DIVERGED, FAILED)   # a result.json with one of these marks the run done
-COMPLETED = (FINISHED, DIVERGED)       # ended without an error: a sweep of only these succeeded
+PRUNED = "pruned"                      # stopped early by the trainer's epoch hook (a tuning trial's pruner)
+ENDED = (FINISHED, DIVERGED, FAILED, PRUNED)   # a result.json with one of these marks the run done
+COMPLETED = (FINISHED, DIVERGED, PRUNED)       # ended without an error: a sweep of only these succeeded
 # a run without a result: still training (its lock is held), stopped with a checkpoint, or not started
 RUNNING, INTERRUPTED, PENDING = "running", "interrupted", "pending"
 
@@ -163,6 +164,6 @@ def check_run_folder(run_dir: str | os.PathLike, wanted: dict[str, Any],
 
 
 __all__ = ["CHECKPOINT", "COMPLETED", "CONFIG", "DIVERGED", "ENDED", "ERROR_LOG", "FAILED", "FINISHED", "INTERRUPTED",
-           "LOCK", "METRICS", "MODEL", "PENDING", "RECORD_DIGEST", "RESULT", "RUNNING", "RunFolderMismatch",
+           "LOCK", "METRICS", "MODEL", "PENDING", "PRUNED", "RECORD_DIGEST", "RESULT", "RUNNING", "RunFolderMismatch",
            "check_run_folder", "clear_result", "differences", "read_config", "read_result", "record_digest",
            "transfer_file", "write_config", "write_result"]

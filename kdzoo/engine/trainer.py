@@ -38,7 +38,7 @@ from ..teachers import Teacher, check_access
 from . import distributed, feature_maps
 from ..utils import atomic_write_text, jsonl_text
 from .recovery import resume_state, save_checkpoint_keep_previous, state_problem
-from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
+from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING, PRUNED
 from .config import TrainConfig
 from .device import amp_dtype, resolve_device
 from .device import get_rng as _get_rng, rng_generators as _rng_generators, set_rng as _set_rng
@@ -51,7 +51,7 @@ from .views import StrongViews
 
 @dataclass
 class RunResult:
-    status: str = PENDING              # finished | diverged | failed
+    status: str = PENDING              # finished | diverged | failed | pruned
     epochs: int = 0                    # epochs completed
     top1: float = float("nan")         # test top-1 (%) after the last epoch
     top5: float = float("nan")
@@ -153,7 +153,8 @@ class Trainer:
                  teacher: Teacher | None, config: TrainConfig, *, bundle: Any = None,
                  cache_dir: str | Path | None = None, progress: bool | Progress = True,
                  log: Callable[[str], None] | None = None, access: str = "logits",
-                 epoch_callbacks: Sequence[EpochCallback] = ()) -> None:
+                 epoch_callbacks: Sequence[EpochCallback] = (),
+                 on_epoch: Callable[[Member, dict[str, Any]], bool] | None = None) -> None:
         if not members:
             raise ConfigError("a trainer needs at least one student")
         self.members = members
@@ -178,6 +179,8 @@ class Trainer:
         # f(member, record) after each member's epoch is evaluated and saved (run logging); they see every
         # member alike, and an exception raised by one propagates out of fit()
         self.epoch_callbacks = list(epoch_callbacks)
+        # on_epoch(member, record) before an epoch but the last is saved: True stops it there, status pruned
+        self.on_epoch = on_epoch
 
     # ------------------------------------------------------------------ set-up
     def _check_access(self) -> None:
@@ -229,7 +232,7 @@ class Trainer:
                             check=lambda c: state_problem(c, m.run_id, m.depends, modules)) if m.run_dir else None
         if ckpt is not None:
             self._restore(m, ckpt)
-            if m.done_epochs < self.cfg.epochs:
+            if m.active and m.done_epochs < self.cfg.epochs:
                 self.log(f"{m.shown}: resuming at epoch {m.done_epochs + 1} of {self.cfg.epochs} "
                          f"({m.done_epochs} done; {m.run_dir})")
 
@@ -246,7 +249,8 @@ class Trainer:
         m.done_epochs = int(ckpt["epoch"])
         m.metrics = list(ckpt["metrics"])
         m.queries = int(ckpt["queries"])
-        m.result = RunResult(**{**ckpt["result"], "status": PENDING})
+        # a run the epoch hook stopped stays stopped: the decision is saved with its epoch
+        m.result = RunResult(**{**ckpt["result"], "status": PRUNED if ckpt["result"].get("status") == PRUNED else PENDING})
         m.prepare_queries = m.result.prepare_queries
 
     def _save(self, m: Member) -> None:
@@ -483,11 +487,14 @@ class Trainer:
         if r.val_top1 == r.val_top1 and not r.best_val_top1 >= r.val_top1:
             r.best_val_top1, r.best_val_epoch, r.top1_at_best_val = r.val_top1, epoch, r.top1
         m.metrics.append(record)
+        if self.on_epoch and epoch < self.cfg.epochs and self.on_epoch(m, record):   # e.g. a tuning trial's pruner
+            self._finish(m, PRUNED, f"stopped after epoch {epoch} of {self.cfg.epochs} by the epoch hook")
         self._save(m)
         for callback in self.epoch_callbacks:
             callback(m, record)
         if epoch >= self.cfg.epochs:
             self._finish(m, FINISHED)
         shown = " ".join(f"{k}={v:.3f}" for k, v in train.items())
-        self.log(f"{m.shown} epoch {epoch}/{self.cfg.epochs}: {shown} test_top1={r.top1:.2f} ({seconds:.1f}s)")
+        judged = f"test_top1={r.top1:.2f}" if "test_top1" in record else f"val_top1={r.val_top1:.2f}"
+        self.log(f"{m.shown} epoch {epoch}/{self.cfg.epochs}: {shown} {judged} ({seconds:.1f}s)")
 
