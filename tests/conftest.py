@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _find_fmnist() -> Path | None:
-    """Fashion-MNIST where the CLI finds it ($KDZOO_DATA, ../shared/data, /usr/share/datasets, ...), or None."""
+    """Fashion-MNIST where the CLI finds it ($KDZOO_DATA, /usr/share/datasets, ...), or None."""
     try:
         return find_dataset_dir(["fashion-mnist", "FashionMNIST/raw"], list(FMNIST_FILES.values()), None, "")
     except DataNotFoundError:

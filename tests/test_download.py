@@ -55,7 +55,7 @@ def test_missing_data_sentence_names_download_and_the_debian_package(capsys, off
 
 
 def test_tests_find_data_where_the_cli_does(monkeypatch, tmp_path):
-    """conftest's Fashion-MNIST lookup is the CLI's: $KDZOO_DATA, ../shared/data, /usr/share/datasets, ..."""
+    """conftest's Fashion-MNIST lookup is the CLI's: $KDZOO_DATA, /usr/share/datasets, ..."""
     import conftest
     import kdzoo.data.base as base
     from kdzoo.data.fashion_mnist import FILES

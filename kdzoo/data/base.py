@@ -69,18 +69,13 @@ class DataBundle:
 
 
 def candidate_roots(data_root: str | os.PathLike | None) -> list[Path]:
-    """Folders searched for datasets, in order: --data-root, $KDZOO_DATA, ../shared/data, /usr/share/datasets,
-    then where ``--download`` puts them by default (``~/.cache/kdzoo/data``)."""
+    """Folders searched for datasets, in order: --data-root, $KDZOO_DATA, /usr/share/datasets (Debian's
+    ``dataset-*`` packages), then where ``--download`` puts them by default (``~/.cache/kdzoo/data``)."""
     roots: list[Path] = []
     if data_root:
         roots.append(Path(data_root).expanduser())
     if os.environ.get("KDZOO_DATA"):
         roots.append(Path(os.environ["KDZOO_DATA"]).expanduser())
-    repo = Path(__file__).resolve().parents[2]
-    for base in (Path.cwd(), repo):
-        shared = (base.parent / "shared" / "data").resolve()
-        if shared not in roots:
-            roots.append(shared)
     roots.append(Path("/usr/share/datasets"))
     roots.append(user_data_dir())
     return roots
