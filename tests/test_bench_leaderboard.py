@@ -8,11 +8,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from kdzoo.bench import leaderboard
-from kdzoo.bench.leaderboard import paired_ci
-from kdzoo.bench.recipe import load_recipe
-from kdzoo.bench.store import RunStore
-from kdzoo.bench.sweep import expand
+from kdzoo.bench.report import leaderboard
+from kdzoo.bench.report.leaderboard import paired_ci
+from kdzoo.bench.recipe.parse import load_recipe
+from kdzoo.bench.execute.store import RunStore
+from kdzoo.bench.plan import expand
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
 DESIGN_COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "access", "seed", "top1", "top5",
@@ -123,7 +123,7 @@ def test_leaderboard_plot_shows_delta_vs_ce_with_its_interval_and_verdict(store)
     0, a dashed line at 0, a legend naming the verdicts."""
     from matplotlib.colors import to_hex
 
-    from kdzoo.bench.leaderboard_plot import COLORS, figure
+    from kdzoo.bench.report.leaderboard_plot import COLORS, figure
     s, plan = store
     leaderboard.build(s.root)
     df = leaderboard.read_rows(s.root)

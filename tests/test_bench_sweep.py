@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.bench.recipe import load_recipe
-from kdzoo.bench.run import TRAIN_NOT_HASHED, RunSpec
-from kdzoo.bench.sweep import can_share_cohort, estimate, expand, make_units
+from kdzoo.bench.recipe.parse import load_recipe
+from kdzoo.bench.spec import TRAIN_NOT_HASHED, RunSpec
+from kdzoo.bench.plan import can_share_cohort, estimate, expand, make_units
 from kdzoo.engine import TrainConfig
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")

@@ -27,10 +27,11 @@ from typing import Any, Callable
 from ..engine import runfolder
 from ..engine.terminal import say
 from ..errors import ConfigError, KdzooError
-from .recipe import load_recipe
-from .recipe_types import Recipe
-from .run import RunSpec, execute
-from .sweep import STUDENT_ROLE, Plan, estimate, expand, teacher_spec
+from .execute.run import execute
+from .plan import STUDENT_ROLE, Plan, estimate, expand, teacher_spec
+from .recipe.parse import load_recipe
+from .recipe.types import Recipe
+from .spec import RunSpec
 
 MEKD = "mekd"
 COLUMNS = ("study", "label", "access", "seed", "gen_steps", "epochs", "steps_per_epoch", "student_steps",

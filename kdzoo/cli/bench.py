@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 from ..data import build_dataset
 from ..engine import runlog
-from ..engine.terminal import print_table, say
 from ..engine.runfolder import ENDED, ERROR_LOG, FAILED
+from ..engine.terminal import print_table, say
 from ..errors import ConfigError
 from .report import report_after
 
@@ -113,14 +113,14 @@ def launch_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def workers_of(args: argparse.Namespace) -> int:
-    from ..bench.launch import default_workers
+    from ..bench.execute.launch import default_workers
     return args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
 
 
 # ------------------------------------------------------------------ bench
 def cmd_bench(args: argparse.Namespace) -> int:
     # kdzoo.bench is imported when a command needs it: it loads pandas, about 0.9 s of every start-up
-    from ..bench.recipe import load_recipe
+    from ..bench.recipe.parse import load_recipe
     from ..bench.runner import default_out, run_bench
     from ..data import build_dataset
 
@@ -179,7 +179,7 @@ def advice(counts: dict[str, int], stopped: str) -> list[str]:
 
 def compare_with_reference(name: str, out: Path) -> None:
     """End a sweep with its comparison against the committed reference results/<name>/, when there is one."""
-    from ..bench import compare
+    from ..bench.report import compare
 
     ref = Path("results") / name
     if not (ref / "leaderboard.csv").is_file() or ref.absolute() == out.absolute():
@@ -195,7 +195,7 @@ def compare_with_reference(name: str, out: Path) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..bench import compare
+    from ..bench.report import compare
 
     tolerance = compare.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     alpha = compare.DEFAULT_ALPHA if args.alpha is None else args.alpha
@@ -270,9 +270,9 @@ def _ci(r: Any, name: str) -> Any:
 
 
 def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) -> int:
-    from ..bench.eta import time_left  # lazy like kdzoo.bench (see cmd_bench)
-    from ..bench.store import RunStore
-    from ..bench.sweep import TRAIN_SIZES, estimate, expand, make_units
+    from ..bench.execute.eta import time_left  # lazy like kdzoo.bench (see cmd_bench)
+    from ..bench.execute.store import RunStore
+    from ..bench.plan import TRAIN_SIZES, estimate, expand, make_units
 
     plan = expand(recipe, out, device=args.device)
     store = RunStore(out)

@@ -32,9 +32,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..bench import compare
-from ..bench.curves import CURVES_CSV
-from ..bench.leaderboard import CSV, SUMMARY
+from ..bench.report import compare
+from ..bench.report.curves import CURVES_CSV
+from ..bench.report.leaderboard import CSV, SUMMARY
 from ..errors import ConfigError
 
 PLAN, PROVENANCE = "plan.json", "PROVENANCE.md"

@@ -16,7 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from kdzoo.bench.leaderboard import paired_ci
+from kdzoo.bench.report.leaderboard import paired_ci
 
 
 def _fmt_q(x: float) -> str:

@@ -23,10 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..engine.checkpoint import atomic_write_bytes, atomic_write_text
+from ...engine.checkpoint import atomic_write_bytes, atomic_write_text
+from ..execute.store import RunStore
+from ..plan import STUDENT_ROLE, Plan
 from .leaderboard import reference_label
-from .store import RunStore
-from .sweep import STUDENT_ROLE, Plan
 
 CURVES_CSV, CURVES_PNG = "curves.csv", "curves.png"
 

@@ -30,10 +30,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..engine.checkpoint import atomic_write_text
-from ..errors import ConfigError
-from .store import RunStore
-from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan
+from ...engine.checkpoint import atomic_write_text
+from ...errors import ConfigError
+from ..execute.store import RunStore
+from ..plan import STUDENT_ROLE, TEACHER_ROLE, Plan
 
 CSV, SUMMARY, MARKDOWN, PLOT = "leaderboard.csv", "summary.csv", "leaderboard.md", "leaderboard.png"
 METRIC_NAMES = {"top1": "test top-1 % after the last epoch",
@@ -42,12 +42,12 @@ METRIC_NAMES = {"top1": "test top-1 % after the last epoch",
 
 def paired_ci(diffs: list[float]) -> tuple[float, float, float, int]:
     """(mean, low, high, n) of paired differences with a 95% t interval (one comparison); see kdzoo.stats."""
-    from ..stats import paired_ci as _paired_ci  # scipy only where statistics are computed
+    from ...stats import paired_ci as _paired_ci  # scipy only where statistics are computed
     return _paired_ci(diffs)
 
 
 # ------------------------------------------------------------------ rows
-# what the machine's kernels dispatch to (bench/provenance.py); empty for runs made before it was recorded
+# what the machine's kernels dispatch to (bench/execute/provenance.py); empty for runs made before it was recorded
 MACHINE_COLUMNS = ["cpu_vendor", "cpu_model", "onednn_isa", "mkl_isa", "cudnn_version", "kernel_env"]
 COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "label", "access", "seed", "top1", "top5",
            "best_top1", "best_epoch", "val_top1", "teacher_top1", "epochs", "epochs_done", "train_seconds",
@@ -169,7 +169,7 @@ def _kd_key(keys: list[tuple[str, str]], methods: dict[tuple[str, str], str], ac
 
 
 def summarize(plan: Plan, df: pd.DataFrame, classes: int | None = None) -> pd.DataFrame:
-    from ..stats import Family  # scipy only where statistics are computed (bench workers never load it)
+    from ...stats import Family  # scipy only where statistics are computed (bench workers never load it)
 
     metric = ranked_metric(plan)
     students = df[df.role == STUDENT_ROLE]
@@ -256,7 +256,7 @@ def _seeds(row: pd.Series) -> str:
 
 
 def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, classes: int | None = None) -> str:
-    from ..stats import ALPHA, COLLAPSE_MARGIN, collapse_threshold
+    from ...stats import ALPHA, COLLAPSE_MARGIN, collapse_threshold
 
     metric = ranked_metric(plan)
     seeds = sorted(df[df.role == STUDENT_ROLE].seed.unique().tolist())

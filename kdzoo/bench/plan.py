@@ -21,9 +21,9 @@ from ..engine import TrainConfig
 from ..engine.runfolder import MODEL
 from ..losses.base import DistillLoss
 from ..registry import LOSSES
-from .recipe import loss_requires
-from .recipe_types import Recipe, name_problem
-from .run import RunSpec
+from .recipe.entries import loss_requires
+from .recipe.types import Recipe, name_problem
+from .spec import RunSpec
 
 TEACHER_ROLE, STUDENT_ROLE = "teacher", "student"
 

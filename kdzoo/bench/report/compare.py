@@ -42,13 +42,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..engine.terminal import print_table, say
-from ..errors import ConfigError
-from ..stats import POWER, detectable_difference, equivalence_chance, holm, mean_std, t_quantile, t_two_sided_p
-from ..stats import welch as _welch
-from ..stats import welch_power
-from .provenance import MACHINE_FIELDS, machine_differences
-from .recipe_types import name_problem
+from ...engine.terminal import print_table, say
+from ...errors import ConfigError
+from ...stats import POWER, detectable_difference, equivalence_chance, holm, mean_std, t_quantile, t_two_sided_p
+from ...stats import welch as _welch
+from ...stats import welch_power
+from ..execute.provenance import MACHINE_FIELDS, machine_differences
+from ..recipe.types import name_problem
 
 KEYS = ["teacher", "student", "label", "access"]
 ONLY_REF, ONLY_NEW = "reference only", "new only"   # verdicts of rows present on one side
