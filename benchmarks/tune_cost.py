@@ -26,7 +26,7 @@ from _common import environment, timed_cpu, write_result  # noqa: E402
 import kdzoo  # noqa: E402
 from kdzoo.bench.recipe.entries import loss_requires  # noqa: E402
 from kdzoo.bench.recipe.parse import load_recipe  # noqa: E402
-from kdzoo.bench.execute.run import execute  # noqa: E402
+from kdzoo.bench.execution.run import execute  # noqa: E402
 from kdzoo.bench.plan import expand  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -220,7 +220,7 @@ def test_no_absolute_path_under_results():
 
 def test_plan_names_the_sweep_teacher_relative_to_the_output_folder(tmp_path):
     from kdzoo.bench.recipe.parse import load_recipe
-    from kdzoo.bench.execute.run import teacher_path
+    from kdzoo.bench.execution.run import teacher_path
     from kdzoo.bench.plan import expand
 
     plan = expand(load_recipe(ROOT / "recipes" / "quickstart.yaml"), tmp_path / "out")

@@ -11,7 +11,7 @@ import pytest
 from kdzoo.bench.report import leaderboard
 from kdzoo.bench.report.leaderboard import paired_ci
 from kdzoo.bench.recipe.parse import load_recipe
-from kdzoo.bench.execute.store import RunStore
+from kdzoo.bench.execution.store import RunStore
 from kdzoo.bench.plan import expand
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")

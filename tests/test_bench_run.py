@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kdzoo.bench.execute import provenance
+from kdzoo.bench.execution import provenance
 from kdzoo.bench.runner import run_bench
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")

@@ -48,11 +48,11 @@ ALLOWED: dict[str, set[str]] = {
 # Inside kdzoo/bench, one folder (or module) per job; a part imports only parts of a lower rank (and itself):
 # a recipe is read, planned into RunSpecs, executed, reported; the runner drives the four, tune and the
 # studies use the runner. "" is the package's __init__ (its public names).
-BENCH_RANK: dict[str, int] = {"recipe": 0, "spec": 0, "plan": 1, "execute": 2, "report": 3, "runner": 4, "tune": 5,
+BENCH_RANK: dict[str, int] = {"recipe": 0, "spec": 0, "plan": 1, "execution": 2, "report": 3, "runner": 4, "tune": 5,
                               "b2kd_study": 5, "": 6}
 # imports that climb, each with its reason (lazy imports, inside a function)
 BENCH_CLIMBS: dict[tuple[str, str], str] = {
-    ("kdzoo.bench.execute.launch", "kdzoo.bench.tune.pruning"):
+    ("kdzoo.bench.execution.launch", "kdzoo.bench.tune.pruning"):
         "a tuning trial's pruner (Optuna) is built in the worker process that trains the trial",
 }
 
@@ -163,8 +163,8 @@ def bench_violations(root: Path) -> list[str]:
 def test_kdzoo_follows_its_layers():
     found = edges(ROOT)
     assert ("kdzoo.engine.trainer", "kdzoo.losses.base") in found  # the parser sees relative imports
-    assert ("kdzoo.bench.execute.run", "kdzoo.engine.distributed") in found  # and "from ...engine import distributed"
-    assert ("kdzoo.bench.execute.run", "kdzoo.bench.spec") in found    # and "from ..spec import RunSpec"
+    assert ("kdzoo.bench.execution.run", "kdzoo.engine.distributed") in found  # and "from ...engine import distributed"
+    assert ("kdzoo.bench.execution.run", "kdzoo.bench.spec") in found    # and "from ..spec import RunSpec"
     assert violations(ROOT) == []
     assert bench_violations(ROOT) == []
 
@@ -190,8 +190,8 @@ def test_the_floor_is_below_every_layer():
 
 @pytest.mark.parametrize("file, line, part", [
     ("bench/recipe/parse.py", "from ..plan import expand\n", "recipe"),
-    ("bench/plan.py", "from .execute.store import RunStore\n", "plan"),
-    ("bench/execute/store.py", "from ..report import leaderboard\n", "execute"),
+    ("bench/plan.py", "from .execution.store import RunStore\n", "plan"),
+    ("bench/execution/store.py", "from ..report import leaderboard\n", "execution"),
     ("bench/report/curves.py", "from ..runner import run_bench\n", "report"),
     ("bench/spec.py", "from .plan import Plan\n", "spec"),
 ])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.bench.execute.run import execute
+from kdzoo.bench.execution.run import execute
 from kdzoo.bench.spec import RunSpec
 from kdzoo.engine import TrainConfig
 from kdzoo.engine.trainer import PrepareContext

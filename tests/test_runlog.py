@@ -14,7 +14,7 @@ import pytest
 from kdzoo.bench.report.leaderboard import load_plan
 from kdzoo.bench.recipe.plugins import import_plugins
 from kdzoo.bench.recipe.parse import load_recipe
-from kdzoo.bench.execute.run import execute
+from kdzoo.bench.execution.run import execute
 from kdzoo.bench.spec import RunSpec
 from kdzoo.bench.runner import log_name, run_bench
 from kdzoo.engine import TrainConfig, runlog

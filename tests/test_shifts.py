@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.bench.execute.run import load_bundle
+from kdzoo.bench.execution.run import load_bundle
 from kdzoo.bench.spec import RunSpec
 from kdzoo.data.shifts import apply_shift, parse_shift
 

@@ -282,7 +282,7 @@ def test_ema_decay_must_be_below_one():
 
 
 def test_a_run_with_ema_saves_the_averaged_weights(tmp_path):
-    from kdzoo.bench.execute.run import execute
+    from kdzoo.bench.execution.run import execute
     from kdzoo.bench.spec import RunSpec
     kdzoo.register_dataset("ema-synth", lambda data_root=None, val_size=0, seed=0, augment=False: make_bundle(),
                            overwrite=True)

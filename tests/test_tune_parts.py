@@ -159,7 +159,7 @@ def test_the_epoch_hook_stops_a_run_and_the_stop_survives_a_resume(tmp_path):
 # ------------------------------------------------------------------ trial data
 def test_a_trial_holds_out_part_of_the_students_data_and_drops_the_test_split(tmp_path, monkeypatch):
     from kdzoo.bench.recipe.plugins import import_plugin
-    from kdzoo.bench.execute.run import load_bundle
+    from kdzoo.bench.execution.run import load_bundle
     from kdzoo.bench.spec import RunSpec
 
     import_plugin(str(TESTS / "tune_plugin.py"))

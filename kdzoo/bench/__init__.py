@@ -2,7 +2,7 @@
 
 - ``recipe/``: read and check a recipe file into dataclasses;
 - ``plan.py``: expand a recipe into the runs to train (``RunSpec``s, ``spec.py``) and units;
-- ``execute/``: train them (run store, locks, local and Slurm launchers, the executor);
+- ``execution/``: train them (run store, locks, local and Slurm launchers, the executor);
 - ``report/``: leaderboards, learning curves and ``kdzoo compare`` from the run store;
 - ``runner.py``: ``run_bench``, the whole sweep through the four; ``tune/``: ``kdzoo tune``.
 
@@ -12,7 +12,7 @@ From Python::
     report = run_bench(load_recipe("recipes/quickstart.yaml"), "runs/quickstart")
     report.outputs["markdown"]   # leaderboard.md; also "csv", "summary", "plot"
 """
-from .execute.run import environment, execute, execute_cohort
+from .execution.run import environment, execute, execute_cohort
 from .plan import Plan, expand
 from .recipe.parse import load_recipe
 from .recipe.types import Recipe

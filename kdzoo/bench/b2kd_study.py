@@ -27,7 +27,7 @@ from typing import Any, Callable
 from ..engine import runfolder
 from ..engine.terminal import say
 from ..errors import ConfigError, KdzooError
-from .execute.run import execute
+from .execution.run import execute
 from .plan import STUDENT_ROLE, Plan, estimate, expand, teacher_spec
 from .recipe.parse import load_recipe
 from .recipe.types import Recipe

@@ -33,12 +33,12 @@ from ..engine import runlog
 from ..engine.progress import Progress
 from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, ERROR_LOG, FAILED, FINISHED, INTERRUPTED
 from ..errors import CheckpointError, ConfigError
-from .execute.eta import SweepClock, time_left
-from .execute.launch import LOCKED, RERUN, SKIPPED, LocalLauncher, make_payload
-from .execute.locks import LOCK_PATIENCE
-from .execute.run import build_student, check_model_fits, dependencies, load_teacher_weights
-from .execute.slurm import SlurmLauncher
-from .execute.store import RunStore, check_done_run
+from .execution.eta import SweepClock, time_left
+from .execution.launch import LOCKED, RERUN, SKIPPED, LocalLauncher, make_payload
+from .execution.locks import LOCK_PATIENCE
+from .execution.run import build_student, check_model_fits, dependencies, load_teacher_weights
+from .execution.slurm import SlurmLauncher
+from .execution.store import RunStore, check_done_run
 from .plan import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand, make_units
 from .recipe.parse import load_recipe
 from .recipe.types import Recipe, SlurmSettings

@@ -1,7 +1,7 @@
 """One run's identity: ``RunSpec``, everything that determines a run's result, and its hash.
 
 A ``RunSpec`` is the unit the planner (``bench/plan.py``) makes, the run store hashes and
-``execute/run.py`` (like the CLI's ``train``) executes. ``config_hash`` names the run's folder:
+``execution/run.py`` (like the CLI's ``train``) executes. ``config_hash`` names the run's folder:
 the same resolved settings always give the same hash, any change a new one.
 """
 from __future__ import annotations

@@ -113,7 +113,7 @@ def launch_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def workers_of(args: argparse.Namespace) -> int:
-    from ..bench.execute.launch import default_workers
+    from ..bench.execution.launch import default_workers
     return args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
 
 
@@ -270,8 +270,8 @@ def _ci(r: Any, name: str) -> Any:
 
 
 def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) -> int:
-    from ..bench.execute.eta import time_left  # lazy like kdzoo.bench (see cmd_bench)
-    from ..bench.execute.store import RunStore
+    from ..bench.execution.eta import time_left  # lazy like kdzoo.bench (see cmd_bench)
+    from ..bench.execution.store import RunStore
     from ..bench.plan import TRAIN_SIZES, estimate, expand, make_units
 
     plan = expand(recipe, out, device=args.device)

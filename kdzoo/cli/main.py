@@ -86,7 +86,7 @@ def _teacher_name_from_ckpt(ckpt: str) -> str | None:
 def _cmd_train(args: argparse.Namespace) -> int:
     # imported here, not at the top: kdzoo.bench loads pandas, about 0.9 s of start-up (python -X importtime),
     # which `kdzoo list` and `--help` do not need
-    from ..bench.execute.run import execute
+    from ..bench.execution.run import execute
     from ..bench.spec import RunSpec
 
     # everything a user may have mistyped is checked before anything is written (a typo leaves no folder)

@@ -47,7 +47,7 @@ from ...errors import ConfigError
 from ...stats import POWER, detectable_difference, equivalence_chance, holm, mean_std, t_quantile, t_two_sided_p
 from ...stats import welch as _welch
 from ...stats import welch_power
-from ..execute.provenance import MACHINE_FIELDS, machine_differences
+from ..execution.provenance import MACHINE_FIELDS, machine_differences
 from ..recipe.types import name_problem
 
 KEYS = ["teacher", "student", "label", "access"]

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ...engine.checkpoint import atomic_write_bytes, atomic_write_text
-from ..execute.store import RunStore
+from ..execution.store import RunStore
 from ..plan import STUDENT_ROLE, Plan
 from .leaderboard import reference_label
 

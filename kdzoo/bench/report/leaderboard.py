@@ -32,7 +32,7 @@ import pandas as pd
 
 from ...engine.checkpoint import atomic_write_text
 from ...errors import ConfigError
-from ..execute.store import RunStore
+from ..execution.store import RunStore
 from ..plan import STUDENT_ROLE, TEACHER_ROLE, Plan
 
 CSV, SUMMARY, MARKDOWN, PLOT = "leaderboard.csv", "summary.csv", "leaderboard.md", "leaderboard.png"
@@ -47,7 +47,7 @@ def paired_ci(diffs: list[float]) -> tuple[float, float, float, int]:
 
 
 # ------------------------------------------------------------------ rows
-# what the machine's kernels dispatch to (bench/execute/provenance.py); empty for runs made before it was recorded
+# what the machine's kernels dispatch to (bench/execution/provenance.py); empty for runs made before it was recorded
 MACHINE_COLUMNS = ["cpu_vendor", "cpu_model", "onednn_isa", "mkl_isa", "cudnn_version", "kernel_env"]
 COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "label", "access", "seed", "top1", "top5",
            "best_top1", "best_epoch", "val_top1", "teacher_top1", "epochs", "epochs_done", "train_seconds",

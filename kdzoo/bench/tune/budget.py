@@ -11,8 +11,8 @@ import textwrap
 from pathlib import Path
 
 from ...engine.terminal import width
-from ..execute.eta import duration, measured_speeds, speed_key
-from ..execute.store import RunStore
+from ..execution.eta import duration, measured_speeds, speed_key
+from ..execution.store import RunStore
 from ..plan import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand
 from ..recipe.types import PrunerSettings, Recipe
 from . import files

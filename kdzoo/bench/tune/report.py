@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ...engine.checkpoint import atomic_write_text
-from ..execute.store import RunStore
+from ..execution.store import RunStore
 from ..plan import Plan
 from ..report import leaderboard
 from . import files, verdict

@@ -29,9 +29,9 @@ from ...engine import resolve_device, runlog
 from ...engine.runfolder import COMPLETED, METRICS
 from ...errors import ConfigError, KdzooError
 from ...utils import atomic_write_json
-from ..execute.launch import INCOMPLETE, LOCKED, SKIPPED, LocalLauncher, make_payload
-from ..execute.slurm import SlurmLauncher
-from ..execute.store import RunStore
+from ..execution.launch import INCOMPLETE, LOCKED, SKIPPED, LocalLauncher, make_payload
+from ..execution.slurm import SlurmLauncher
+from ..execution.store import RunStore
 from ..plan import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand
 from ..recipe.parse import load_recipe
 from ..recipe.types import Recipe, SlurmSettings

@@ -8,7 +8,7 @@
   the trainer resumes it from the checkpoint when it runs again.
 - ``OUT/runs/<hash>/.lock`` is held with ``fcntl.flock`` while a process trains
   the run, so two ``kdzoo bench`` processes (or Slurm jobs) on one folder never
-  train the same run at once (``execute/locks.py``).
+  train the same run at once (``execution/locks.py``).
 - A folder holds the sweep of one recipe (``check_owner``, ``claim``): recipes are
   the same when their names are; a second recipe is refused unless asked to add
   to the folder (``--add-to-out``).

@@ -15,7 +15,7 @@ sweep can move between them.
   ``gpus=G`` each worker trains on its own GPU. ``kdzoo bench`` defaults to one
   worker per CPU core, or one per GPU (``default_workers``). Workers end with the
   sweep's process however it ends (``kill -9`` included): no orphan keeps training.
-- ``SlurmLauncher`` (``execute/slurm.py``): one submitit job per unit.
+- ``SlurmLauncher`` (``execution/slurm.py``): one submitit job per unit.
 """
 from __future__ import annotations
 
