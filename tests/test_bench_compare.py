@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from kdzoo.bench.report import compare
-from kdzoo.bench.report.compare import Row, Sample, holm, judge, sample
+from kdzoo.bench.report.compare import Row, Sample, judge, sample
+from kdzoo.stats import holm
 from conftest import kdzoo_main as main
 
 ROOT = Path(__file__).resolve().parents[1]

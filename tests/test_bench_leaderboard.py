@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from kdzoo.bench.report import leaderboard
+from kdzoo.bench.report import leaderboard, leaderboard_md
 from kdzoo.bench.report.leaderboard import paired_ci
 from kdzoo.bench.recipe.parse import load_recipe
 from kdzoo.bench.execution.store import RunStore
@@ -242,15 +242,15 @@ def test_best_epoch_on_validation_is_shown_and_can_be_ranked(store, tmp_path):
     leaderboard.build(s.root, classes=10)
     df = leaderboard.read_rows(s.root)
     df["top1_at_best_val"] = df.top1 - 0.25
-    md = leaderboard.markdown(plan, df, leaderboard.summarize(plan, df))
+    md = leaderboard_md.markdown(plan, df, leaderboard.summarize(plan, df))
     assert "| top-1 at best-val epoch |" in md and "last-epoch top-1 (ranked)" in md
     plan.metric = "top1_at_best_val"
     summary = leaderboard.summarize(plan, df)
     assert summary.set_index("label").loc["ce", "mean"] == pytest.approx(80.0 - 0.25)
-    md = leaderboard.markdown(plan, df, summary)
+    md = leaderboard_md.markdown(plan, df, summary)
     assert "top-1 at best-val epoch (ranked)" in md and "| last-epoch top-1 |" in md
     plan.metric, plan.reference = "best_top1", []     # a plan written before best_top1 was refused
-    md = leaderboard.markdown(plan, df, leaderboard.summarize(plan, df))
+    md = leaderboard_md.markdown(plan, df, leaderboard.summarize(plan, df))
     assert "ranked on the last epoch instead" in md and "best test epoch" not in md
 
 

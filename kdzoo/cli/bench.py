@@ -349,7 +349,7 @@ def _big(n: int | None) -> str:
 
 # ------------------------------------------------------------- leaderboard
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ..bench import leaderboard  # lazy like kdzoo.bench (see cmd_bench)
+    from ..bench.report import leaderboard  # lazy like kdzoo.bench (see cmd_bench)
 
     out = Path(args.out)
     if not out.is_dir():
