@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data import build_dataset
+from ..data import build_dataset, train_size
 from ..engine import runlog
 from ..engine.runfolder import ENDED, ERROR_LOG, FAILED
 from ..engine.terminal import print_table, say
@@ -272,22 +272,21 @@ def _ci(r: Any, name: str) -> Any:
 def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) -> int:
     from ..bench.execution.eta import time_left  # lazy like kdzoo.bench (see cmd_bench)
     from ..bench.execution.store import RunStore
-    from ..bench.plan import TRAIN_SIZES, estimate, expand, make_units
+    from ..bench.plan import estimate, expand, unit_phases
 
     plan = expand(recipe, out, device=args.device)
     store = RunStore(out)
     edited = store.check_owner(recipe.name, recipe.text, add=args.add_to_out)   # as the sweep would: refused here
     if edited:
         say(edited)
-    sizes = dict(TRAIN_SIZES)
-    if recipe.dataset not in sizes:
-        try:  # a dataset kdzoo does not know the size of (a plugin's): look if it is at hand
+    sizes: dict[str, int] = {}
+    if train_size(recipe.dataset) is None:
+        try:  # a dataset that does not declare its size (a plugin's): look if it is at hand
             sizes[recipe.dataset] = len(build_dataset(recipe.dataset, data_root=args.data_root).train)
         except Exception:
             pass
-    teachers = plan.hashes("teacher")
-    students = [h for h in plan.hashes("student") if h not in teachers]
-    units = make_units(plan.specs, students, args.cohort)
+    teacher_units, units = unit_phases(plan, cohort=args.cohort)   # the units the sweep would train
+    teachers = [h for u in teacher_units for h in u]
     unit_of = {h: i + 1 for i, u in enumerate(units) for h in u}
 
     say(f"{recipe.name}: planned runs ({recipe.path} -> {store.root})")
