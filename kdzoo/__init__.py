@@ -7,6 +7,7 @@ from typing import Any
 from .errors import AccessError, CheckpointError, ConfigError, DataNotFoundError, KdzooError
 from .registry import DATASETS, LOSSES, MODELS, register_dataset, register_loss, register_model
 from .losses import DistillLoss  # registers the built-in losses
+from . import stages  # noqa: F401  (registers the built-in preparation stages)
 
 __version__ = "0.1.0"
 

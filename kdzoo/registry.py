@@ -1,9 +1,11 @@
-"""Name -> factory registries for losses, models and datasets.
+"""Name -> factory registries for losses, models, datasets and preparation stages.
 
 Built-ins register themselves on import; third-party packages add entries
-through the Python entry-point groups ``kdzoo.losses``, ``kdzoo.models`` and
-``kdzoo.datasets`` (each entry point names a module or object; loading it is
-enough, since registration happens at import time).
+through the Python entry-point groups ``kdzoo.losses``, ``kdzoo.models``,
+``kdzoo.datasets`` and ``kdzoo.stages`` (each entry point names a module or
+object; loading it is enough, since registration happens at import time).
+A preparation stage (``kdzoo.stages``) is what a loss declares it needs before
+student training (``DistillLoss.preparation``); the engine finds it here by name.
 """
 from __future__ import annotations
 
@@ -138,6 +140,7 @@ class Registry:
 LOSSES = Registry("loss", "kdzoo.losses")
 MODELS = Registry("model", "kdzoo.models", fixed=("num_classes", "in_channels", "image_size"))
 DATASETS = Registry("dataset", "kdzoo.datasets")
+STAGES = Registry("preparation stage", "kdzoo.stages")
 
 
 def register_loss(name: str, obj: Callable | None = None, **kw: Any):
@@ -150,3 +153,7 @@ def register_model(name: str, obj: Callable | None = None, **kw: Any):
 
 def register_dataset(name: str, obj: Callable | None = None, **kw: Any):
     return DATASETS.register(name, obj, **kw)
+
+
+def register_stage(name: str, obj: Callable | None = None, **kw: Any):
+    return STAGES.register(name, obj, **kw)

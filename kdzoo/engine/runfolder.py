@@ -7,8 +7,10 @@
     <run>/result.json        the result record; the run is *done* iff it parses with an ended status
     <run>/.lock              held (flock) while a process trains the run, see bench/store.py
     <run>/transfer-D.json    a transfer evaluation of the run's student on dataset D (kdzoo transfer)
+    <run>/prepared.json      the record of a loss's preparation stage (what it made or reused, its queries)
+    <run>/prepared-NAME      an artifact of that stage (e.g. prepared-samples.png, MEKD's generated samples)
 
-The engine writes the checkpoint and metrics, bench/run.py the config, weights and result;
+The engine writes the checkpoint, metrics and preparation files (engine/prepare.py), bench/run.py the config, weights and result;
 bench/store.py, the CLI and apps/transfer.py read them through the functions here.
 See docs/design.md ("The run folder").
 
@@ -34,6 +36,7 @@ METRICS = "metrics.jsonl"
 MODEL = "model.pt"
 RESULT = "result.json"
 LOCK = ".lock"
+PREPARED = "prepared.json"
 
 FINISHED, DIVERGED, FAILED = "finished", "diverged", "failed"
 ENDED = (FINISHED, DIVERGED, FAILED)   # a result.json with one of these marks the run done
@@ -44,6 +47,11 @@ RUNNING, INTERRUPTED, PENDING = "running", "interrupted", "pending"
 
 def transfer_file(dataset: str) -> str:
     return f"transfer-{dataset}.json"
+
+
+def prepared_file(name: str) -> str:
+    """The run-folder name of a preparation stage's artifact ``name`` (e.g. ``samples.png``)."""
+    return f"prepared-{name}"
 
 
 def write_config(run_dir: str | os.PathLike, config: dict[str, Any]) -> None:
