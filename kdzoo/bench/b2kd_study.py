@@ -250,7 +250,8 @@ def plot(rows: list[dict[str, Any]], path: str | Path, study: str, title: str = 
         fig, ax = plt.subplots(figsize=(7, 4.5))
         lines = _mean_by(rows, ("label", "epochs", "steps_per_epoch"), "gen_steps")
         for k, pts in sorted(lines.items()):
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{k[0]}, student {k[1]} x {k[2]} steps")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    label=f"{k[0]}, student {k[1]} x {k[2]} steps")
         ax.set_xscale("log")
         ax.set_xlabel("generator steps (gen_steps)")
         ax.set_ylabel("test top-1 % (mean over seeds)")
