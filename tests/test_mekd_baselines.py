@@ -64,6 +64,29 @@ def test_baselines_train_on_mekds_generator_and_noise(tmp_path, bundle, baseline
     assert base.hard == mekd.hard == (access == "label")
 
 
+@pytest.mark.parametrize("access,methods", [
+    ("probs", [("mekd", {"response": "soft"}), ("gen-kd-soft", {"pool": 12}), ("mekd", {"w_img": 0.0, "pool": 12}),
+               ("gen-kd-soft", {"steps_per_epoch": 5})]),
+    ("label", [("mekd", {}), ("gen-ce-hard", {"pool": 12}), ("mekd", {"hard_target": "onehot", "pool": 12}),
+               ("gen-ce-hard", {"steps_per_epoch": 5})])])
+def test_one_generator_serves_every_student_phase(tmp_path, bundle, access, methods):
+    """Made once per (access, seed), then a cache hit for each new method and student phase (pool, steps,
+    image term, hard target): the stage's own record says reused, the teacher is never asked, and the file
+    keeps its mtime; a new seed is a new generator."""
+    records, mtimes = [], []
+    for i, (name, kw) in enumerate(methods):
+        ctx = _ctx(tmp_path, bundle, _teacher(bundle, access), f"run{i}", name=name)
+        records.append(run_preparation(kdzoo.build_loss(name, **{**GEN, **kw}), ctx))
+        (cached,) = (tmp_path / "cache" / "deprivatize").glob("*.pt")
+        mtimes.append(cached.stat().st_mtime_ns)
+        assert ctx.teacher.queries == (GEN_QUERIES if i == 0 else 0), name
+    assert [r["trained"] for r in records] == [True] + [False] * (len(methods) - 1)
+    assert len({r["hash"] for r in records}) == 1 and len(set(mtimes)) == 1
+    other = run_preparation(kdzoo.build_loss(methods[1][0], **GEN),
+                            _ctx(tmp_path, bundle, _teacher(bundle, access), "seed1", seed=1, name=methods[1][0]))
+    assert other["trained"] and len(list((tmp_path / "cache" / "deprivatize").glob("*.pt"))) == 2
+
+
 def test_the_pool_is_the_start_of_the_per_step_stream(tmp_path, bundle):
     fresh = kdzoo.build_loss("mekd", **GEN)
     ctx = _ctx(tmp_path, bundle, _teacher(bundle, "probs"), "fresh")
