@@ -13,7 +13,7 @@ setup: $(VENV)/.kdzoo-installed
 $(VENV)/.kdzoo-installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch torchvision
-	$(PIP) -e '.[test,slurm]'
+	$(PIP) -e '.[test,slurm,logging,report,browser]'
 	touch $@
 
 quickstart: setup

@@ -7,7 +7,7 @@ from typing import Any
 from .errors import AccessError, CheckpointError, ConfigError, DataNotFoundError, KdzooError
 from .registry import DATASETS, LOSSES, MODELS, register_dataset, register_loss, register_model
 from .losses import DistillLoss  # registers the built-in losses
-from . import stages  # noqa: F401  (registers the built-in preparation stages)
+from .losses.base import needs_of, requirements
 
 __version__ = "0.1.0"
 
@@ -21,8 +21,16 @@ def list_losses() -> list[str]:
     return LOSSES.names()
 
 
+def _first_line(exc: Exception) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if isinstance(exc, KdzooError) and text else f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
 def loss_info(name: str) -> dict[str, Any]:
-    """Paper, arXiv id, defaults, required teacher access and summary of a loss."""
+    """Paper, arXiv id, defaults, search space, required teacher access and summary of a loss.
+
+    A plugin's bad search-space declaration does not stop the rest: ``space`` is then None and ``space_error``
+    says what is wrong in one line (the error that tuning the loss, or ``kdzoo list losses --space``, raises)."""
     entry = LOSSES.entry(name)
     cls = entry.factory
     doc = (cls.__doc__ or inspect.getmodule(cls).__doc__ or "").strip()
@@ -30,8 +38,13 @@ def loss_info(name: str) -> dict[str, Any]:
     # requires/needs may be set per instance (e.g. mcld with normalize="l2" needs raw logits): read them from a built loss
     try:
         built: Any = build_loss(name)
-    except (ConfigError, TypeError):  # a plugin whose factory takes required arguments
+    except Exception:  # a plugin whose factory takes required arguments, or fails: its class's declarations
         built = cls
+    try:
+        space: dict[str, Any] | None = {k: p.as_dict() for k, p in LOSSES.search_space(name).items()}
+        space_error = ""
+    except Exception as exc:  # one plugin's mistake must not hide every other loss (kdzoo list losses)
+        space, space_error = None, _first_line(exc)
     if entry.defaults.get("standardize") and "standardization" not in paper:
         paper += " + logit standardization (Sun et al., CVPR 2024, arXiv 2403.01427)"
     return {
@@ -40,9 +53,12 @@ def loss_info(name: str) -> dict[str, Any]:
         "arxiv": getattr(cls, "arxiv", ""),
         "year": int(getattr(cls, "year", 0) or 0),
         "venue": getattr(cls, "venue", ""),
-        "requires": getattr(built, "requires", "logits"),
-        "needs": sorted(getattr(built, "needs", ())),  # extra inputs from the engine (e.g. "strong_view")
+        "requires": requirements(built),
+        "needs": sorted(needs_of(built)),  # extra inputs from the engine (e.g. "strong_view")
         "defaults": entry.hyperparameters(),
+        # the ranges kdzoo tune searches, as plain data ({} when none; kdzoo.space for the types)
+        "space": space,
+        "space_error": space_error,
         "source": entry.source,
         "summary": doc.splitlines()[0] if doc else "",
     }
@@ -50,17 +66,15 @@ def loss_info(name: str) -> dict[str, Any]:
 
 def build_model(name: str, num_classes: int, **kwargs: Any):
     """Build a registered model (also ``timm:NAME`` and ``tv:NAME``) returning logits."""
-    from . import models  # noqa: F401  (registers built-in models)
+    from . import models  # the factory that also knows timm:/tv: names
     return models.create(name, num_classes=num_classes, **kwargs)
 
 
 def list_models() -> list[str]:
-    from . import models  # noqa: F401
     return MODELS.names()
 
 
 def list_datasets() -> list[str]:
-    from . import data  # noqa: F401
     return DATASETS.names()
 
 

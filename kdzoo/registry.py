@@ -1,20 +1,26 @@
 """Name -> factory registries for losses, models, datasets and preparation stages.
 
-Built-ins register themselves on import; third-party packages add entries
-through the Python entry-point groups ``kdzoo.losses``, ``kdzoo.models``,
-``kdzoo.datasets`` and ``kdzoo.stages`` (each entry point names a module or
-object; loading it is enough, since registration happens at import time).
-A preparation stage (``kdzoo.stages``) is what a loss declares it needs before
-student training (``DistillLoss.preparation``); the engine finds it here by name.
+Every entry registers itself when its module is imported. A registry imports
+its built-in package (``kdzoo.losses``, ``kdzoo.models``, ``kdzoo.data``,
+``kdzoo.stages``, named below by string, so no lower layer imports an upper
+one) and the Python entry-point groups ``kdzoo.losses``, ``kdzoo.models``,
+``kdzoo.datasets`` and ``kdzoo.stages`` on its first lookup (``names``, ``in``,
+``entry``, ``build``): looking a name up never depends on who imported what
+before. A preparation stage (``kdzoo.stages``) is what a loss declares it needs
+before student training (``DistillLoss.preparation``); the engine finds it here
+by name.
 """
 from __future__ import annotations
 
+import importlib
 import inspect
+import warnings
 from dataclasses import dataclass, field
+import sys
 from importlib import metadata
 from typing import Any, Callable
 
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError, PluginWarning, did_you_mean
 from .space import check_space
 
 
@@ -37,11 +43,14 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str, entry_point_group: str | None = None, fixed: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None, fixed: tuple[str, ...] = (),
+                 builtins: str | None = None) -> None:
         self.kind = kind
         self.group = entry_point_group
+        self.builtins = builtins  # the package whose import registers the built-in entries
         self._entries: dict[str, Entry] = {}
         self._plugins_loaded = False
+        self.broken: dict[str, str] = {}   # entry point name -> why it could not be loaded
         # keywords a factory gets from kdzoo itself (e.g. num_classes), not from the user
         self._fixed = fixed
 
@@ -66,16 +75,34 @@ class Registry:
         return add(obj) if obj is not None else add
 
     def load_plugins(self) -> None:
+        """Import the group's entry points once. One that fails (an exception, or ``sys.exit``) is reported
+        in one line (a ``PluginWarning``) and skipped: kdzoo works on without what it would have registered,
+        and a name only it could provide is refused with a note naming it (``broken_note``)."""
+        if self.builtins is not None and self.builtins not in sys.modules:
+            importlib.import_module(self.builtins)
         if self._plugins_loaded or self.group is None:
             return
         self._plugins_loaded = True
         for ep in metadata.entry_points(group=self.group):
             try:
                 ep.load()
-            except Exception as exc:  # a broken plugin must not take kdzoo down silently
-                self._plugins_loaded = False  # so every later lookup reports it too, not only the first
-                raise ConfigError(f"plugin entry point '{ep.name}' ({ep.value}) of group "
-                                  f"'{self.group}' failed to import: {exc}") from exc
+            except (Exception, SystemExit) as exc:   # a plugin must never end kdzoo, silently or not
+                if isinstance(exc, SystemExit):
+                    why = f"it called sys.exit({exc.code!r})"
+                else:
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    why = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+                self.broken[ep.name] = f"plugin entry point '{ep.name}' ({ep.value}) of group '{self.group}' " \
+                                       f"failed to import ({why})"
+                warnings.warn(f"{self.broken[ep.name]}; skipped", PluginWarning, stacklevel=2)
+
+    def broken_note(self, name: str = "") -> str:
+        """"; plugin entry point ... failed to import (...)" for an unknown ``name``, when a plugin failed."""
+        if not self.broken:
+            return ""
+        if name in self.broken:   # the entry point is named like what it registers: say so exactly
+            return f"; '{name}' would come from {self.broken[name]}"
+        return "; " + "; ".join(f"{msg}, which may provide it" for msg in self.broken.values())
 
     def names(self) -> list[str]:
         self.load_plugins()
@@ -89,8 +116,18 @@ class Registry:
         self.load_plugins()
         if name not in self._entries:
             raise ConfigError(f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)} "
-                              f"(known: {', '.join(sorted(self._entries)) or 'none'})")
+                              f"(known: {', '.join(sorted(self._entries)) or 'none'}){self.broken_note(name)}")
         return self._entries[name]
+
+    def canonical(self, name: str) -> str:
+        """The registered spelling of ``name``, matched without regard to case when it is not registered as
+        given (``MobileNetV2`` -> ``mobilenetv2``); an unknown name is the ConfigError of ``entry``."""
+        self.load_plugins()
+        if name not in self._entries:
+            same = [n for n in self._entries if n.lower() == str(name).lower()]
+            if len(same) == 1:
+                return same[0]
+        return self.entry(name).name
 
     def check_kwargs(self, name: str, kwargs: dict[str, Any]) -> None:
         """Raise ConfigError for keywords the factory does not take."""
@@ -131,16 +168,26 @@ class Registry:
         check_space(f"{self.kind} '{name}'", space, params, lambda overrides: self.build(name, **overrides))
         return space
 
+    def space_defaults(self, name: str) -> dict[str, Any]:
+        """The value each searched hyperparameter takes when unset: the entry's default, or, where that is
+        None (resolved by the factory, e.g. sdd's warm-up from its base), the built object's attribute."""
+        space = self.search_space(name)
+        defaults = self.entry(name).hyperparameters()
+        if any(defaults[k] is None for k in space):
+            built = self.build(name)
+            return {k: getattr(built, k) if defaults[k] is None else defaults[k] for k in space}
+        return {k: defaults[k] for k in space}
+
     def build(self, name: str, **kwargs: Any) -> Any:
         entry = self.entry(name)
         self.check_kwargs(name, kwargs)
         return entry.factory(**{**entry.defaults, **kwargs})
 
 
-LOSSES = Registry("loss", "kdzoo.losses")
-MODELS = Registry("model", "kdzoo.models", fixed=("num_classes", "in_channels", "image_size"))
-DATASETS = Registry("dataset", "kdzoo.datasets")
-STAGES = Registry("preparation stage", "kdzoo.stages")
+LOSSES = Registry("loss", "kdzoo.losses", builtins="kdzoo.losses")
+MODELS = Registry("model", "kdzoo.models", fixed=("num_classes", "in_channels", "image_size"), builtins="kdzoo.models")
+DATASETS = Registry("dataset", "kdzoo.datasets", builtins="kdzoo.data")
+STAGES = Registry("preparation stage", "kdzoo.stages", builtins="kdzoo.stages")
 
 
 def register_loss(name: str, obj: Callable | None = None, **kw: Any):

@@ -34,6 +34,12 @@ class Float:
     def ends(self) -> list[Any]:
         return [float(self.low), float(self.high)]
 
+    def describe(self) -> str:
+        return f"{_num(self.low)} to {_num(self.high)}, {'log' if self.log else 'linear'}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": "float", "low": float(self.low), "high": float(self.high), "log": self.log}
+
 
 @dataclass(frozen=True)
 class Int:
@@ -50,6 +56,12 @@ class Int:
     def ends(self) -> list[Any]:
         return [int(self.low), int(self.high)]
 
+    def describe(self) -> str:
+        return f"{self.low} to {self.high}, integer{', log' if self.log else ''}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": "int", "low": int(self.low), "high": int(self.high), "log": self.log}
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -59,9 +71,24 @@ class Choice:
     def __post_init__(self) -> None:
         if not isinstance(self.values, tuple) or len(self.values) < 2:
             raise ConfigError(f"Choice needs a tuple of at least two values, got {self.values!r}")
+        # what a tuning study can store and compare (Optuna's categorical values); a list or dict is not
+        for value in self.values:
+            if value is not None and not isinstance(value, (bool, int, float, str)):
+                raise ConfigError(f"Choice values must be numbers, strings, flags or None, got {value!r}")
 
     def ends(self) -> list[Any]:
         return list(self.values)
+
+    def describe(self) -> str:
+        return " | ".join(map(str, self.values))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": "choice", "values": list(self.values)}
+
+
+def _num(x: float) -> str:
+    """A range end as people write it: 0.05, 20, 1e-04."""
+    return f"{x:g}"
 
 
 Param = Union[Float, Int, Choice]

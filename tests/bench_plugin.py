@@ -3,35 +3,28 @@
 Used by the bench tests. ``my_kd`` appends its process id to the file named by
 $KDZOO_BENCH_COUNTER the first time an instance trains (once per run execution),
 and sleeps ``delay`` seconds per step so that a sweep lasts long enough to be
-interrupted. ``boom`` raises during training.
+interrupted (tests/test_cli_interrupt.py). ``boom`` raises during training.
 """
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 
 import kdzoo
-from kdzoo.data.base import DataBundle, TensorSplit
+from kdzoo.data.base import DataBundle
+
+sys.path.append(str(Path(__file__).resolve().parent))  # run from a recipe in a subprocess: find conftest.py
+from conftest import make_bundle  # noqa: E402  (the test suite's one synthetic dataset)
 
 
 @kdzoo.register_dataset("bench-synth")
 def bench_synth(data_root=None, *, val_size=0, seed=0, augment=False, download=False) -> DataBundle:
     """8x8 grey images whose class (of 4) is a bright quadrant; 64 train / 32 test."""
-    g = torch.Generator().manual_seed(0)
-
-    def split(n: int) -> TensorSplit:
-        y = torch.randint(0, 4, (n,), generator=g)
-        x = torch.randint(0, 90, (n, 1, 8, 8), generator=g, dtype=torch.int64)
-        for i in range(n):
-            r, c = divmod(int(y[i]), 2)
-            x[i, :, r * 4:(r + 1) * 4, c * 4:(c + 1) * 4] += 120
-        return TensorSplit(x.clamp(0, 255).to(torch.uint8), y)
-
-    return DataBundle(name="bench-synth", train=split(64), test=split(32), num_classes=4, in_channels=1,
-                      image_size=(8, 8), mean=(0.35,), std=(0.3,))
+    return make_bundle(n_train=64, n_test=32, val_size=val_size, split_seed=seed, name="bench-synth")
 
 
 @kdzoo.register_loss("my_kd")

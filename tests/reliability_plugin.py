@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+from pathlib import Path
 
 import torch
 
 import kdzoo
-from kdzoo.data.base import DataBundle, TensorSplit, split_train_val
+
+sys.path.append(str(Path(__file__).resolve().parent))  # run from a recipe in a subprocess: find conftest.py
+from conftest import make_bundle  # noqa: E402  (the test suite's one synthetic dataset)
 
 torch.set_num_threads(1)
 
@@ -35,23 +39,9 @@ def _env_int(name: str, default: int) -> int:
 @kdzoo.register_dataset("reltest-tiny")
 def reltest_tiny(data_root=None, *, val_size=0, seed=0, augment=False, download=False, **_):
     """Tiny synthetic images whose class is a bright quadrant (reliability tests)."""
-    channels, size = _env_int("KDZOO_RELTEST_CHANNELS", 1), _env_int("KDZOO_RELTEST_SIZE", 8)
-    classes = _env_int("KDZOO_RELTEST_CLASSES", 4)
-    g = torch.Generator().manual_seed(1234)
-
-    def split(n: int) -> TensorSplit:
-        y = torch.randint(0, classes, (n,), generator=g)
-        x = torch.randint(0, 140, (n, channels, size, size), generator=g)
-        h = max(size // 2, 1)
-        for i in range(n):
-            r, c = divmod(int(y[i]) % 4, 2)
-            x[i, :, r * h:(r + 1) * h, c * h:(c + 1) * h] += 50
-        return TensorSplit(x.clamp(0, 255).to(torch.uint8), y)
-
-    train, test = split(64), split(32)
-    train, val = split_train_val(train, val_size, seed)
-    return DataBundle(name="reltest-tiny", train=train, test=test, val=val, num_classes=classes,
-                      in_channels=channels, image_size=(size, size), mean=(0.3,) * channels, std=(0.3,) * channels)
+    return make_bundle(n_train=64, n_test=32, classes=_env_int("KDZOO_RELTEST_CLASSES", 4),
+                       size=_env_int("KDZOO_RELTEST_SIZE", 8), channels=_env_int("KDZOO_RELTEST_CHANNELS", 1),
+                       val_size=val_size, split_seed=seed, name="reltest-tiny")
 
 
 class _CE(kdzoo.DistillLoss):

@@ -83,7 +83,8 @@ def test_query_budgets_count_queries_exactly(tmp_path, recipe):
     # mekd-soft's rows: the pools (8, 32 images) first, its own schedule last
     assert [line.split("|")[4].strip() for line in table.splitlines() if "| mekd-soft |" in line] == ["8", "32", "32"]
     assert plot(rows, tmp_path / "q.png", "queries").read_bytes()[:4] == b"\x89PNG"
-    again = run_points(recipe, points, tmp_path)         # resumable: finished points are read, not re-run
+    # resumable: finished points are read, not re-run
+    again = run_points(recipe, points, tmp_path, cache_dir=str(tmp_path / "cache"))
     assert [r["top1"] for r in again] == [r["top1"] for r in rows]
 
 
@@ -114,7 +115,7 @@ def test_queries_figure_draws_every_method_phase_and_the_convergence_points():
 def test_convergence_grid_records_queries_and_time(tmp_path, recipe):
     points = convergence_points(expand(recipe, tmp_path), [2, 4], [(1, 2), (2, 1)])
     assert len(points) == 4 and {p.label for p in points} == {"mekd-soft"}
-    rows = run_points(recipe, points, tmp_path)
+    rows = run_points(recipe, points, tmp_path, cache_dir=str(tmp_path / "cache"))
     by = {(r["gen_steps"], r["epochs"], r["steps_per_epoch"]): r for r in rows}
     assert set(by) == {(2, 1, 2), (2, 2, 1), (4, 1, 2), (4, 2, 1)}
     for (g, epochs, per_epoch), r in by.items():

@@ -16,8 +16,7 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.cli import main
-from kdzoo.data.base import DataBundle, TensorSplit
+from conftest import kdzoo_main as main, make_bundle
 
 
 @pytest.fixture(autouse=True)
@@ -32,17 +31,9 @@ PLUGIN = Path(__file__).resolve().parent / "reliability_plugin.py"
 # ------------------------------------------------------------------ fixtures
 def _tiny(channels: int, size: int, classes: int = 4):
     def factory(data_root=None, *, val_size=0, seed=0, augment=False, download=False, **_):
-        """Tiny random images (bad-input tests)."""
-        g = torch.Generator().manual_seed(0)
-
-        def split(n):
-            return TensorSplit(torch.randint(0, 255, (n, channels, size, size), generator=g, dtype=torch.uint8),
-                               torch.randint(0, classes, (n,), generator=g))
-        from kdzoo.data.base import split_train_val
-        train, val = split_train_val(split(32), val_size, seed)
-        return DataBundle(name=f"badinput-{channels}x{size}", train=train, test=split(16), val=val,
-                          num_classes=classes, in_channels=channels, image_size=(size, size),
-                          mean=(0.3,) * channels, std=(0.3,) * channels)
+        """Tiny synthetic images (bad-input tests)."""
+        return make_bundle(n_train=32, n_test=16, classes=classes, size=size, channels=channels,
+                           val_size=val_size, split_seed=seed, name=f"badinput-{channels}x{size}")
     return factory
 
 
@@ -154,27 +145,7 @@ def test_train_bad_input(capsys, files, argv, message):
 
 
 # ------------------------------------------------------------ plugins through entry points
-def test_entry_point_plugin_that_fails_to_import(capsys, monkeypatch):
-    from importlib import metadata
-
-    from kdzoo.registry import LOSSES
-
-    class BrokenEP:
-        name, value = "broken", "not_a_module_kdzoo_test:thing"
-
-        def load(self):
-            raise ModuleNotFoundError("No module named 'not_a_module_kdzoo_test'")
-
-    real = metadata.entry_points
-    monkeypatch.setattr(metadata, "entry_points",
-                        lambda **kw: [BrokenEP()] if kw.get("group") == "kdzoo.losses" else real(**kw))
-    monkeypatch.setattr(LOSSES, "_plugins_loaded", False)
-    expect_one_line(capsys, ["list", "losses"], "plugin entry point 'broken' (not_a_module_kdzoo_test:thing) of "
-                                                "group 'kdzoo.losses' failed to import")
-    # not only the first lookup: a later one in the same process reports it again
-    with pytest.raises(kdzoo.ConfigError, match="failed to import"):
-        kdzoo.build_loss("kd")
-    expect_debug_traceback(["list", "losses"])
+# (a plugin that fails to import is reported and skipped: tests/test_store_inputs.py)
 
 
 # ------------------------------------------------------------ kdzoo bench / kdzoo leaderboard

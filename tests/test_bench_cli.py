@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from kdzoo.bench.recipe import load_recipe
-from kdzoo.cli import main
+
+from conftest import kdzoo_main as main
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -38,7 +39,9 @@ def test_quickstart_is_the_documented_sweep():
 
 def test_cifar_paper_dry_run_lists_runs(no_data, capsys, tmp_path):
     assert main(["bench", str(RECIPES / "cifar100_paper.yaml"), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
-    out = capsys.readouterr().out
+    raw = capsys.readouterr().out
+    assert max(len(line) for line in raw.splitlines()) <= 80           # a pipe: 80 columns, one table per pair
+    out = " ".join(raw.split())                                         # lines wrap between words
     assert "resnet32x4 → resnet8x4" in out and "vgg13 → vgg8" in out
     methods = [m.label for m in load_recipe(RECIPES / "cifar100_paper.yaml").methods]
     rows = 6 * len(methods) * 3                                 # 6 pairs x methods x 3 seeds

@@ -7,10 +7,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from matplotlib.collections import PathCollection
 
 from kdzoo.bench import leaderboard
-from kdzoo.bench.leaderboard import paired_ci, t_quantile_975
+from kdzoo.bench.leaderboard import paired_ci
 from kdzoo.bench.recipe import load_recipe
 from kdzoo.bench.store import RunStore
 from kdzoo.bench.sweep import expand
@@ -21,24 +20,10 @@ DESIGN_COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "access",
                   "config_hash", "kdzoo_version", "git_commit", "torch_version", "device"]
 
 
-def test_t_quantiles():
-    assert t_quantile_975(1) == pytest.approx(12.7062, abs=1e-4)
-    assert t_quantile_975(2) == pytest.approx(4.3027, abs=1e-4)
-    assert t_quantile_975(4) == pytest.approx(2.7764, abs=1e-4)
-    assert t_quantile_975(30) == pytest.approx(2.0423, abs=1e-4)
-    assert t_quantile_975(60) == pytest.approx(2.0003, abs=1e-4)
-    assert t_quantile_975(1000) == pytest.approx(1.9623, abs=1e-4)
-
-
-def test_paired_ci_on_known_numbers():
-    # differences 1, 2, 4: mean 7/3; sample variance ((1-7/3)^2 + (2-7/3)^2 + (4-7/3)^2) / 2 = 7/3;
-    # half width = t(0.975, 2) * sqrt(7/3) / sqrt(3) = 4.302653 * 0.881917 = 3.794583
+def test_paired_ci_is_the_statistics_one():
+    # kept importable here for scripts beside the results (results/b2kd_fashion_mnist/summarize.py)
     mean, low, high, n = paired_ci([1.0, 2.0, 4.0])
-    assert n == 3 and mean == pytest.approx(7 / 3)
-    assert low == pytest.approx(7 / 3 - 3.794583, abs=1e-5) and high == pytest.approx(7 / 3 + 3.794583, abs=1e-5)
-    mean, low, high, n = paired_ci([0.5])
-    assert (mean, n) == (0.5, 1) and math.isnan(low) and math.isnan(high)
-    assert paired_ci([])[3] == 0
+    assert (mean, n) == (pytest.approx(7 / 3), 3) and high - mean == pytest.approx(3.794583, abs=1e-5)
 
 
 RECIPE = f"""\
@@ -108,55 +93,67 @@ def test_leaderboard_outputs(store):
 
     summary = pd.read_csv(paths["summary"]).set_index("label")
     assert summary.loc["ce", "mean"] == pytest.approx(80.0) and summary.loc["ce", "std"] == pytest.approx(1.0)
+    # kd and ce have every seed: their seed-adjusted difference is the difference of their means
     assert summary.loc["kd", "delta_ce"] == pytest.approx(7 / 3)
-    assert summary.loc["kd", "delta_ce_low"] == pytest.approx(7 / 3 - 3.794583, abs=1e-5)
+    assert summary.loc["kd", "delta_ce_low"] < 7 / 3 < summary.loc["kd", "delta_ce_high"]
     assert summary.loc["kd", "delta_ce_n"] == 3 and math.isnan(summary.loc["kd", "delta_kd"])
     assert summary.loc["my_kd", "n_finished"] == 2 and summary.loc["my_kd", "delta_ce_n"] == 2
-    assert summary.loc["my_kd", "delta_ce"] == pytest.approx(((82.5 - 80) + (83 - 81)) / 2)
-    assert summary.loc["my_kd", "delta_kd"] == pytest.approx(((82.5 - 81) + (83 - 83)) / 2)
+    assert summary.loc["my_kd", "n_kept"] == 2 and summary.loc["my_kd", "n_collapsed"] == 0
+    for label, row in summary.iterrows():   # every verdict is the sign of the interval printed beside it
+        if label != "ce":
+            want = "better" if row.delta_ce_low > 0 else "worse" if row.delta_ce_high < 0 else "tied"
+            assert row.vs_ce == want, label
+            assert row.rank_low <= row["rank"] <= row.rank_high
     assert summary.loc["my_kd", "rank"] == 1 and summary.loc["kd", "rank"] == 2 and summary.loc["ce", "rank"] == 3
     assert summary.loc["kd", "published_top1"] == 81.5 and math.isnan(summary.loc["ce", "published_top1"])
     assert summary.loc["my_kd", "statuses"] == "failed:1, finished:2"
 
     md = paths["markdown"].read_text()
-    assert "| tied | `my_kd` |" in md   # 2-3 seeds: nothing is separated after Holm's correction and "Made-up et al. 2024" in md and "published 95.00" in md
-    assert "+2.33 [-1.46, +6.13] (n=3)" in md
+    assert "| `my_kd` |" in md and "Made-up et al. 2024" in md and "published 95.00" in md
+    assert "best test epoch (papers' protocol, optimistic)" in md    # beside the published numbers only
+    row = summary.loc["kd"]
+    assert f"{row.delta_ce:+.2f} [{row.delta_ce_low:+.2f}, {row.delta_ce_high:+.2f}]" in md
     assert "## Runs that did not finish" in md and "RuntimeError: out of luck" in md
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_leaderboard_plot_shows_each_run_mean_ce_line_and_published(store, monkeypatch):
-    """The figure's content, read back from matplotlib before it is closed: every finished seed is a dot at its
-    top-1, each method's mean a marker, the student-alone CE mean a dashed line, the published number a cross."""
-    figures = []
-    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
-    s, _ = store
-    paths = leaderboard.build(s.root)
-    (fig,) = figures
+def test_leaderboard_plot_shows_delta_vs_ce_with_its_interval_and_verdict(store):
+    """The figure's content, read from the matplotlib figure: one panel per pair, one row per method, each
+    method but CE an interval (its simultaneous interval of Δ vs CE, coloured by its verdict), CE a diamond at
+    0, a dashed line at 0, a legend naming the verdicts."""
+    from matplotlib.colors import to_hex
+
+    from kdzoo.bench.leaderboard_plot import COLORS, figure
+    s, plan = store
+    leaderboard.build(s.root)
+    df = leaderboard.read_rows(s.root)
+    summary = pd.read_csv(s.root / "summary.csv", keep_default_na=False, na_values=[""])
+    fig = figure(plan, df, summary)
     (ax,) = [a for a in fig.axes if a.axison]
     assert "fmnist_mlp → fmnist_cnn_tiny" in ax.get_title() and "teacher 93.00" in ax.get_title()
+    assert "Δ vs CE" in ax.get_xlabel() and "simultaneous 95%" in ax.get_xlabel()
     row = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())}
     assert sorted(row) == ["ce", "kd", "my_kd"]
-    seeds: dict[float, list[float]] = {}
-    crosses = []
-    for coll in ax.collections:
-        if isinstance(coll, PathCollection):
-            for x, y in coll.get_offsets():
-                (seeds.setdefault(float(y), []) if coll.get_sizes()[0] == 14 else crosses).append(float(x))
-    for label in ("ce", "kd", "my_kd"):
-        assert sorted(seeds[row[label]]) == sorted(v for (lb, _), v in TOP1.items() if lb == label), label
-    assert crosses == [81.5]
-    means = {float(y): float(x) for line in ax.lines if line.get_marker() == "o"
-             for x, y in zip(line.get_xdata(), line.get_ydata())}
-    assert means[row["ce"]] == pytest.approx(80.0) and means[row["kd"]] == pytest.approx(247 / 3)
-    assert means[row["my_kd"]] == pytest.approx(82.75)
-    (ce_line,) = [line for line in ax.lines if line.get_linestyle() == "--"]
-    assert list(ce_line.get_xdata()) == [80.0, 80.0]
-    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 2
+    s_ = summary.set_index("label")
+    for bar in bars:
+        (x,), (y,) = bar.lines[0].get_data()
+        label = next(k for k, v in row.items() if v == y)
+        assert x == pytest.approx(s_.loc[label, "delta_ce"])
+        (segs,) = [c for c in bar.lines[2]]
+        (lo, _), (hi, _) = segs.get_segments()[0]
+        assert (lo, hi) == (pytest.approx(s_.loc[label, "delta_ce_low"]), pytest.approx(s_.loc[label, "delta_ce_high"]))
+        assert to_hex(bar.lines[0].get_color()) == to_hex(COLORS[s_.loc[label, "vs_ce"]])
+    (diamond,) = [ln for ln in ax.lines if ln.get_marker() == "D"]
+    assert list(diamond.get_xdata()) == [0.0] and list(diamond.get_ydata()) == [row["ce"]]
+    assert [ln.get_xdata()[0] for ln in ax.lines if ln.get_linestyle() == "--"] == [0.0]
+    assert {t.get_text() for t in fig.legends[0].get_texts()} >= {"better", "worse", "tied"}
+    plt.close(fig)
 
 
 def test_pending_runs_are_listed_and_cli_rebuilds(store, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     s, plan = store
     missing = [e for e in plan.entries if e.label == "kd" and e.seed == 1][0].hash
     s.clear_result(missing)
@@ -170,39 +167,111 @@ def test_pending_runs_are_listed_and_cli_rebuilds(store, capsys):
 
 
 def test_leaderboard_of_a_folder_without_plan(tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     assert main(["leaderboard", str(tmp_path)]) == 2
     assert "holds no plan.json" in capsys.readouterr().err
 
 
-def test_ties_by_hand():
-    """Paired t-tests over seeds with Holm's correction, on data whose answer is known."""
-    from kdzoo.bench import ties
-    # per-seed top-1 on 5 seeds: 'big' is 5 points above CE on every seed, 'worse' 4 below,
-    # 'same' equals CE up to noise of a few tenths
-    noise = [0.0, 0.3, -0.2, 0.1, -0.3]
-    vals = {"ce": [70 + n for n in noise], "big": [75 + n + 0.05 * k for k, n in enumerate(noise)],
-            "same": [70 + n + e for n, e in zip(noise, [0.4, -0.5, 0.3, -0.2, 0.1])],
-            "worse": [66 + n - 0.05 * k for k, n in enumerate(noise)]}
 
-    def marked(vals):
-        rows = [{"teacher": "t", "student": "s", "label": m, "access": "logits", "seed": k, "top1": v,
-                 "status": "finished"} for m, vs in vals.items() for k, v in enumerate(vs)]
-        students = pd.DataFrame(rows)
-        means = students.groupby("label").top1.mean()
-        summary = pd.DataFrame([{"teacher": "t", "student": "s", "label": m, "access": "logits",
-                                 "mean": means[m], "n_finished": len(vals[m])} for m in vals])
-        summary["rank"] = summary["mean"].rank(ascending=False, method="min").astype("Int64")
-        return ties.mark(summary, students, "top1", "ce").set_index("label")
 
-    out = marked(vals)
-    assert out.loc["big", "vs_ce"] == "better" and out.loc["worse", "vs_ce"] == "worse"
-    assert out.loc["same", "vs_ce"] == "tied" and out.loc["ce", "vs_ce"] == "—"
-    assert out.loc["big", "rank_shown"] == "1" and out.loc["worse", "rank_shown"] == "4"
-    assert out.loc["ce", "rank_shown"] == "tied" and out.loc["same", "rank_shown"] == "tied"
-    assert out.loc["ce", "tied_with"] == "same" and out.loc["big", "tied_with"] == ""
-    # a method with one seed cannot be placed: no rank is supported while it is on the board
-    out = marked({**vals, "few": [90.0]})
-    assert set(out.rank_shown) == {"tied"} and out.loc["big", "vs_ce"] == "better"
-    # paired p by hand, df = 2: P(|T| >= t) = 1 - t / sqrt(2 + t^2); diffs 1, 2, 4 give t = sqrt(7)
-    assert ties.paired_p([1.0, 2.0, 4.0]) == pytest.approx(1 - 7 ** 0.5 / 3, rel=1e-9)
+QUICKSTART = Path(__file__).resolve().parents[1] / "results" / "quickstart"
+B2KD = Path(__file__).resolve().parents[1] / "results" / "b2kd_fashion_mnist"
+
+
+def _copy_rows(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for name in ("plan.json", "leaderboard.csv"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    return dst
+
+
+def test_from_rows_rebuilds_the_tables_and_never_writes_the_rows(store, tmp_path, capsys):
+    """A folder holding only plan.json and leaderboard.csv (a committed reference): --from-rows writes
+    summary.csv, leaderboard.md and leaderboard.png, the same as from the run store, and leaves leaderboard.csv
+    byte for byte; without --from-rows the folder is refused."""
+    from conftest import kdzoo_main as main
+    s, _ = store
+    leaderboard.build(s.root, classes=10)
+    rows_only = _copy_rows(s.root, tmp_path / "ref")
+    before = (rows_only / "leaderboard.csv").read_bytes()
+    assert main(["leaderboard", str(rows_only)]) == 2
+    assert "--from-rows" in capsys.readouterr().err
+    assert main(["leaderboard", str(rows_only), "--from-rows", "--classes", "10"]) == 0
+    assert (rows_only / "leaderboard.csv").read_bytes() == before
+    pd.testing.assert_frame_equal(pd.read_csv(rows_only / "summary.csv"), pd.read_csv(s.root / "summary.csv"))
+    assert (rows_only / "leaderboard.md").read_text() == (s.root / "leaderboard.md").read_text()
+    assert (rows_only / "leaderboard.png").is_file() and not (rows_only / "curves.png").exists()
+    assert main(["leaderboard", str(rows_only), "--from-rows", "--classes", "1"]) == 2
+
+
+def test_a_collapsed_seed_is_named_and_left_out(tmp_path):
+    """One quick-start seed of kd at chance: the row says 'collapsed 1/3 (10.00)', its mean is over the other
+    two seeds, and its verdict is made on them."""
+    ref = _copy_rows(QUICKSTART, tmp_path / "qs")
+    df = pd.read_csv(ref / "leaderboard.csv")
+    hit = (df.label == "kd") & (df.seed == 1)
+    kept = df[(df.label == "kd") & (df.seed != 1)].top1
+    df.loc[hit, "top1"] = 10.0
+    df.to_csv(ref / "leaderboard.csv", index=False)
+    paths = leaderboard.build_from_rows(ref, classes=10)
+    summary = pd.read_csv(paths["summary"]).set_index("label")
+    assert summary.loc["kd", "n_collapsed"] == 1 and summary.loc["kd", "n_kept"] == 2
+    assert summary.loc["kd", "mean"] == pytest.approx(kept.mean())
+    assert summary.loc["kd", "mean_all"] == pytest.approx((kept.sum() + 10.0) / 3)
+    md = paths["markdown"].read_text()
+    assert "| 2/3, collapsed 1/3 (10.00) |" in md and "23.50% top-1" in md
+
+
+def test_black_box_layout_pseudo_label_ce_and_kd_per_access():
+    """The b2kd tables: no 'ce' label (CE on the teacher's labels, 'ce-pseudo', is the reference), methods at
+    two access levels, KD at each: mekd-hard (label access) is compared with kd-label, mekd-soft (probs) with
+    kd-probs; the KD references themselves show none."""
+    plan = leaderboard.load_plan(B2KD)
+    summary = leaderboard.summarize(plan, leaderboard.read_rows(B2KD), classes=10).set_index("label")
+    assert summary.loc["ce-pseudo", "vs_ce"] == "—" and summary.loc["kd-probs", "vs_ce"] in ("better", "worse", "tied")
+    for label, ref in (("mekd-hard", "kd-label"), ("mekd-soft", "kd-probs"), ("ce-pseudo", "kd-label")):
+        assert summary.loc[label, "delta_kd"] == pytest.approx(summary.loc[label, "mean"] - summary.loc[ref, "mean"])
+        assert summary.loc[label, "delta_kd_low"] < summary.loc[label, "delta_kd"] < summary.loc[label, "delta_kd_high"]
+    assert math.isnan(summary.loc["kd-label", "delta_kd"]) and math.isnan(summary.loc["kd-probs", "delta_kd"])
+
+
+def test_best_epoch_on_validation_is_shown_and_can_be_ranked(store, tmp_path):
+    """Runs with a validation split: the table adds the test top-1 at the best-validation epoch; a plan ranked on
+    it shows the last epoch beside it. The best test epoch appears only beside published numbers."""
+    s, plan = store
+    leaderboard.build(s.root, classes=10)
+    df = leaderboard.read_rows(s.root)
+    df["top1_at_best_val"] = df.top1 - 0.25
+    md = leaderboard.markdown(plan, df, leaderboard.summarize(plan, df))
+    assert "| top-1 at best-val epoch |" in md and "last-epoch top-1 (ranked)" in md
+    plan.metric = "top1_at_best_val"
+    summary = leaderboard.summarize(plan, df)
+    assert summary.set_index("label").loc["ce", "mean"] == pytest.approx(80.0 - 0.25)
+    md = leaderboard.markdown(plan, df, summary)
+    assert "top-1 at best-val epoch (ranked)" in md and "| last-epoch top-1 |" in md
+    plan.metric, plan.reference = "best_top1", []     # a plan written before best_top1 was refused
+    md = leaderboard.markdown(plan, df, leaderboard.summarize(plan, df))
+    assert "ranked on the last epoch instead" in md and "best test epoch" not in md
+
+
+def test_committed_tables_never_contradict_themselves():
+    """Every committed summary built with the current statistics: each vs-CE verdict is the sign of the interval
+    printed beside it, no method is both better (or worse) than CE and tied with it, and a method's rank interval
+    holds its point rank. (Tables built before these statistics, with no n_kept column, wait for their rerun.)"""
+    checked = 0
+    for path in sorted((Path(__file__).resolve().parents[1] / "results").glob("*/summary.csv")):
+        summary = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        if "n_kept" not in summary.columns:
+            continue
+        for _, row in summary.iterrows():
+            checked += 1
+            if row.delta_ce == row.delta_ce:
+                want = "better" if row.delta_ce_low > 0 else "worse" if row.delta_ce_high < 0 else "tied"
+                assert row.vs_ce == want, (path, row.label)
+                ce = summary[(summary.teacher == row.teacher) & (summary.student == row.student)
+                             & (summary.vs_ce == "—") & summary.delta_ce.isna() & (summary.outcome == "tested")]
+                tied = str(row.tied_with or "").split("; ")
+                assert (row.vs_ce == "tied") == any(c in tied for c in ce.label), (path, row.label)
+            if row["rank"] == row["rank"]:
+                assert row.rank_low <= row["rank"] <= row.rank_high, (path, row.label)
+    assert checked >= 5 + 47

@@ -38,15 +38,23 @@ def write(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
 
 
 def test_valid_recipe_parses(tmp_path):
-    r = load_recipe(write(tmp_path, BASE + "student_data: {train_fraction: 0.5}\nmetric: best_top1\n"
+    r = load_recipe(write(tmp_path, BASE + "student_data: {train_fraction: 0.5, val_size: 100}\n"
+                                          "metric: top1_at_best_val\n"
                                           "slurm: {partition: gpu, time_min: 30}\n"))
     assert r.name == "tiny" and r.dataset == "bench-synth" and r.seeds == [0, 1]
     assert [m.label for m in r.methods] == ["ce", "kd", "kd-T2"]
     assert r.methods[2].args == {"temperature": 2.0} and isinstance(r.methods[2].args["temperature"], float)
     assert r.teachers["fmnist_mlp"].train == {"epochs": 1, "batch_size": 16}
-    assert r.student_data.train_fraction == 0.5 and r.metric == "best_top1"
+    assert r.student_data.train_fraction == 0.5 and r.metric == "top1_at_best_val"
     assert r.slurm.partition == "gpu" and r.slurm.time_min == 30
     assert r.plugins == [str(PLUGIN.resolve())]
+
+
+def test_no_ranking_on_an_epoch_picked_on_the_test_split(tmp_path):
+    with pytest.raises(ConfigError, match=r"metric: best_top1 picks each run's epoch on the test split; rank on top1"):
+        load_recipe(write(tmp_path, BASE + "metric: best_top1\n"))
+    with pytest.raises(ConfigError, match="top1_at_best_val needs a validation split: set student_data.val_size"):
+        load_recipe(write(tmp_path, BASE + "metric: top1_at_best_val\n"))
 
 
 def test_yaml_float_strings_and_env_vars(tmp_path, monkeypatch):
@@ -179,7 +187,7 @@ def test_failing_plugin_is_named(tmp_path):
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = write(tmp_path, BASE.replace("  - kd\n", "  - kdd\n", 1))
     assert main(["bench", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
@@ -212,7 +220,7 @@ MCLD_L2 = BASE.replace("  - {name: kd, label: kd-T2, args: {temperature: 2}}\n",
 def test_mcld_l2_at_probs_is_refused_at_validation(tmp_path, capsys):
     """mcld with normalize: l2 needs raw logits (its instance says so, not its class): a recipe running it at
     access probs is refused by the recipe check, one line, exit 2, before anything loads."""
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = write(tmp_path, MCLD_L2)
     assert main(["bench", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()

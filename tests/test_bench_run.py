@@ -1,33 +1,29 @@
-"""Real sweeps on a tiny synthetic dataset: resume after SIGKILL, concurrent processes, launchers, failures.
+"""Real sweeps on a tiny synthetic dataset: what a sweep leaves, launchers, failures, DOT beside its method.
 
 The dataset and the plugin loss ``my_kd`` come from tests/bench_plugin.py, named in the recipe's
 ``plugins:`` as a user's file would be. ``my_kd`` appends one line per run execution to
-$KDZOO_BENCH_COUNTER, which is how these tests see that no run is trained twice.
+$KDZOO_BENCH_COUNTER, which is how these tests see that no run is trained twice. Interrupted
+and concurrent sweeps are the reliability tests' (test_reliability_kill.py,
+test_reliability_concurrency.py).
 """
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+from kdzoo.bench import provenance
 from kdzoo.bench.runner import run_bench
 
-REPO = Path(__file__).resolve().parents[1]
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
 COMPARE = ["config_hash", "label", "seed", "status", "top1", "top5", "best_top1", "best_epoch", "epochs_done",
            "teacher_top1", "teacher_queries"]
 
 
-def recipe(tmp_path: Path, *, delay: float = 0.0, seeds: str = "[0, 1]", methods: str = "",
-           name: str = "run") -> Path:
-    methods = methods or f"[ce, kd, {{name: my_kd, args: {{delay: {delay}}}}}]"
+def recipe(tmp_path: Path, *, seeds: str = "[0, 1]", methods: str = "[ce, kd, my_kd]", name: str = "run") -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"""\
 name: {name}
@@ -52,23 +48,14 @@ def board(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "leaderboard.csv")[COMPARE].sort_values(["config_hash", "label"]).reset_index(drop=True)
 
 
-def bench_cmd(recipe_path: Path, out: Path, *extra: str) -> list[str]:
-    # one process (not one worker per core): the test interrupts and counts the sweep's own process
-    return [sys.executable, "-m", "kdzoo", "bench", str(recipe_path), "--out", str(out), "--workers", "1", *extra]
-
-
-def env(counter: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "KDZOO_BENCH_COUNTER": str(counter)}
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted sweep (in this process, one thread: like the subprocesses below)."""
+    """One sweep in this process, the reference of the others."""
     tmp = tmp_path_factory.mktemp("reference")
     counter = tmp / "counter"
     os.environ["KDZOO_BENCH_COUNTER"] = str(counter)
     try:
-        report = run_bench(recipe(tmp, delay=0.04), tmp / "out", progress=False)
+        report = run_bench(recipe(tmp), tmp / "out", progress=False)
     finally:
         del os.environ["KDZOO_BENCH_COUNTER"]
     return tmp / "out", report, counter
@@ -88,8 +75,13 @@ def test_sweep_runs_everything_and_never_recomputes(reference):
     # what decides bit-identity is recorded: the CPU kernels torch dispatches to, its build, the threads
     assert (df.cpu_capability == torch.backends.cpu.get_cpu_capability()).all()
     assert (df.torch_build == torch.version.git_version[:12]).all() and (df.threads == 1).all()
+    machine = provenance.machine()      # and the machine: CPU model, what oneDNN and MKL dispatch to
+    for column in ("cpu_vendor", "cpu_model", "onednn_isa", "mkl_isa"):
+        assert (df[column] == machine[column]).all(), column
     md = (out / "leaderboard.md").read_text()
-    assert f"CPU capability {torch.backends.cpu.get_cpu_capability()}, threads per run 1." in md
+    assert f"CPU {machine['cpu_vendor']} {machine['cpu_model']}, CPU capability " \
+           f"{torch.backends.cpu.get_cpu_capability()}, oneDNN ISA {machine['onednn_isa']}, MKL code path " \
+           f"{machine['mkl_isa']}" in md and "threads per run 1." in md
     # learning curves: one row per student run entry and epoch, read back from each run's metrics.jsonl
     curves = pd.read_csv(out / "curves.csv")
     students = df[df.role == "student"]
@@ -99,65 +91,14 @@ def test_sweep_runs_everything_and_never_recomputes(reference):
     assert last.test_top1.iloc[0] == pytest.approx(one.top1)
     assert (out / "curves.png").stat().st_size > 5000
     before = results(out)
-    again = run_bench(recipe(out.parent, delay=0.04), out, progress=False)
+    again = run_bench(recipe(out.parent), out, progress=False)
     assert again.ran == [] and again.skipped_done == 7 and again.ok
     assert results(out) == before
 
 
-def test_sigkill_mid_sweep_then_resume(reference, tmp_path):
-    ref_out, _, _ = reference
-    out, counter = tmp_path / "out", tmp_path / "counter"
-    path = recipe(tmp_path, delay=0.04)
-    proc = subprocess.Popen(bench_cmd(path, out, "--no-progress"), env=env(counter), cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            done = list((out / "runs").glob("*/result.json")) if (out / "runs").exists() else []
-            started = [p for p in (out / "runs").glob("*/checkpoint.pt") if not (p.parent / "result.json").exists()] \
-                if (out / "runs").exists() else []
-            if len(done) >= 2 and started:     # the teacher and a student are done, another is mid-run
-                break
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the sweep ended before it could be interrupted"
-    before = results(out)
-    assert 2 <= len(before) < 7
-    rerun = subprocess.run(bench_cmd(path, out), env=env(counter), cwd=tmp_path, capture_output=True, text=True,
-                           timeout=300)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    after = results(out)
-    assert len(after) == 7
-    assert all(after[h] == before[h] for h in before), "a finished run was recomputed"
-    assert f"{len(before)} were already done" in rerun.stdout
-    pd.testing.assert_frame_equal(board(out), board(ref_out))
-
-
-def test_two_processes_share_one_folder(reference, tmp_path):
-    ref_out, _, _ = reference
-    out, counter = tmp_path / "out", tmp_path / "counter"
-    path = recipe(tmp_path, delay=0.04)
-    procs = [subprocess.Popen(bench_cmd(path, out), env=env(counter), cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    for p, (stdout, stderr) in zip(procs, outs):
-        assert p.returncode == 0, stderr[-2000:]
-    trained = [{line.rsplit("(", 1)[1].rstrip(")") for line in stderr.splitlines() if line.startswith("finished ")}
-               for _, stderr in outs]
-    assert not trained[0] & trained[1], "a run was trained by both processes"
-    assert len(trained[0] | trained[1]) == 7
-    assert counter.read_text().count("\n") == 2          # each my_kd run executed exactly once
-    for metrics in (out / "runs").glob("*/metrics.jsonl"):
-        epochs = [line for line in metrics.read_text().splitlines() if line]
-        assert len(epochs) in (2, 3)                         # teacher 2, students 3: no epoch trained twice
-    pd.testing.assert_frame_equal(board(out), board(ref_out))
-
-
 def test_process_pool_gives_the_same_results(reference, tmp_path):
     ref_out, _, _ = reference
-    report = run_bench(recipe(tmp_path, delay=0.04), tmp_path / "out", workers=2, progress=False)
+    report = run_bench(recipe(tmp_path), tmp_path / "out", workers=2, progress=False)
     assert report.ok and len(report.ran) == 7
     pd.testing.assert_frame_equal(board(tmp_path / "out"), board(ref_out))
 
@@ -172,7 +113,7 @@ def test_submitit_debug_executor(tmp_path):
 
 def test_submitit_local_executor_through_the_cli(tmp_path, capsys):
     pytest.importorskip("submitit")
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = recipe(tmp_path, seeds="[0]", methods="[ce, kd]")
     rc = main(["bench", str(path), "--out", str(tmp_path / "out"), "--launcher", "slurm", "--slurm-cluster", "local",
                "--time-min", "10", "--cpus-per-task", "1", "--no-progress"])
@@ -183,7 +124,7 @@ def test_submitit_local_executor_through_the_cli(tmp_path, capsys):
 
 
 def test_failed_run_is_recorded_and_fail_fast_stops(tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     path = recipe(tmp_path, methods="[ce, boom, kd]")
     rc = main(["bench", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
     assert rc == 1

@@ -9,7 +9,7 @@ import torch
 
 import kdzoo
 from kdzoo.bench.recipe import load_recipe
-from kdzoo.bench.run import RunSpec
+from kdzoo.bench.run import TRAIN_NOT_HASHED, RunSpec
 from kdzoo.bench.sweep import can_share_cohort, estimate, expand, make_units
 from kdzoo.engine import TrainConfig
 
@@ -256,9 +256,10 @@ def test_any_changed_train_field_changes_the_hash(name):
     if name == "dot_delta":   # a setting of optimizer dot only (anything else refuses it)
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, optimizer="dot"))
     value = getattr(spec.train, name)
-    new = {"device": "cpu", "amp": "off", "milestones": [1], "dot_delta": 0.05}.get(name, _changed(value))
+    new = {"device": "cpu", "amp": "off", "milestones": [1], "dot_delta": 0.05,
+           "log": "tensorboard,mlflow"}.get(name, _changed(value))
     changed = dataclasses.replace(spec, train=dataclasses.replace(spec.train, **{name: new}))
-    if name == "device":   # where a run executes is not what it is
+    if name in TRAIN_NOT_HASHED:   # where a run executes and what logs it are not what it is
         assert changed.config_hash() == spec.config_hash()
     else:
         assert changed.config_hash() != spec.config_hash(), name
@@ -286,6 +287,12 @@ def test_plan_hashes_are_stable_across_expansions(tmp_path, ckpt):
     assert [e.hash for e in c.entries] == [e.hash for e in a.entries]   # the store's location is not hashed
 
 
+# Methods whose computation changed on purpose after a result folder was made: their committed runs
+# are not the recipe's any more (they get new hashes) until that folder is rerun. Issue 26: mlkd and
+# crld make their strong view as the authors do, sdd pools as the authors' SPP.
+RECOMPUTED = {"fashion_mnist": {"mlkd", "mlkd+ls", "crld", "sdd"}}
+
+
 @pytest.mark.parametrize("name", ["quickstart", "fashion_mnist", "b2kd_fashion_mnist", "b2kd_fashion_mnist_shift"])
 def test_committed_results_keep_their_run_hashes(tmp_path, name):
     """Settings added later (student_shift, cpu_threads, ema_decay, ...) must leave the hashes of runs
@@ -298,4 +305,9 @@ def test_committed_results_keep_their_run_hashes(tmp_path, name):
     committed = json.loads((repo / "results" / name / "plan.json").read_text())
     # every committed run keeps its hash; a recipe may have grown (more seeds, a method variant) since
     # its results were made, which adds runs but must change none
-    assert {e["hash"] for e in committed["entries"]} <= {e.hash for e in plan.entries}
+    changed = RECOMPUTED.get(name, set())
+    kept = {e["hash"] for e in committed["entries"] if e["method"] not in changed}
+    assert kept <= {e.hash for e in plan.entries}
+    if changed:   # ...and those methods' runs really are new (their settings now hash otherwise)
+        old = {e["hash"] for e in committed["entries"] if e["method"] in changed}
+        assert old and not old & {e.hash for e in plan.entries}

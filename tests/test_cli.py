@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.cli import main
+
+from conftest import kdzoo_main as main
 
 
 @pytest.fixture(autouse=True)
@@ -99,17 +100,19 @@ def test_access_refusal_is_one_line(capsys, teacher_ckpt, tmp_path):
     assert "loss 'test_needs_logits' needs teacher access 'logits'" in err and "'label'" in err
 
 
-def test_list_losses_fits_100_columns_and_wide_shows_papers(capsys):
+def test_list_losses_fits_the_terminal_points_to_the_docs_and_wide_shows_papers(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     rc, out, _ = run(capsys, "list", "losses")
     assert rc == 0
-    assert max(len(line) for line in out.splitlines()) <= 100
-    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 2}
+    assert max(len(line) for line in out.splitlines()) <= 80
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:1].strip()}   # a row's first line
     assert "2022 CVPR" in rows["dkd"] and "probs" in rows["dkd"] and "temperature=4.0" in rows["dkd"]
     assert "2015 NIPS-W" in rows["kd+ls"] and "label" in rows["kd+ls"]
-    assert "1503.02531" not in out and "--wide" in out
+    assert "1503.02531" not in out and "--wide" in out and "docs/methods.md" in out
+    monkeypatch.setenv("COLUMNS", "220")
     rc, out, _ = run(capsys, "list", "losses", "--wide")
     assert rc == 0 and "1503.02531" in out and "Zhao et al., CVPR 2022" in out and "source" in out
-    assert max(len(line) for line in out.splitlines()) > 100
+    assert 100 < max(len(line) for line in out.splitlines()) <= 220
 
 
 def test_train_then_distill_end_to_end(capsys, tmp_path, teacher_ckpt):

@@ -85,7 +85,7 @@ def test_torchrun_two_gloo_processes_equal_one_process(tmp_path):
     assert proc.stdout.count("finished:") == 1          # only rank 0 prints
 
     ddp_worker.register()
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
 
     ddp = torch.load(tmp_path / "ddp" / "model.pt", weights_only=True)

@@ -22,7 +22,7 @@ from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.engine.dot import DistillationOrientedSGD
 from kdzoo.teachers import Teacher
 
-from conftest import FMNIST, make_bundle
+from conftest import make_bundle, needs_fmnist
 
 GOLDEN = {
     (0.1, 0.9, 0.075, 5e-4): dict(
@@ -191,9 +191,9 @@ def test_without_a_distillation_term_dot_is_sgd_with_the_mean_momentum():
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST files not present")
+@needs_fmnist
 def test_cli_trains_with_optimizer_dot(tmp_path, capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     torch.manual_seed(0)
     teacher = tmp_path / "teacher" / "model.pt"
     teacher.parent.mkdir()
@@ -210,7 +210,7 @@ def test_cli_trains_with_optimizer_dot(tmp_path, capsys):
 
 
 def test_cli_bad_delta_is_one_line(capsys):
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     rc = main(["train", "--student", "fmnist_mlp", "--optimizer", "dot", "--dot-delta", "0.5"])
     err = capsys.readouterr().err
     assert rc == 2 and "must lie in [0, 1)" in err and len(err.strip().splitlines()) == 1

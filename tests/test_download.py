@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kdzoo.cli import main
+from conftest import kdzoo_main as main
+
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -68,23 +68,6 @@ def test_kd_hand_value_two_classes():
     assert out["kd"].item() == pytest.approx(0.75 * math.log(1.5) + 0.25 * math.log(0.5), abs=1e-6)
 
 
-def test_kd_same_with_log_probabilities_and_float32_under_half_inputs():
-    s, t, y = torch.tensor(S), torch.tensor(T_), torch.tensor(Y)
-    loss = kdzoo.build_loss("kd")
-    a = loss(s, t, y)["kd"]
-    b = loss(s, torch.log_softmax(t, 1), y)["kd"]
-    assert a.item() == pytest.approx(b.item(), abs=1e-6)
-    half = loss(s.bfloat16(), t.bfloat16(), y)
-    assert half["kd"].dtype == torch.float32
-
-
-def test_kd_bad_inputs_raise_config_errors():
-    loss = kdzoo.build_loss("kd")
-    with pytest.raises(kdzoo.ConfigError, match="differ in shape"):
-        loss(torch.zeros(2, 3), torch.zeros(2, 4), torch.tensor([0, 1]))
-    with pytest.raises(kdzoo.ConfigError, match="integer class indices"):
-        loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0.0, 1.0]))
-    with pytest.raises(kdzoo.ConfigError, match=r"labels must lie in \[0, 2\]"):
-        loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0, 3]))
+def test_kd_bad_temperature_is_a_config_error():
     with pytest.raises(kdzoo.ConfigError, match="temperature must be > 0"):
         kdzoo.build_loss("kd", temperature=0)

@@ -26,7 +26,7 @@ from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.losses.ctkd import CTKD
 from kdzoo.teachers import Teacher
 
-from conftest import FMNIST, make_bundle
+from conftest import make_bundle, needs_fmnist
 
 N, C = 4, 5
 S = (torch.sin(torch.arange(N * C, dtype=torch.float64) * 0.37) * 3).reshape(N, C).float()
@@ -202,23 +202,7 @@ def test_temperature_trains_and_resumes_exactly(tmp_path):
                                                  ref.student.state_dict().values()))
 
 
-def test_cohort_equals_solo_with_a_trainable_temperature():
-    bundle = make_bundle()
-    solo = {}
-    for name in ("ctkd", "ctkd+ls"):
-        m = Member(name, _model(0, bundle), kdzoo.build_loss(name))
-        _fit(bundle, [m], epochs=2)
-        solo[name] = m
-    cohort = [Member(n, _model(0, bundle), kdzoo.build_loss(n)) for n in ("kd", "ctkd", "ctkd+ls")]
-    _fit(bundle, cohort, epochs=2)
-    for m in cohort[1:]:
-        assert torch.equal(m.loss.theta, solo[m.name].loss.theta), m.name
-        assert all(torch.equal(a, b) for a, b in zip(m.student.state_dict().values(),
-                                                     solo[m.name].student.state_dict().values())), m.name
-        assert m.result.top1 == solo[m.name].result.top1
-
-
-@pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST files not present")
+@needs_fmnist
 def test_fashion_mnist_solo_and_cohort_runs_agree(tmp_path):
     """A few steps on real Fashion-MNIST through the bench runner, solo and in a cohort, with optimizer dot too."""
     from kdzoo.bench.run import RunSpec, execute, execute_cohort

@@ -69,7 +69,7 @@ def test_old_mask_would_keep_the_target_class():
     assert abs(float(old) - float(new)) > 1.0
 
 
-def test_target_weight_has_no_gradient_and_probs_work():
+def test_target_weight_has_no_gradient():
     loss = kdzoo.build_loss("nkd")
     assert loss.requires == "probs" and (loss.year, loss.venue) == (2023, "ICCV")
     y = torch.tensor(LABELS)
@@ -77,9 +77,6 @@ def test_target_weight_has_no_gradient_and_probs_work():
     out = loss(student().requires_grad_(True), t, y)
     (g,) = torch.autograd.grad(out["target"], t, allow_unused=True)
     assert g is None or float(g.abs().sum()) == 0.0
-    a = loss(student(), teacher(), y)
-    b = loss(student(), torch.log_softmax(teacher(), 1), y)
-    assert all(torch.allclose(a[k], b[k], rtol=1e-5) for k in a)
 
 
 def test_one_class_and_bad_temperature_are_one_line_errors():

@@ -12,6 +12,17 @@ computes SDD_KD.forward_train (loss_ce + kd_weight * sdd_kd_loss) and SDD_DKD.fo
 gradient of the total w.r.t. the student's feature map dotted with ``_probe``:
 
     cd /tmp/sdd_golden && python golden.py
+
+GOLDEN_SPP (maps of side 6, 7 and 14, where the authors' SPP, which pools to 4 x 4 first, differs
+from pooling each scale from the map): the same repository and commit, files
+mdistiller/distillers/{KD.py,SDD_DKD.py,DKD.py,_base.py} (``sed 's/\\.cuda()//g'``) and
+mdistiller/models/cifar/utils.py (SPP) as the package ``authors`` in /tmp/h-losses/sdd_golden,
+whose golden.py builds (fc(avg), SPP(M) -> fc region logits) as their resnet.py:202-213 for
+student and teacher and calls SDD_KD / SDD_DKD.forward_train on ``_inputs(h)`` (torch 2.14.1, CPU):
+
+    cd /tmp/h-losses/sdd_golden && python golden.py
+
+(that script reproduces GOLDEN's h = 8 values too).
 """
 from __future__ import annotations
 
@@ -22,7 +33,6 @@ from torch import nn
 import kdzoo
 from kdzoo.bench.recipe import parse_recipe
 from kdzoo.bench.sweep import expand
-from kdzoo.cli import main
 from kdzoo.data import make_loader
 from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.engine.runfolder import MODEL
@@ -31,14 +41,14 @@ from kdzoo.losses.sdd import region_logits, region_weights
 from kdzoo.registry import MODELS
 from kdzoo.teachers import Teacher, check_access
 
-from conftest import FMNIST, make_bundle
+from conftest import kdzoo_main as main, make_bundle, needs_fmnist
 
 N, CS, CT, K, H = 6, 8, 12, 5, 8
 
 
-def _inputs():
-    s_map = torch.sin(torch.arange(N * CS * H * H, dtype=torch.float32) * 0.37).view(N, CS, H, H) * 2.0
-    t_map = torch.cos(torch.arange(N * CT * H * H, dtype=torch.float32) * 0.23).view(N, CT, H, H) * 3.0 + 0.5
+def _inputs(h: int = H):
+    s_map = torch.sin(torch.arange(N * CS * h * h, dtype=torch.float32) * 0.37).view(N, CS, h, h) * 2.0
+    t_map = torch.cos(torch.arange(N * CT * h * h, dtype=torch.float32) * 0.23).view(N, CT, h, h) * 3.0 + 0.5
     fs, ft = nn.Linear(CS, K), nn.Linear(CT, K)
     with torch.no_grad():
         fs.weight.copy_(torch.sin(torch.arange(K * CS, dtype=torch.float32) * 1.3).view(K, CS))
@@ -52,8 +62,8 @@ def _probe(x):
     return torch.cos(torch.arange(x.numel(), dtype=torch.float32) * 0.11).view_as(x)
 
 
-def _run(loss, epoch):
-    s_map, t_map, fs, ft, y = _inputs()
+def _run(loss, epoch, h: int = H):
+    s_map, t_map, fs, ft, y = _inputs(h)
     s_map.requires_grad_(True)
     terms = loss(fs(s_map.mean(dim=(2, 3))), ft(t_map.mean(dim=(2, 3))), y, epoch=epoch,
                  student_feature_map=s_map, teacher_feature_map=t_map, student_classifier=fs, teacher_classifier=ft)
@@ -81,6 +91,50 @@ def test_equals_authors_code(args, epoch, ce, kd, total, grad):
     assert sum(v.item() for k, v in terms.items() if k != "ce") == pytest.approx(kd, abs=1e-5)
     assert value == pytest.approx(total, abs=1e-5)
     assert g == pytest.approx(grad, abs=1e-5)
+    # on 8 x 8 maps the authors' SPP and pooling each scale from the map agree
+    terms, value2, g2 = _run(kdzoo.build_loss("sdd", **args, pooling="per_scale"), epoch)
+    assert value2 == pytest.approx(total, abs=1e-5) and g2 == pytest.approx(grad, abs=1e-5)
+
+
+# (map side, base, scales, epoch, authors' loss_ce, loss_kd, total, gradient probe); T 4, defaults otherwise
+GOLDEN_SPP = [
+    (6, "kd", [1, 2], 1, 0.16069600, 1.54390061, 1.70459664, 0.24321124),
+    (6, "kd", [1, 2, 4], 1, 0.16069600, 2.63243008, 2.79312611, 0.28428191),
+    (6, "dkd", [1, 2], 30, 1.60695994, 11.28234482, 12.88930511, 0.56303376),
+    (6, "dkd", [1, 2, 4], 30, 1.60695994, 19.44290924, 21.04986954, 0.27224398),
+    (7, "kd", [1, 2], 1, 0.16014422, 1.54501045, 1.70515466, -0.00451755),
+    (7, "kd", [1, 2, 4], 1, 0.16014422, 1.93195069, 2.09209490, -0.12943017),
+    (7, "dkd", [1, 2], 30, 1.60144222, 14.46385002, 16.06529236, -0.40035975),
+    (7, "dkd", [1, 2, 4], 30, 1.60144222, 17.91596222, 19.51740456, -1.59179306),
+    (14, "kd", [1, 2], 1, 0.16168968, 0.86939770, 1.03108740, -0.00067589),
+    (14, "kd", [1, 2, 4], 1, 0.16168968, 0.90421653, 1.06590617, -0.00052813),
+    (14, "dkd", [1, 2], 30, 1.61689675, 7.96183634, 9.57873344, -0.00744664),
+    (14, "dkd", [1, 2, 4], 30, 1.61689675, 8.23657227, 9.85346889, -0.00538140),
+]
+
+
+@pytest.mark.parametrize("h,base,scales,epoch,ce,kd,total,grad", GOLDEN_SPP)
+def test_default_pooling_is_the_authors_spp_on_any_map_size(h, base, scales, epoch, ce, kd, total, grad):
+    terms, value, g = _run(kdzoo.build_loss("sdd", base=base, scales=scales), epoch, h)
+    assert terms["ce"].item() == pytest.approx(ce, abs=1e-5)
+    assert sum(v.item() for k, v in terms.items() if k != "ce") == pytest.approx(kd, rel=1e-6, abs=1e-5)
+    assert value == pytest.approx(total, rel=1e-6, abs=1e-5)
+    assert g == pytest.approx(grad, rel=1e-5, abs=1e-6)
+    # pooling every scale from the map (kdzoo's earlier default, kept as an option) is another loss here
+    _, other, _ = _run(kdzoo.build_loss("sdd", base=base, scales=scales, pooling="per_scale"), epoch, h)
+    assert abs(other - total) > 0.03 * total
+
+
+def test_spp_cells_are_block_means_of_the_4x4_grid():
+    """Written out independently: a 7 x 7 map's 4 x 4 adaptive cells (rows/cols [0:2], [1:4], [3:6], [5:7]),
+    the 2 x 2 cells as means of 2 x 2 blocks of those, the 1 x 1 cell as the mean of all 16."""
+    fmap = torch.arange(49, dtype=torch.float32).view(1, 1, 7, 7) ** 1.5
+    spans = [(0, 2), (1, 4), (3, 6), (5, 7)]
+    grid = torch.tensor([[fmap[0, 0, a:b, c:d].mean() for c, d in spans] for a, b in spans])
+    want = [grid.mean()] + [grid[i:i + 2, j:j + 2].mean() for i in (0, 2) for j in (0, 2)]
+    got = region_logits(fmap, nn.Identity(), [1, 2]).flatten()
+    torch.testing.assert_close(got, torch.stack(want))
+    assert not torch.allclose(region_logits(fmap, nn.Identity(), [1, 2], "per_scale").flatten(), got)
 
 
 # SDD-NKD: the authors' multi_nkd_loss (SDD_nkd.py) with its nkd_loss mask fixed as in cls_KD after 9466b3f
@@ -93,7 +147,6 @@ GOLDEN_NKD = [
 ]
 
 
-@pytest.mark.skipif("nkd" not in kdzoo.list_losses(), reason="the nkd loss is not registered on this branch")
 @pytest.mark.parametrize("args,epoch,ce,kd,total,grad", GOLDEN_NKD)
 def test_nkd_base_equals_authors_code_with_the_fixed_mask(args, epoch, ce, kd, total, grad):
     terms, value, g = _run(kdzoo.build_loss("sdd", **args), epoch)
@@ -105,6 +158,7 @@ def test_nkd_base_equals_authors_code_with_the_fixed_mask(args, epoch, ce, kd, t
 def test_default_is_sd_kd_with_scales_1_2():
     loss = kdzoo.build_loss("sdd")
     assert (loss.base, loss.scales, loss.complementary_weight, loss.warmup) == ("kd", [1, 2], 2.0, 0.0)
+    assert loss.pooling == "spp"
     assert kdzoo.build_loss("sdd", base="dkd").warmup == 20.0
     assert loss.requires == "features" and loss.needs == frozenset({"feature_maps"})
 
@@ -149,6 +203,7 @@ def test_complementary_weight_one_is_the_plain_region_average_of_kd():
     ({"scales": [1, 4, 2]}, "increasing"),
     ({"base": "dkd", "base_args": {"warmup": 5}}, "sdd's own 'warmup'"),
     ({"base": "kd", "base_args": {"temperatur": 2}}, "temperature"),
+    ({"pooling": "spd"}, "unknown pooling 'spd'; did you mean 'spp'"),
 ])
 def test_bad_settings_are_one_line_errors(args, match):
     with pytest.raises(ConfigError, match=match) as e:
@@ -192,7 +247,6 @@ def test_teacher_reveals_maps_only_at_features_access():
 
 
 def _conv_models():
-    kdzoo.list_models()   # imports the built-in models
     return [n for n in MODELS.names() if MODELS.entry(n).factory.__module__.startswith(
         ("kdzoo.models.cifar_", "kdzoo.models.small")) and n != "fmnist_mlp"]
 
@@ -235,9 +289,6 @@ train: {epochs: 1}
 
 # ---------------------------------------------------------------------- end to end
 
-fmnist = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(),
-                            reason="Fashion-MNIST files not present")
-
 
 @pytest.fixture(scope="module")
 def teacher_ckpt(tmp_path_factory):
@@ -264,7 +315,7 @@ def _weights(run_dir):
     return torch.load(run_dir / MODEL, weights_only=True)
 
 
-@fmnist
+@needs_fmnist
 def test_trains_fashion_mnist_solo_and_in_cohort_equally(teacher_ckpt, tmp_path):
     from kdzoo.bench.run import execute, execute_cohort
 
@@ -284,7 +335,7 @@ def test_trains_fashion_mnist_solo_and_in_cohort_equally(teacher_ckpt, tmp_path)
     assert solo["kd"]["teacher_queries"] == solo["sdd"]["teacher_queries"] == images   # the map comes with the logits
 
 
-@fmnist
+@needs_fmnist
 def test_member_without_the_need_is_bit_identical_to_before(teacher_ckpt, tmp_path):
     """kd at 'features' access trains exactly as at 'logits' access, alone or beside sdd."""
     from kdzoo.bench.run import execute, execute_cohort
@@ -298,7 +349,7 @@ def test_member_without_the_need_is_bit_identical_to_before(teacher_ckpt, tmp_pa
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-@fmnist
+@needs_fmnist
 def test_sdd_refuses_a_student_without_feature_map_and_a_black_box_teacher(teacher_ckpt, tmp_path):
     from kdzoo.bench.run import execute
 
@@ -379,15 +430,16 @@ def test_external_models_expose_their_map_where_kdzoo_can_reach_it(name, spatial
         torch.testing.assert_close(model.classifier(fmap.mean(dim=(2, 3))), model(x), rtol=1e-4, atol=1e-5)
 
 
-def test_listing_shows_year_venue_and_needs(capsys):
+def test_listing_shows_year_venue_and_needs(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")          # a terminal wide enough for one line per loss
     info = kdzoo.loss_info("sdd")
     assert (info["year"], info["venue"], info["requires"], info["needs"]) == (2024, "CVPR", "features", ["feature_maps"])
     assert main(["list", "losses"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("│ sdd "))
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("sdd "))
     assert "2024" in row and "CVPR" in row and "feature_maps" in row
 
 
-@fmnist
+@needs_fmnist
 def test_every_kind_of_need_in_one_cohort_equals_solo(teacher_ckpt, tmp_path):
     """The bench puts every method of a pair and seed into one cohort: a feature-map loss (sdd), a two-view
     loss (mlkd), a loss with its own trained parameters (ctkd) and plain kd then train side by side. Each

@@ -298,9 +298,8 @@ def test_warmup_factor(name, hp, warmed):
         assert first[warmed[0]].item() == pytest.approx(full[warmed[0]].item() / 20, rel=1e-6)
 
 
-@pytest.mark.parametrize("name,hp", [("dkd", {}), ("dkd+ls", {}), ("rld", {}), ("rld+ls", {}),
-                                     ("dist", {}), ("mcld", {}), ("mcld", dict(target_mask=False)),
-                                     ("kd", {}), ("kd+ls", {})])
+# (at their defaults every loss is checked by tests/test_loss_contract.py)
+@pytest.mark.parametrize("name,hp", [("mcld", dict(target_mask=False)), ("rld", dict(scd_temperature=1.0))])
 @pytest.mark.parametrize("case", ["small", "c100"])
 def test_log_probs_as_teacher_give_same_value(name, hp, case):
     s, t, y = tensors(case)
@@ -310,7 +309,7 @@ def test_log_probs_as_teacher_give_same_value(name, hp, case):
         assert b[k].item() == pytest.approx(a[k].item(), abs=1e-5, rel=1e-5), k
 
 
-@pytest.mark.parametrize("name,hp", [("mse", {}), ("mcld", dict(normalize="l2"))])
+@pytest.mark.parametrize("name,hp", [("mcld", dict(normalize="l2"))])
 def test_logit_dependent_losses_change_with_log_probs(name, hp):
     s, t, y = tensors("small")
     loss = kdzoo.build_loss(name, **hp)
@@ -364,31 +363,10 @@ def test_mcld_target_mask_needs_three_classes():
         kdzoo.build_loss("mcld")(s, t, y)
 
 
-ZOO = list(DEFAULTS)
-
-
-@pytest.mark.parametrize("name", ZOO)
-def test_input_errors(name):
-    loss = kdzoo.build_loss(name)
-    s, t, y = tensors("small")
-    with pytest.raises(ConfigError, match="shape"):
-        loss(s, t[:, :3], y) if name != "ce" else loss(s[:, None], None, y)
-    with pytest.raises(ConfigError, match="integer class indices"):
-        loss(s, t, y.float())
-    with pytest.raises(ConfigError, match=r"labels must lie in \[0, 3\]"):
-        loss(s, t, torch.tensor([0, 1, 2, 3, 4]))
-    with pytest.raises(ConfigError, match=r"labels must lie"):
-        loss(s, t, torch.tensor([0, -1, 2, 3, 1]))
-
-
-@pytest.mark.parametrize("name", ["dkd", "dist", "rld", "mcld", "mse"])
-def test_empty_batch_and_single_class_are_errors(name):
-    loss = kdzoo.build_loss(name)
-    with pytest.raises(ConfigError, match="empty batch"):
-        loss(torch.zeros(0, 4), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
-    if name != "mse":
-        with pytest.raises(ConfigError, match="at least"):
-            loss(torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3, dtype=torch.long))
+@pytest.mark.parametrize("name", ["dkd", "dist", "rld", "mcld"])
+def test_single_class_is_an_error(name):
+    with pytest.raises(ConfigError, match="at least"):
+        kdzoo.build_loss(name)(torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3, dtype=torch.long))
 
 
 @pytest.mark.parametrize("name,hp,match", [
@@ -402,12 +380,3 @@ def test_bad_hyperparameters(name, hp, match):
         kdzoo.build_loss(name, **hp)
 
 
-@pytest.mark.parametrize("name", ["dkd", "rld", "dist", "mcld", "kd"])
-def test_extreme_logits_stay_finite(name):
-    s = torch.tensor([[80.0, -80.0, 0.0], [0.0, 0.0, 0.0], [-50.0, 50.0, 49.0]], requires_grad=True)
-    t = torch.tensor([[-90.0, 90.0, 0.0], [1.0, 1.0, 1.0], [30.0, -30.0, 30.0]])
-    hp = dict(target_mask=False) if name == "mcld" else {}
-    out = kdzoo.build_loss(name, **hp)(s, t, torch.tensor([0, 2, 1]), epoch=20)
-    total = sum(out.values())
-    total.backward()
-    assert torch.isfinite(total) and torch.isfinite(s.grad).all()

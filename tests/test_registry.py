@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import kdzoo
 from kdzoo.registry import Registry
@@ -80,11 +81,52 @@ def test_entry_point_plugin_is_discovered(tmp_path):
     code = ("import kdzoo, torch; print('jsd' in kdzoo.list_losses()); "
             "l = kdzoo.build_loss('jsd', temperature=1.0, ce_weight=0.0); "
             "print(round(float(l(torch.zeros(1, 2), torch.tensor([[0.0, 0.0]]), torch.tensor([0]))['jsd']), 6)); "
-            "print(kdzoo.loss_info('jsd')['source'])")
+            "print(kdzoo.loss_info('jsd')['source']); print(','.join(kdzoo.loss_info('jsd')['space']))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(REPO)])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    found, value, source = out.stdout.split()
+    found, value, source, space = out.stdout.split()
     assert found == "True"
     assert float(value) == 0.0  # identical distributions: JSD is zero
     assert source == "kdzoo_plugin_example.jsd"
+    assert space == "temperature,jsd_weight"  # its declared search space passes the check
+
+
+def test_a_losss_access_and_needs_are_read_by_one_helper_each():
+    """``requires``/``needs`` have class defaults that an instance may override: every reader goes through
+    ``losses.base.requirements`` / ``needs_of`` (which also supply the default for a loss declaring none)."""
+    import re
+    from kdzoo.losses.base import DistillLoss, needs_of, requirements
+
+    class Bare(torch.nn.Module):   # a plugin that declares nothing
+        pass
+    assert requirements(Bare()) == "logits" and needs_of(Bare()) == frozenset()
+    mcld = kdzoo.build_loss("mcld", normalize="l2")
+    assert requirements(mcld) == "logits" and requirements(type(mcld)) == type(mcld).requires
+    assert requirements(DistillLoss) == "logits"
+    pattern = re.compile(r"getattr\([^)]*[\"'](requires|needs)[\"']")
+    readers = [str(p.relative_to(REPO)) for p in (REPO / "kdzoo").rglob("*.py") if pattern.search(p.read_text())]
+    assert readers == ["kdzoo/losses/base.py"]
+
+
+def test_lookups_find_the_built_ins_without_any_import_first():
+    """A registry imports its built-in package on first lookup: nothing has to call list_*() for its side effect."""
+    code = ("import sys; from kdzoo.registry import DATASETS, LOSSES, MODELS; "
+            "print('fmnist_mlp' in MODELS, 'fashion-mnist' in DATASETS, 'kd' in LOSSES.names(), "
+            "MODELS.entry('resnet20').name, 'kdzoo.bench' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True", "True", "resnet20", "False"]
+
+
+def test_no_list_call_is_made_only_for_its_side_effect():
+    import ast
+    calls = []
+    for path in (REPO / "kdzoo").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                name = ast.unparse(node.value.func)
+                if name.split(".")[-1] in ("list_models", "list_datasets", "list_losses", "names"):
+                    calls.append(f"{path.relative_to(REPO)}:{node.lineno}: {name}()")
+    assert calls == []

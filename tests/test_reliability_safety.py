@@ -175,7 +175,7 @@ def test_a_plan_pointing_outside_out_is_refused(tmp_path, capsys):
     import json
 
     from kdzoo.bench.runner import run_bench
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
     from reliability_harness import write_recipe
 
     recipe = write_recipe(tmp_path / "recipe", seeds=(0,), name="relplan",

@@ -19,10 +19,11 @@ import pytest
 import torch
 
 from kdzoo.bench.runner import run_bench
-from kdzoo.cli import main
 from kdzoo.engine.recovery import RecoveryWarning
 
 from reliability_harness import leaderboard, results, write_recipe
+
+from conftest import kdzoo_main as main
 
 
 def _sweep(recipe, out, counts=None, **kw):

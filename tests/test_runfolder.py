@@ -4,12 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
-from kdzoo.cli import main
 from kdzoo.engine.runfolder import differences
 
-from conftest import needs_fmnist
+from conftest import needs_fmnist, kdzoo_main as main
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
 

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import pytest
 
+import kdzoo
 from kdzoo import register_loss
 from kdzoo.errors import ConfigError
 from kdzoo.losses.base import DistillLoss, check_positive
 from kdzoo.registry import LOSSES
 from kdzoo.space import Choice, Float, Int
+
+from conftest import kdzoo_main as main
 
 
 class _Toy(DistillLoss):
@@ -67,6 +70,7 @@ def test_range_outside_legal_values_is_refused(toy):
     (lambda: Float(1.0, float("inf")), "finite"),
     (lambda: Int(1.5, 4), "integers"),
     (lambda: Choice(("only",)), "at least two values"),
+    (lambda: Choice(((1, 2), (1, 2, 4))), "numbers, strings, flags or None"),   # a study could not store it
 ])
 def test_malformed_ranges_are_refused(make, match):
     with pytest.raises(ConfigError, match=match):
@@ -75,3 +79,27 @@ def test_malformed_ranges_are_refused(make, match):
 
 def test_a_loss_without_a_space_has_none():
     assert LOSSES.search_space("ce") == {}
+
+
+def test_a_bad_space_is_reported_for_its_loss_and_refused_where_it_is_used(toy, capsys, monkeypatch):
+    """One plugin's bad declaration does not stop `kdzoo list losses` or loss_info (issue 28: a broken plugin
+    never disables the CLI): its row is marked and one line says why; --space and tuning still refuse it."""
+    name = toy("space_toy_listed", space={"temprature": Float(1.0, 3.0)})
+    refused = (f"loss '{name}': search space names 'temprature', which is not one of its hyperparameters; did you "
+               f"mean 'temperature'? (it takes: temperature, steps, mode)")
+    with pytest.raises(ConfigError) as err:           # what tuning the loss reads
+        LOSSES.search_space(name)
+    assert str(err.value) == refused
+    info = kdzoo.loss_info(name)
+    assert info["space"] is None and info["space_error"] == refused and info["defaults"]["temperature"] == 4.0
+    assert kdzoo.loss_info("dkd")["space_error"] == "" and kdzoo.loss_info("dkd")["space"]
+    monkeypatch.setenv("COLUMNS", "250")               # one line per row, whatever else the session registered
+    capsys.readouterr()
+    assert main(["list", "losses"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in out if line[:1].strip()}
+    assert rows[name].rstrip().endswith("mode=a; search space refused") and {"kd", "dkd", "ce"} <= set(rows)
+    assert "refused" not in rows["kd"] and [line for line in out if refused in line] == [
+        f"search space refused: {refused}"]
+    assert main(["list", "losses", "--space"]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"kdzoo: error: {refused}"]

@@ -293,3 +293,24 @@ def test_a_run_with_ema_saves_the_averaged_weights(tmp_path):
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert all(torch.equal(saved[k], v) for k, v in ckpt["ema"].items())
     assert not all(torch.equal(saved[k], v) for k, v in ckpt["model"].items())
+
+
+def test_best_epoch_is_chosen_on_validation_and_the_test_split_is_only_read_there():
+    """With a validation split the record names the epoch of the best validation top-1 (the first, on ties) and
+    the test top-1 at that epoch, next to the last epoch and the (optimistic) best test epoch; without one the
+    new fields stay empty."""
+    bundle = make_bundle()
+    m = Member("ce", _model(0, bundle), kdzoo.build_loss("ce"))
+    config = TrainConfig(epochs=5, batch_size=16, lr=0.1, device="cpu")
+    evals = {"val": make_loader(bundle, "train", 64, train=False), "test": make_loader(bundle, "test", 64, train=False)}
+    (r,) = Trainer([m], make_loader(bundle, "train", 16, train=True, seed=0), evals, None, config,
+                   progress=False).fit()
+    val = [rec["val_top1"] for rec in m.metrics]
+    test = [rec["test_top1"] for rec in m.metrics]
+    best = val.index(max(val))
+    assert (r.best_val_epoch, r.best_val_top1, r.top1_at_best_val) == (best + 1, val[best], test[best])
+    assert r.val_top1 == val[-1] and r.top1 == test[-1] and r.best_top1 == max(test)
+    assert len(set(val)) > 1   # the epochs differ, so the choice is not vacuous
+    m2 = Member("ce", _model(0, bundle), kdzoo.build_loss("ce"))
+    (r2,) = _trainer(bundle, [m2], epochs=2).fit()
+    assert r2.best_val_epoch == 0 and r2.top1_at_best_val != r2.top1_at_best_val

@@ -118,7 +118,7 @@ def _pickle(path, obj):
 @needs_fmnist
 def test_cli_transfer_fmnist_run_to_rgb_dataset(tmp_path, capsys):
     """A grey 28x28 student probed on a colour 32x32 dataset (CIFAR-10 on-disk format, Fashion-MNIST classes 5-9)."""
-    from kdzoo.cli import main
+    from conftest import kdzoo_main as main
 
     fm = kdzoo.data.build_dataset("fashion-mnist")
     folder = tmp_path / "data" / "cifar-10-batches-py"

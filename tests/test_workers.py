@@ -8,7 +8,8 @@ import torch
 
 import kdzoo.bench.launch as launch
 import kdzoo.bench.runner as runner
-from kdzoo.cli import main
+
+from conftest import kdzoo_main as main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,13 +24,13 @@ import csv
 import json
 import math
 import statistics
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..engine import runfolder
+from ..engine.terminal import say
 from ..errors import ConfigError, KdzooError
 from ..losses.base import has_preparation
 from ..registry import LOSSES
@@ -322,10 +322,11 @@ def run_script(main: Callable[[], None], prog: str) -> int:
         main()
         return 0
     except KdzooError as exc:
-        print(f"{prog}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        say(f"{prog}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", stderr=True,
+            problem=True)
         return 2
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; finished runs are kept and the same command resumes", file=sys.stderr)
+        say(f"{prog}: interrupted; finished runs are kept and the same command resumes", stderr=True)
         return 130
 
 

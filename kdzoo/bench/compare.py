@@ -21,28 +21,40 @@ leaderboards are compared as two samples per (pair, method, access):
   in at most 5% of trials, not in 40%;
 - ``consistent`` otherwise: no evidence of a difference, but not enough to
   show there is none. It comes with the smallest difference this comparison
-  would detect (80% power at Holm's strictest level) and the seeds per side
-  that would make it conclusive, estimated from the observed spread;
+  would detect with 80% power at Holm's strictest level (the noncentral t of
+  Welch's statistic, ``kdzoo.stats.power``), taking the observed spread as the
+  true one, and the seeds per side at which a rerun would be conclusive with
+  80% probability if the observed difference and spread were the truth;
 - ``too few``: fewer than 2 finished seeds on a side (no spread to test against).
+- ``reference only`` / ``new only``: the row is on one side only (not tested).
 
-Pure functions over pandas; the t distribution comes from ``stats`` (no scipy).
+``power_line`` says in one line what the comparison's seeds can and cannot detect.
+Pure functions over pandas; the distributions come from ``kdzoo.stats`` (scipy).
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
+from ..engine.terminal import print_table, say
 from ..errors import ConfigError
-from .stats import t_ppf, t_sf2
+from ..stats import POWER, detectable_difference, equivalence_chance, holm, mean_std, t_quantile, t_two_sided_p
+from ..stats import welch as _welch
+from ..stats import welch_power
+from .provenance import MACHINE_FIELDS, machine_differences
+from .recipe_types import name_problem
 
 KEYS = ["teacher", "student", "label", "access"]
+ONLY_REF, ONLY_NEW = "reference only", "new only"   # verdicts of rows present on one side
+ONE_SIDED = (ONLY_REF, ONLY_NEW)
 DEFAULT_TOLERANCE = 1.0
 DEFAULT_ALPHA = 0.05
-POWER = 0.8
 MAX_SEEDS = 10_000
 
 
@@ -71,11 +83,17 @@ class Row:
     seeds_needed: int | None = None  # seeds per side that would make a 'consistent' row conclusive
     identical: bool = False          # the same seeds with the same values on both sides (a bit-identical rerun)
     other_settings: bool = False     # no run hash in common: the two sides ran different configurations
+    other_machine: list[str] = field(default_factory=list)   # what differs in the recorded machines ("CPU model")
 
 
 # ------------------------------------------------------------------ input
-def load_runs(path: str | Path, metric: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Finished student runs of a bench output folder or a ``leaderboard.csv``, and the metric to compare."""
+def load_runs(path: str | Path, metric: str | None = None,
+              notes: list[str] | None = None) -> tuple[pd.DataFrame, str]:
+    """Finished student runs of a bench output folder or a ``leaderboard.csv``, and the metric to compare.
+
+    Bad input is refused in one line naming the CSV line: no finished student run, a name that
+    would break the table, a value that is not a finite number, one seed given twice with two
+    values. Exact copies of a row count once (a note is added to ``notes``)."""
     p = Path(path)
     csv = p / "leaderboard.csv" if p.is_dir() else p
     if not csv.is_file():
@@ -92,11 +110,59 @@ def load_runs(path: str | Path, metric: str | None = None) -> tuple[pd.DataFrame
         metric = _plan_metric(csv.parent) or "top1"
     if metric not in df.columns:
         raise ConfigError(f"{csv} has no column {metric!r} (try --metric top1)")
+    df["line"] = df.index + 2            # the CSV's own line numbers (line 1 is the header), for messages
     df = df[(df.role == "student") & (df.status == "finished")].copy()
-    df[metric] = pd.to_numeric(df[metric], errors="coerce")
+    if df.empty:
+        raise ConfigError(f"{csv} holds no finished student run: nothing to compare")
     for k in KEYS:
         df[k] = df[k].astype(str)
-    return df, metric
+    _check_rows(df, csv, metric)
+    return _collapse_duplicates(df, csv, metric, notes), metric
+
+
+def _who(row: pd.Series) -> str:
+    seed = f" seed {row['seed']}" if "seed" in row.index else ""
+    return f"{row['teacher']}→{row['student']} {row['label']} ({row['access']}){seed}"
+
+
+def _check_rows(df: pd.DataFrame, csv: Path, metric: str) -> None:
+    """Names and values a comparison can trust, or one line naming the first row that is not."""
+    for _, row in df.iterrows():
+        for k in KEYS:
+            if name_problem(row[k]):
+                raise ConfigError(f"{csv} line {row['line']}: {k} {row[k]!r} {name_problem(row[k])}")
+        raw = row[metric]
+        if pd.isna(raw):
+            raise ConfigError(f"{csv} line {row['line']}: {metric} of {_who(row)} is empty")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{csv} line {row['line']}: {metric} '{raw}' of {_who(row)} is not a number") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{csv} line {row['line']}: {metric} '{raw}' of {_who(row)} is not a finite number")
+    df[metric] = pd.to_numeric(df[metric])
+
+
+def _collapse_duplicates(df: pd.DataFrame, csv: Path, metric: str, notes: list[str] | None) -> pd.DataFrame:
+    """A (pair, method, access, seed) counts once: copies of one row are collapsed (with a note), rows that
+    disagree are refused. Counted twice they would be extra seeds and shrink every interval."""
+    if "seed" not in df.columns:
+        return df
+    key = KEYS + ["seed"]
+    dup = df[df.duplicated(key, keep=False)]
+    if dup.empty:
+        return df
+    for _, g in dup.groupby(key, sort=False):
+        if g[metric].nunique() > 1:
+            lines = ", ".join(str(n) for n in g["line"])
+            values = ", ".join(f"{v:g}" for v in g[metric])
+            raise ConfigError(f"{csv} lines {lines}: {_who(g.iloc[0])} appears {len(g)} times with different "
+                              f"{metric} ({values}); keep one row per seed")
+    extra = int(df.duplicated(key).sum())
+    if notes is not None:
+        notes.append(f"{csv}: {extra} duplicate row{'s' if extra > 1 else ''} (same pair, method, access and seed) "
+                     f"counted once")
+    return df.drop_duplicates(key)
 
 
 def _plan_metric(folder: Path) -> str | None:
@@ -108,60 +174,33 @@ def _plan_metric(folder: Path) -> str | None:
 
 # ------------------------------------------------------------------ tests
 def sample(values: list[float]) -> Sample:
-    v = [float(x) for x in values if x == x]
-    n = len(v)
-    mean = sum(v) / n if n else math.nan
-    std = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1)) if n > 1 else math.nan
-    return Sample(mean, std, n)
+    return Sample(*mean_std(values))
 
 
 def welch(ref: Sample, new: Sample) -> tuple[float, float, float]:
     """(new - ref, its standard error, Welch-Satterthwaite degrees of freedom)."""
-    a, b = ref.std ** 2 / ref.n, new.std ** 2 / new.n
-    se = math.sqrt(a + b)
-    if se == 0:
-        return new.mean - ref.mean, 0.0, float(ref.n + new.n - 2)
-    df = (a + b) ** 2 / (a * a / (ref.n - 1) + b * b / (new.n - 1))
-    return new.mean - ref.mean, se, df
+    return _welch(ref.mean, ref.std, ref.n, new.mean, new.std, new.n)
 
 
-def holm(pvalues: list[float], alpha: float) -> list[bool]:
-    """Holm's step-down rejections: the k-th smallest p is tested at alpha / (m - k + 1), stopping at the first kept."""
-    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
-    reject = [False] * len(pvalues)
-    m = len(pvalues)
-    for k, i in enumerate(order):
-        if pvalues[i] <= alpha / (m - k):
-            reject[i] = True
-        else:
-            break
-    return reject
-
-
-def detectable(se: float, df: float, alpha: float, m: int) -> float:
-    """Difference detected with 80% power by a two-sided test at level alpha/m (Holm's strictest step)."""
-    if se == 0:
-        return 0.0
-    return (t_ppf(1 - alpha / (2 * m), df) + t_ppf(POWER, df)) * se
+def detectable(ref: Sample, new: Sample, alpha: float, m: int) -> float:
+    """Difference detected with 80% power by Welch's two-sided test at level alpha/m (Holm's strictest step),
+    the observed spreads taken as the true ones."""
+    return detectable_difference(ref.std, ref.n, new.std, new.n, alpha / m, POWER)
 
 
 def seeds_for_verdict(diff: float, sd: float, tolerance: float, alpha: float, m: int, start: int = 3) -> int | None:
-    """Seeds per side (at least ``start``, one more than now) at which the observed difference and spread
-    would give 'differs' or 'reproduced'; None beyond MAX_SEEDS.
+    """Seeds per side (at least ``start``, one more than now) at which a rerun with true difference ``diff`` and
+    spread ``sd`` on each side gives 'differs' or 'reproduced' with 80% probability; None beyond MAX_SEEDS.
 
-    Both conditions only get easier with more seeds, so each is found by a doubling then a bisection."""
+    Both chances grow with the seeds, so each is found by a doubling then a bisection."""
     if sd == 0:
         return start
 
-    def se_df(n: int) -> tuple[float, float]:
-        return sd * math.sqrt(2.0 / n), 2.0 * n - 2
-
     def differs(n: int) -> bool:
-        return detectable(*se_df(n), alpha, m) <= abs(diff)
+        return welch_power(diff, sd, n, sd, n, alpha / m) >= POWER
 
     def reproduced(n: int) -> bool:
-        se, df = se_df(n)
-        return abs(diff) + t_ppf(0.975, df) * se <= tolerance
+        return equivalence_chance(diff, sd, n, sd, n, tolerance) >= POWER
 
     best = None
     for ok in (differs, reproduced):
@@ -182,13 +221,19 @@ def seeds_for_verdict(diff: float, sd: float, tolerance: float, alpha: float, m:
 
 def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", tolerance: float = DEFAULT_TOLERANCE,
             alpha: float = DEFAULT_ALPHA) -> list[Row]:
-    """One row per (pair, label, access) present on either side, with its verdict."""
+    """One row per (pair, label, access) present on either side, with its verdict; a row present on one
+    side only says so (``ONLY_REF``, ``ONLY_NEW``) and is not tested. Two sides with no row in common
+    are refused (ConfigError): they are not a benchmark and its rerun."""
     if not tolerance > 0:
         raise ConfigError(f"--tolerance must be > 0, got {tolerance}")
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}")
-    keys = list(dict.fromkeys([tuple(k) for k in ref[KEYS].values.tolist()]
-                              + [tuple(k) for k in new[KEYS].values.tolist()]))
+    ref_keys, new_keys = ([tuple(k) for k in df[KEYS].values.tolist()] for df in (ref, new))
+    if not set(ref_keys) & set(new_keys):
+        raise ConfigError(f"the two leaderboards share no row (pair, method, access): the reference has "
+                          f"{_rows_named(ref_keys)}, the new one {_rows_named(new_keys)}; compare a rerun with "
+                          f"its own reference")
+    keys = list(dict.fromkeys(ref_keys + new_keys))
     ref_groups, new_groups = (dict(iter(df.groupby(KEYS, sort=False))) for df in (ref, new))
     rows = []
     for key in keys:
@@ -203,15 +248,28 @@ def compare(ref: pd.DataFrame, new: pd.DataFrame, metric: str = "top1", toleranc
                 # a run's hash covers every setting but the code, so a row with no hash in common compares two
                 # different experiments (a changed recipe), not a rerun: the verdict alone would not say so
                 r.other_settings = not set(a.config_hash.astype(str)) & set(b.config_hash.astype(str))
+            # a rerun on another machine is a new sample, not a copy: say so, naming what differs
+            r.other_machine = machine_differences({k: a[k].tolist() for k in MACHINE_FIELDS if k in a.columns},
+                                                  {k: b[k].tolist() for k in MACHINE_FIELDS if k in b.columns})
+        else:
+            r.verdict = ONLY_NEW if a is None else ONLY_REF
         rows.append(r)
-    return judge(rows, tolerance, alpha)
+    judge([r for r in rows if r.verdict not in ONE_SIDED], tolerance, alpha)
+    return rows
+
+
+def _rows_named(keys: list[tuple]) -> str:
+    first = list(dict.fromkeys(keys))
+    shown = ", ".join(f"{t}→{s} {label}" for t, s, label, _ in first[:2])
+    return shown + (f" and {len(first) - 2} more" if len(first) > 2 else "")
 
 
 def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA,
           advise: bool = True) -> list[Row]:
     """Fill in each row's interval, p-value and verdict (the rows' samples are set); returns the rows.
 
-    ``advise``: also estimate, for 'consistent' rows, the seeds that would settle them."""
+    ``advise``: also estimate, for 'consistent' rows, the difference they could detect and the seeds that
+    would settle them."""
     tested = [r for r in rows if r.ref.n >= 2 and r.new.n >= 2]
     tested_ids = {id(r) for r in tested}
     for r in rows:
@@ -221,10 +279,9 @@ def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = 
     m = max(len(tested), 1)
     for r in tested:
         r.diff, se, r.df = welch(r.ref, r.new)
-        half = t_ppf(0.975, r.df) * se
+        half = t_quantile(0.975, r.df) * se
         r.low, r.high = r.diff - half, r.diff + half
-        r.p = (1.0 if r.diff == 0 else 0.0) if se == 0 else t_sf2(r.diff / se, r.df)
-        r.detectable = detectable(se, r.df, alpha, m)
+        r.p = (1.0 if r.diff == 0 else 0.0) if se == 0 else t_two_sided_p(r.diff / se, r.df)
     for r, rejected in zip(tested, holm([r.p for r in tested], alpha)):
         if -tolerance <= r.low and r.high <= tolerance:
             r.verdict = "reproduced"   # shown smaller than the tolerance, even where significant
@@ -234,49 +291,71 @@ def judge(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE, alpha: float = 
             r.verdict = "consistent"
             if not advise:
                 continue
+            r.detectable = detectable(r.ref, r.new, alpha, m)
             sd = math.sqrt((r.ref.std ** 2 + r.new.std ** 2) / 2)
             r.seeds_needed = seeds_for_verdict(r.diff, sd, tolerance, alpha, m, max(r.ref.n, r.new.n) + 1)
     return rows
 
 
 def compare_paths(reference: str | Path, new: str | Path, metric: str | None = None,
-                  tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA) -> tuple[list[Row], str]:
-    ref_df, metric = load_runs(reference, metric)
-    new_df, _ = load_runs(new, metric)
+                  tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA,
+                  notes: list[str] | None = None) -> tuple[list[Row], str]:
+    ref_df, metric = load_runs(reference, metric, notes)
+    new_df, _ = load_runs(new, metric, notes)
     return compare(ref_df, new_df, metric, tolerance, alpha), metric
 
 
 # ----------------------------------------------------------------- output
-def _ms(s: Sample) -> str:
+def _ms(s: Sample) -> Any:
     if s.n == 0:
         return "—"
-    return f"{s.mean:.2f}" + (f" ± {s.std:.2f}" if s.n > 1 else "") + f" (n={s.n})"
+    return (f"{s.mean:.2f}" + (f" ± {s.std:.2f}" if s.n > 1 else ""), f"(n={s.n})")
 
 
 def note(r: Row) -> str:
     return (("other settings than the reference (no run hash in common); " if r.other_settings else "")
+            + (f"other {', '.join(r.other_machine)}; " if r.other_machine else "")
             + ("identical, seed by seed; " if r.identical else "") + _verdict_note(r))
 
 
 def _verdict_note(r: Row) -> str:
     if r.verdict == "consistent":
         more = f"{r.seeds_needed} seeds per side" if r.seeds_needed else f"more than {MAX_SEEDS} seeds per side"
-        return f"detects ≥ {r.detectable:.2f}; conclusive with ≈ {more}"
+        # the row's own 95% interval may exclude 0 while Holm's correction over the rows does not reject
+        alone = f"p = {r.p:.2g}, not significant over all rows; " if r.low > 0 or r.high < 0 else ""
+        if r.detectable != r.detectable:   # judged without advice
+            return alone.rstrip("; ")
+        return f"{alone}detects ≥ {r.detectable:.2f} (80% power); conclusive with ≈ {more}"
     if r.verdict == "too few":
         return "needs ≥ 2 finished seeds on each side"
+    if r.verdict in ONE_SIDED:
+        return "absent from the new run" if r.verdict == ONLY_REF else "absent from the reference"
     return f"p = {r.p:.2g}" if r.verdict == "differs" else ""
 
 
+def _delta(r: Row) -> Any:
+    if r.diff != r.diff:
+        return "—"
+    return (f"{r.diff:+.2f}", f"[{r.low:+.2f}, {r.high:+.2f}]" if r.low == r.low else "")
+
+
+# The comparison table, one per teacher-student pair: (header, cell of a Row); a cell is its text or
+# (value, detail). "note" moves under the table when the terminal is too narrow for it.
+COLUMNS: list[tuple[str, Callable[[Row], Any]]] = [
+    ("method", lambda r: r.label + ("" if r.access in ("logits", "none") else f" ({r.access})")),
+    ("reference", lambda r: _ms(r.ref)),
+    ("new", lambda r: _ms(r.new)),
+    ("Δ new − ref", _delta),
+    ("verdict", lambda r: r.verdict),
+    ("note", note),
+]
+HEADER = ["pair"] + [h for h, _ in COLUMNS]
+
+
 def table_rows(rows: list[Row]) -> list[list[str]]:
-    out = []
-    for r in rows:
-        ci = f"{r.diff:+.2f} [{r.low:+.2f}, {r.high:+.2f}]" if r.low == r.low else (
-            "—" if r.diff != r.diff else f"{r.diff:+.2f}")
-        out.append([f"{r.teacher}→{r.student}", r.label, r.access, _ms(r.ref), _ms(r.new), ci, r.verdict, note(r)])
-    return out
-
-
-HEADER = ["pair", "method", "access", "reference", "new", "Δ new − ref [95% CI]", "verdict", "note"]
+    """Every row as text, its pair first (HEADER's columns)."""
+    return [[f"{r.teacher}→{r.student}"] + [" ".join(c) if isinstance(c, tuple) else c
+                                           for c in (cell(r) for _, cell in COLUMNS)] for r in rows]
 
 
 def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
@@ -284,29 +363,51 @@ def summary_line(rows: list[Row], tolerance: float, alpha: float) -> str:
     parts = [f"{counts['differs']} differ", f"{counts['reproduced']} reproduced", f"{counts['consistent']} consistent"]
     if counts["too few"]:
         parts.append(f"{counts['too few']} with too few seeds")
+    for verdict, where in ((ONLY_REF, "in the reference only"), (ONLY_NEW, "in the new run only")):
+        if any(r.verdict == verdict for r in rows):
+            parts.append(f"{sum(r.verdict == verdict for r in rows)} {where}")
     identical = sum(r.identical for r in rows)
     if identical:
         parts.append(f"{identical} identical to the reference seed by seed")
     other = sum(r.other_settings for r in rows)
     if other:
         parts.append(f"{other} run with other settings than the reference (a changed recipe: not a rerun)")
+    machines = sorted({w for r in rows for w in r.other_machine})
+    if machines:
+        parts.append(f"{sum(bool(r.other_machine) for r in rows)} ran on another machine than the reference "
+                     f"(other {', '.join(machines)}: a new sample, not a copy)")
     return (f"{len(rows)} rows: " + ", ".join(parts) + f" (Welch, Holm-corrected α = {alpha:g}; "
             f"reproduced = 95% CI within ±{tolerance:g} points)")
 
 
+def power_line(rows: list[Row], tolerance: float, alpha: float) -> str:
+    """What the comparison's seeds can and cannot detect, in one line: the shift of one row (among the tested
+    rows, Holm's first step) flagged 80% of the time, and how often a shift of the tolerance is (median seeds
+    and spread of the tested rows)."""
+    tested = [r for r in rows if r.ref.n >= 2 and r.new.n >= 2]
+    if not tested:
+        return ""
+    n = int(statistics.median(min(r.ref.n, r.new.n) for r in tested))
+    sd = statistics.median(math.sqrt((r.ref.std ** 2 + r.new.std ** 2) / 2) for r in tested)
+    typical, level = Sample(math.nan, sd, n), alpha / len(tested)
+    return (f"{n} seeds a side: a {detectable(typical, typical, alpha, len(tested)):.1f}-point shift is flagged 80% "
+            f"of the time, a {tolerance:g}-point one {welch_power(tolerance, sd, n, sd, n, level):.0%}")
+
+
 def print_report(rows: list[Row], metric: str, tolerance: float, alpha: float, title: str = "") -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """The comparison within the terminal's width: a title, one table per pair, the summary line."""
+    say(title or f"{metric} (%): reference vs new, mean ± std (n seeds); Δ with its 95% Welch interval")
+    pairs: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        pairs.setdefault((r.teacher, r.student), []).append(r)
+    for (teacher, student), group in pairs.items():
+        print_table([h for h, _ in COLUMNS], [[cell(r) for _, cell in COLUMNS] for r in group],
+                    title=f"{teacher} → {student}", spill=("note",))
+    say(summary_line(rows, tolerance, alpha))
+    line = power_line(rows, tolerance, alpha)
+    if line:
+        say(line)
 
-    table = Table(title=title or f"{metric} (%): reference vs new, mean ± std (n seeds)")
-    for col in HEADER:
-        table.add_column(col, overflow="fold", no_wrap=col == "pair")
-    for cells in table_rows(rows):
-        table.add_row(*cells)
-    console = Console(width=max(Console().width, 160))
-    console.print(table)
-    console.print(summary_line(rows, tolerance, alpha))
 
-
-__all__ = ["DEFAULT_TOLERANCE", "Row", "Sample", "compare", "compare_paths", "holm", "judge", "load_runs",
-           "print_report", "summary_line", "welch"]
+__all__ = ["DEFAULT_TOLERANCE", "ONE_SIDED", "ONLY_NEW", "ONLY_REF", "Row", "Sample", "compare", "compare_paths",
+           "holm", "judge", "load_runs", "power_line", "print_report", "summary_line", "welch"]

@@ -13,33 +13,33 @@ sweep can move between them.
   time, ``torch.set_num_threads(max(1, cores // N))`` in every worker (training
   itself runs with the run's ``cpu_threads``, so N never changes a result); with
   ``gpus=G`` each worker trains on its own GPU. ``kdzoo bench`` defaults to one
-  worker per CPU core, or one per GPU (``default_workers``).
-- ``SlurmLauncher``: one submitit job per unit, submitted as job arrays
-  (partition, time, GPUs per job, array parallelism from the recipe's ``slurm``
-  block or the command line). A job that hits its time limit is requeued and
-  resumes from the run's checkpoint.
+  worker per CPU core, or one per GPU (``default_workers``). Workers end with the
+  sweep's process however it ends (``kill -9`` included): no orphan keeps training.
+- ``SlurmLauncher`` (``bench/slurm.py``): one submitit job per unit.
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import multiprocessing
 import os
 import queue
-import shutil
+import signal
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..engine.checkpoint import atomic_write_text
 from ..engine.progress import Progress, QueueProgress
-from ..engine.runfolder import RunFolderMismatch
-from ..errors import ConfigError
+from ..engine.runfolder import ERROR_LOG, INTERRUPTED, RunFolderMismatch
+from ..engine.terminal import problem_text
+from ..errors import ConfigError, KdzooError, StorageError, one_line_warnings
+from ..utils import atomic_write_text
 from .plugins import import_plugins
-from .recipe_types import SlurmSettings
-from .run import RunSpec, environment, execute_cohort
+from .run import LogPlace, RunSpec, environment, execute_cohort
 from .store import RunStore
 
 Payload = dict[str, Any]
@@ -48,6 +48,44 @@ ShouldStop = Callable[[], bool]
 LOCKED = "locked"          # status of a run another process is training
 SKIPPED = "skipped"        # status of a run that was already done
 INCOMPLETE = "incomplete"  # the unit ended without a result (killed job, lost worker)
+# errors of the machine, not of the run: the run is left unfinished (its checkpoint kept) and the next call retries it
+TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ESTALE, errno.ETIMEDOUT, errno.ENOMEM,
+                    errno.EACCES, errno.EPERM}
+RERUN = "run the same command again to resume it"
+PR_SET_PDEATHSIG = 1        # prctl option (linux/prctl.h): a signal the kernel sends when the parent ends
+PARENT_POLL_SECONDS = 1.0
+JOIN_SECONDS = 30.0         # a terminated worker's exit, waited for before its runs' statuses are read
+
+
+class Statuses(dict):
+    """A unit's {run hash: status}, with ``notes``: {run hash: why it was left unfinished}."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.notes: dict[str, str] = {}
+
+    def merge(self, other: "dict[str, str]") -> None:
+        self.update(other)
+        self.notes.update(getattr(other, "notes", {}))
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a failure of the machine rather than of the run:
+    a full disk or quota, an I/O error, a read-only or vanished mount, no memory."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (StorageError, MemoryError)) or (isinstance(exc, OSError)
+                                                             and exc.errno in TRANSIENT_ERRNOS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def first_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, KdzooError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def cpu_count() -> int:
@@ -77,6 +115,14 @@ def failed_record(spec: RunSpec, h: str, exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "message": message, "config_hash": h, "epochs": 0, **environment()}
 
 
+def _interrupted(todo: list[tuple[str, RunSpec]], exc: BaseException) -> Statuses:
+    """The runs of a unit a transient error stopped: no result is written, so the next call retries them
+    (the sweep prints each with ``notes``, the error's first line, which names the file)."""
+    out = Statuses({h: INTERRUPTED for h, _ in todo})
+    out.notes = {h: first_line(exc) for h, _ in todo}
+    return out
+
+
 def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str], None] | None = None,
                  threads: int | None = None) -> dict[str, str]:
     """Run one unit; returns {hash: status}: finished | diverged | failed for the runs it trained,
@@ -87,7 +133,7 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
     import_plugins(payload.get("plugins") or [])
     store = RunStore(payload["out"])
     retry = bool(payload.get("retry_failed"))
-    statuses: dict[str, str] = {}
+    statuses = Statuses()
     todo: list[tuple[str, RunSpec]] = []
     locks = []
     try:
@@ -107,45 +153,84 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
             locks.append(lock)
             todo.append((h, RunSpec.from_dict(spec_dict)))
         if todo:
-            statuses.update(_train(store, todo, payload.get("data_root"), progress, log))
+            places = _log_places(store, payload)
+            titles = payload.get("titles") or {}   # what log lines call each run ("teacher fmnist_teacher")
+            statuses.merge(_train(store, todo, payload.get("data_root"), progress, log, places, titles))
     finally:
         for lock in locks:
             lock.release()
     return statuses
 
 
+def _log_places(store: RunStore, payload: Payload) -> dict[str, LogPlace]:
+    """Where each run of the unit is logged: the sweep's output folder, under the name the sweep gave it."""
+    return {h: LogPlace(store.root, str(payload.get("experiment") or store.root.name), name)
+            for h, name in (payload.get("log_names") or {}).items()}
+
+
 def _train(store: RunStore, todo: list[tuple[str, RunSpec]], data_root: str | None, progress: Any,
-           log: Callable[[str], None] | None) -> dict[str, str]:
+           log: Callable[[str], None] | None, places: dict[str, LogPlace] | None = None,
+           titles: dict[str, str] | None = None) -> "Statuses":
     specs = [s for _, s in todo]
     try:
         records = execute_cohort(specs, [store.run_dir(h) for h, _ in todo], data_root=data_root,
-                                 cache_dir=store.root / "cache", progress=progress, log=log)
+                                 cache_dir=store.root / "cache", progress=progress, log=log,
+                                 log_places=[(places or {}).get(h) for h, _ in todo],
+                                 titles=[(titles or {}).get(h, "") for h, _ in todo])
     except RunFolderMismatch:
         raise  # not a failed run: the sweep must not touch a folder holding another run
     except Exception as exc:  # one broken run must not end the sweep: record it and go on
+        if transient(exc):    # the disk or the machine failed, not the run: leave it unfinished
+            return _interrupted(todo, exc)
         if len(todo) > 1:
             # one member may have taken the cohort down: train each alone (from its own checkpoint)
             if log:
                 log(f"[yellow]cohort failed ({type(exc).__name__}: {str(exc).strip()[:120]}); "
                     f"training its runs one by one[/yellow]")
-            out: dict[str, str] = {}
+            out = Statuses()
             for item in todo:
-                out.update(_train(store, [item], data_root, progress, log))
+                out.merge(_train(store, [item], data_root, progress, log, places, titles))
             return out
         h, spec = todo[0]
-        store.run_dir(h).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(store.run_dir(h) / "error.log", traceback.format_exc())
-        store.write_result(h, failed_record(spec, h, exc))
-        return {h: "failed"}
-    return {h: str(record.get("status", "failed")) for (h, _), record in zip(todo, records)}
+        try:
+            store.run_dir(h).mkdir(parents=True, exist_ok=True)
+            atomic_write_text(store.run_dir(h) / ERROR_LOG, traceback.format_exc())
+            store.write_result(h, failed_record(spec, h, exc))
+        except OSError as write_exc:  # no room even for the small failure record: leave the run unfinished
+            return _interrupted(todo, write_exc)
+        return Statuses({h: "failed"})
+    return Statuses({h: str(record.get("status", "failed")) for (h, _), record in zip(todo, records)})
 
 
 # ------------------------------------------------------------------- local
 _EVENTS: Any = None   # in a worker: the queue its runs' progress goes to (None: the sweep shows no bars)
 
 
-def _worker_init(threads: int, gpus: Any = None, events: Any = None) -> None:
+def _die_with(parent: int) -> None:
+    """End this worker when the sweep's process ``parent`` ends, however it ends (``kill -9`` included):
+    the kernel's parent-death signal where Linux offers it, and a thread that watches for the worker
+    being handed to another parent everywhere. Its run keeps its last checkpoint; the next call resumes it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):   # not Linux: the watching thread alone
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGKILL)   # no clean-up to wait for: every file is written atomically
+
+    if os.getppid() != parent:   # the sweep ended before this worker started
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=watch, name="kdzoo-parent-watch", daemon=True).start()
+
+
+def _worker_init(threads: int, gpus: Any = None, events: Any = None, parent: int | None = None) -> None:
     global _EVENTS
+    if parent is not None:
+        _die_with(parent)
+    one_line_warnings(problem_text)
     torch.set_num_threads(threads)
     _EVENTS = events
     if gpus is not None:  # one GPU per worker: device "auto"/"cuda" then means this worker's own GPU
@@ -160,9 +245,10 @@ def _worker_run(payload: Payload, unit: int, lines: bool = False) -> dict[str, s
 
 
 class LocalLauncher:
-    """Run units here (``workers=1``) or in a pool of ``workers`` processes (kept until ``close``)."""
+    """Run units here (``workers=1``) or in a pool of ``workers`` processes (kept until ``close``); ``log(message,
+    problem=False)`` prints a line (``problem``: one that says what did not finish, engine/terminal.py)."""
 
-    def __init__(self, workers: int = 1, *, log: Callable[[str], None] | None = None,
+    def __init__(self, workers: int = 1, *, log: Callable[..., None] | None = None,
                  on_start: Callable[[int], None] | None = None, gpus: int = 0, progress: Any = False) -> None:
         if int(workers) < 1:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
@@ -197,8 +283,10 @@ class LocalLauncher:
             live = isinstance(self.progress, Progress) and self.progress.live
             self._events = ctx.Queue() if live else None
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
-                                             initargs=(max(1, cpu_count() // self.workers), gpus, self._events))
+                                             initargs=(max(1, cpu_count() // self.workers), gpus, self._events,
+                                                       os.getpid()))
         futures = {}
+        lost = False
         try:
             for i, payload in enumerate(payloads):
                 futures[self._pool.submit(_worker_run, payload, i, self._worker_lines)] = i
@@ -216,9 +304,13 @@ class LocalLauncher:
                     except RunFolderMismatch:
                         raise
                     except Exception as exc:  # the worker process died (killed, out of memory)
-                        if self.log:
-                            self.log(f"[red]worker lost: {type(exc).__name__}: {exc}[/red]")
-                        statuses = {h: INCOMPLETE for h, _ in payloads[i]["runs"]}
+                        if self.log and not lost:   # the pool is broken now: every unit still in it says so
+                            self.log(f"[red]a worker process was lost ({type(exc).__name__}: {exc}); its runs "
+                                     f"and those still queued are left unfinished: {RERUN.replace(' it', ' them')}"
+                                     f"[/red]", problem=True)
+                        lost = True
+                        statuses = Statuses({h: INCOMPLETE for h, _ in payloads[i]["runs"]})
+                        statuses.notes = {h: "its worker process was lost" for h in statuses}
                     if self._events is not None:
                         self._relay()
                         self.progress.forget(i)
@@ -230,6 +322,8 @@ class LocalLauncher:
         except BaseException:
             self.close(abort=True)   # Ctrl-C: finished runs stay, started ones resume next time
             raise
+        if lost:   # a broken pool takes no more work: the next phase starts a fresh one
+            self.close(abort=True)
 
     def _relay(self) -> None:
         """Show the progress messages the workers sent since the last look."""
@@ -249,111 +343,11 @@ class LocalLauncher:
             pool.shutdown(wait=False, cancel_futures=True)
             for proc in procs:
                 proc.terminate()
+            for proc in procs:   # gone before the sweep reads its runs' locks and statuses
+                proc.join(timeout=JOIN_SECONDS)
         else:
             pool.shutdown(wait=True)
 
 
-# ------------------------------------------------------------------- slurm
-class UnitJob:
-    """The callable each submitit job runs; requeued (and resumed from checkpoints) at its time limit."""
-
-    def __call__(self, payload: Payload) -> dict[str, str]:
-        return execute_unit(payload, progress=False)
-
-    def checkpoint(self, payload: Payload) -> Any:
-        from submitit.helpers import DelayedSubmission  # optional dependency (the 'slurm' extra)
-        return DelayedSubmission(self, payload)
-
-
-class SlurmLauncher:
-    """Submit each unit as a submitit job (job arrays); ``cluster`` "local"/"debug" runs them on this machine."""
-
-    def __init__(self, settings: SlurmSettings, folder: str | Path, *, name: str = "kdzoo",
-                 cluster: str | None = None, executor: Any = None, log: Callable[[str], None] | None = None,
-                 poll_seconds: float = 10.0) -> None:
-        self.settings, self.folder, self.name = settings, Path(folder), name
-        self.cluster, self.executor, self.log = cluster, executor, log
-        self.poll_seconds = poll_seconds
-
-    def make_executor(self) -> Any:
-        try:
-            import submitit  # optional dependency (the 'slurm' extra)
-        except ImportError:
-            raise ConfigError("--launcher slurm needs submitit: pip install submitit (or 'kdzoo[slurm]')") from None
-        if self.cluster in (None, "slurm") and shutil.which("sbatch") is None:
-            raise ConfigError("--launcher slurm: sbatch not found, so this machine cannot submit Slurm jobs; "
-                              "use --launcher local (or --slurm-cluster local to try the Slurm path here)")
-        s = self.settings
-        ex = submitit.AutoExecutor(folder=str(self.folder), cluster=self.cluster or "slurm")
-        params: dict[str, Any] = {"timeout_min": int(s.time_min), "gpus_per_node": int(s.gpus_per_job),
-                                  "cpus_per_task": int(s.cpus_per_task), "name": self.name,
-                                  "slurm_array_parallelism": int(s.array_parallelism)}
-        if s.mem_gb:
-            params["mem_gb"] = s.mem_gb
-        for key in ("partition", "account", "qos", "constraint"):
-            if getattr(s, key):
-                params[f"slurm_{key}"] = getattr(s, key)
-        if s.additional:
-            params["slurm_additional_parameters"] = dict(s.additional)
-        ex.update_parameters(**params)
-        return ex
-
-    def close(self, abort: bool = False) -> None:
-        pass
-
-    def run(self, payloads: list[Payload], on_done: OnDone, should_stop: ShouldStop = lambda: False) -> None:
-        if not payloads:
-            return
-        ex = self.executor or self.make_executor()
-        # torch would otherwise use every core of the node, not the job's share
-        payloads = [{**p, "threads": int(self.settings.cpus_per_task)} for p in payloads]
-        jobs = ex.map_array(UnitJob(), payloads)
-        if self.log:
-            ids = sorted({str(j.job_id).split("_")[0] for j in jobs})
-            self.log(f"submitted {len(jobs)} job(s) ({', '.join(ids)}); logs in {self.folder}")
-        pending = dict(enumerate(jobs))
-        delay = 0.2
-        while pending:
-            progressed = False
-            for i, job in list(pending.items()):
-                if not _job_done(job):
-                    continue
-                progressed = True
-                del pending[i]
-                try:
-                    statuses = job.result()
-                except Exception as exc:  # killed, timed out without requeue, crashed before writing a result
-                    if self.log:
-                        first = (str(exc).strip().splitlines() or [""])[0]
-                        self.log(f"[red]job {job.job_id} ended without a result: {type(exc).__name__}: "
-                                 f"{first}[/red]")
-                    statuses = {h: INCOMPLETE for h, _ in payloads[i]["runs"]}
-                on_done(i, statuses)
-                if should_stop():
-                    for other in pending.values():
-                        _cancel(other)
-                    return
-            if pending and not progressed:
-                time.sleep(delay)
-                delay = min(delay * 1.5, self.poll_seconds)
-
-
-def _job_done(job: Any) -> bool:
-    # DebugJob runs when its result is asked for: it is always "ready"
-    if type(job).__name__ == "DebugJob":
-        return True
-    try:
-        return bool(job.done())
-    except Exception:
-        return True
-
-
-def _cancel(job: Any) -> None:
-    try:
-        job.cancel(check=False)
-    except Exception:
-        pass
-
-
-__all__ = ["INCOMPLETE", "LOCKED", "SKIPPED", "LocalLauncher", "SlurmLauncher", "UnitJob", "cpu_count",
-           "default_workers", "execute_unit", "make_payload"]
+__all__ = ["INCOMPLETE", "LOCKED", "RERUN", "SKIPPED", "LocalLauncher", "Statuses", "cpu_count", "default_workers",
+           "execute_unit", "make_payload", "transient"]

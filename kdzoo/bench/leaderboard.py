@@ -1,90 +1,63 @@
 """Leaderboards from a run store: ``leaderboard.csv``, ``summary.csv``, ``leaderboard.md`` and a PNG plot.
 
 Everything is rebuilt from ``OUT/plan.json`` (written by ``kdzoo bench``) and
-the runs' ``result.json`` files, so ``kdzoo leaderboard OUT`` needs nothing else.
+the runs' ``result.json`` files, so ``kdzoo leaderboard OUT`` needs nothing else;
+``kdzoo leaderboard OUT --from-rows`` rebuilds the last three from ``leaderboard.csv``
+alone (a committed reference keeps its per-run rows but not its run store).
 
 - ``leaderboard.csv``: one row per planned (pair, method, access, seed), plus one
   per teacher trained by the sweep (``role`` teacher). ``top1`` is the test top-1
-  after the last epoch, ``best_top1`` the best over epochs (at ``best_epoch``).
-  Runs that failed, diverged or have not run yet keep their row, with ``status``
-  and ``message``. The student-alone run is shared by the pairs with that student,
-  so it appears once per pair.
-- ``summary.csv`` / ``leaderboard.md``: per pair, method label and access level:
-  mean ± sample std over the finished seeds of the recipe's metric; the paired
-  difference to the student alone (``ce``) and to ``kd`` at the same access
-  (mean over the seeds where both finished, with a 95% Student-t confidence
-  interval, mean ± t(0.975, n-1)·sd/√n); the rank within the pair (1 = best);
-  and the recipe's published number where it gives one.
+  after the last epoch; ``top1_at_best_val`` the test top-1 at the epoch with the
+  best validation top-1 (``best_val_epoch``; only with a validation split);
+  ``best_top1`` the best test top-1 over epochs (at ``best_epoch``), an epoch picked
+  on the test split: optimistic, shown only beside published numbers that use it,
+  never ranked. Runs that failed, diverged or have not run yet keep their row, with
+  ``status`` and ``message``. The student-alone run is shared by the pairs with that
+  student, so it appears once per pair.
+- ``summary.csv`` / ``leaderboard.md``: per pair, method label and access level, the
+  statistics of ``kdzoo.stats`` (docs/statistics.md): collapsed seeds counted and
+  left out; mean ± std over the other seeds; differences to the student alone
+  (``ce``) and to ``kd`` at the same access with simultaneous 95% intervals, and
+  the verdicts read off them; rank intervals; the recipe's published number where
+  it gives one.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..engine.checkpoint import atomic_write_bytes, atomic_write_text
+from ..engine.checkpoint import atomic_write_text
 from ..errors import ConfigError
-from . import ties
 from .store import RunStore
 from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan
 
 CSV, SUMMARY, MARKDOWN, PLOT = "leaderboard.csv", "summary.csv", "leaderboard.md", "leaderboard.png"
-
-# two-sided 95% quantiles of Student's t, t(0.975, df), df = 1..30
-T975 = (12.706204736174698, 4.302652729749464, 3.182446305284263, 2.7764451051977934, 2.570581835636314,
-        2.446911851144969, 2.3646242515927844, 2.306004135204166, 2.2621571628540993, 2.2281388519649385,
-        2.200985160082949, 2.1788128296634177, 2.1603686564610127, 2.1447866879169273, 2.131449545559323,
-        2.1199052992210112, 2.1098155778331806, 2.10092204024096, 2.093024054408263, 2.0859634472658364,
-        2.079613844727662, 2.0738730679040147, 2.0686576104190406, 2.0638985616280205, 2.059538552753294,
-        2.055529438642871, 2.0518305164802833, 2.048407141795244, 2.045229642132703, 2.0422724563012373)
-Z975 = 1.959963984540054
-
-
-def t_quantile_975(df: int) -> float:
-    """t(0.975, df): scipy when installed, else the table above (df <= 30) or a Cornish-Fisher expansion."""
-    if df < 1:
-        return float("nan")
-    try:
-        from scipy.stats import t  # type: ignore  # optional dependency (the 'test' extra)
-        return float(t.ppf(0.975, df))
-    except ImportError:
-        pass
-    if df <= len(T975):
-        return T975[df - 1]
-    z, v = Z975, float(df)
-    return (z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2)
-            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3)
-            + (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / (92160 * v ** 4))
+METRIC_NAMES = {"top1": "test top-1 % after the last epoch",
+                "top1_at_best_val": "test top-1 % at the epoch with the best validation top-1"}
 
 
 def paired_ci(diffs: list[float]) -> tuple[float, float, float, int]:
-    """(mean, low, high, n) of paired differences with a 95% t interval; low/high NaN for n < 2."""
-    d = [float(x) for x in diffs if x == x]
-    n = len(d)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    mean = sum(d) / n
-    if n < 2:
-        return mean, float("nan"), float("nan"), n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half, n
+    """(mean, low, high, n) of paired differences with a 95% t interval (one comparison); see kdzoo.stats."""
+    from ..stats import paired_ci as _paired_ci  # scipy only where statistics are computed
+    return _paired_ci(diffs)
 
 
 # ------------------------------------------------------------------ rows
+# what the machine's kernels dispatch to (bench/provenance.py); empty for runs made before it was recorded
+MACHINE_COLUMNS = ["cpu_vendor", "cpu_model", "onednn_isa", "mkl_isa", "cudnn_version", "kernel_env"]
 COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "label", "access", "seed", "top1", "top5",
            "best_top1", "best_epoch", "val_top1", "teacher_top1", "epochs", "epochs_done", "train_seconds",
            "images_per_second", "teacher_queries", "prepare_queries", "student_params", "status", "message", "role",
            "teacher_model", "loss_args", "config_hash", "kdzoo_version", "git_commit", "torch_version", "device",
-           "cpu_capability", "torch_build", "threads"]
+           "cpu_capability", "torch_build", "threads", *MACHINE_COLUMNS, "best_val_epoch", "top1_at_best_val",
+           "num_classes"]
 FLOAT_COLUMNS = ["top1", "top5", "best_top1", "val_top1", "teacher_top1", "train_seconds", "images_per_second",
-                 "student_params"]
-INT_COLUMNS = ["seed", "best_epoch", "epochs", "epochs_done", "teacher_queries", "prepare_queries"]
+                 "student_params", "top1_at_best_val", "num_classes"]
+INT_COLUMNS = ["seed", "best_epoch", "epochs", "epochs_done", "teacher_queries", "prepare_queries", "best_val_epoch"]
 
 
 def load_plan(out: str | Path) -> Plan:
@@ -143,7 +116,9 @@ def rows(plan: Plan, store: RunStore) -> pd.DataFrame:
             "torch_version": r.get("torch_version", ""), "device": r.get("device", ""),
             # runs made before these were recorded leave them empty, never guessed
             "cpu_capability": r.get("cpu_capability", ""), "torch_build": r.get("torch_build", ""),
-            "threads": r.get("threads", ""),
+            "threads": r.get("threads", ""), **{c: r.get(c, "") for c in MACHINE_COLUMNS},
+            "best_val_epoch": int(r.get("best_val_epoch") or 0),
+            "top1_at_best_val": _num(r.get("top1_at_best_val")), "num_classes": _num(r.get("num_classes")),
         })
     df = pd.DataFrame(out, columns=COLUMNS)
     for c in FLOAT_COLUMNS:
@@ -173,47 +148,77 @@ def reference_label(plan: Plan, loss: str) -> str | None:
     return next((e.label for e in plan.entries if e.role == STUDENT_ROLE and e.method == loss), None)
 
 
-def summarize(plan: Plan, df: pd.DataFrame) -> pd.DataFrame:
-    metric = plan.metric
+def ranked_metric(plan: Plan) -> str:
+    """The column ranked: the plan's metric, except the test-selected ``best_top1`` of plans written before it was
+    refused, which is ranked on the last epoch instead."""
+    return "top1" if plan.metric == "best_top1" else plan.metric
+
+
+def known_classes(df: pd.DataFrame, classes: int | None = None) -> int | None:
+    """The number of classes, for the collapse margin: ``classes`` if given, else what the runs recorded."""
+    if classes is not None:
+        return classes
+    recorded = pd.to_numeric(df.get("num_classes", pd.Series(dtype=float)), errors="coerce").dropna()
+    return int(recorded.iloc[0]) if len(recorded) else None
+
+
+def _kd_key(keys: list[tuple[str, str]], methods: dict[tuple[str, str], str], access: str) -> tuple[str, str] | None:
+    """The KD reference at ``access``: the row labelled ``kd`` there, else the first ``kd`` method there."""
+    at = [k for k in keys if k[1] == access and methods[k] == "kd"]
+    return next((k for k in at if k[0] == "kd"), at[0] if at else None)
+
+
+def summarize(plan: Plan, df: pd.DataFrame, classes: int | None = None) -> pd.DataFrame:
+    from ..stats import Family  # scipy only where statistics are computed (bench workers never load it)
+
+    metric = ranked_metric(plan)
     students = df[df.role == STUDENT_ROLE]
-    ce_label, kd_label = reference_label(plan, "ce"), reference_label(plan, "kd")
+    ce_label = reference_label(plan, "ce")
+    classes = known_classes(df, classes)
     published = {(r["teacher"], r["student"], r["method"], r.get("access")): r for r in plan.reference}
     groups = []
-    order = list(dict.fromkeys(zip(students.teacher, students.student, students.label, students.access)))
-    for teacher, student, label, access in order:
-        g = students[(students.teacher == teacher) & (students.student == student) & (students.label == label)
-                     & (students.access == access)]
-        ok = g[g.status == "finished"]
-        row: dict[str, Any] = {
-            "recipe": plan.recipe, "dataset": plan.dataset, "teacher": teacher, "student": student, "label": label,
-            "method": g.method.iloc[0], "access": access, "metric": metric, "n_seeds": len(g),
-            "n_finished": len(ok), "mean": _mean(ok[metric]), "std": _std(ok[metric]),
-            "top1_mean": _mean(ok.top1), "top1_std": _std(ok.top1), "best_top1_mean": _mean(ok.best_top1),
-            "best_top1_std": _std(ok.best_top1), "top5_mean": _mean(ok.top5),
-            "teacher_top1": _mean(g.teacher_top1), "teacher_queries": _mean(ok.teacher_queries),
-            "train_seconds": _mean(ok.train_seconds),
-        }
-        pair = students[(students.teacher == teacher) & (students.student == student)]
-        for name, ref in (("ce", ce_label), ("kd", kd_label)):
-            stats = (math.nan, math.nan, math.nan, 0)
-            if ref is not None and ref != label:
-                base = pair[(pair.label == ref) & (pair.status == "finished")]
-                if name == "kd":
-                    base = base[base.access == access]
-                merged = ok[["seed", metric]].merge(base[["seed", metric]], on="seed", suffixes=("", "_ref"))
-                stats = paired_ci(list(merged[metric] - merged[f"{metric}_ref"]))
-            row[f"delta_{name}"], row[f"delta_{name}_low"], row[f"delta_{name}_high"], row[f"delta_{name}_n"] = stats
-        ref_row = published.get((teacher, student, label, access)) or published.get((teacher, student, label, None))
-        row["published_top1"] = ref_row["top1"] if ref_row else math.nan
-        row["published_source"] = ref_row["source"] if ref_row else ""
-        row["statuses"] = ", ".join(f"{k}:{v}" for k, v in g.status.value_counts().sort_index().items())
-        groups.append(row)
+    for (teacher, student), pair in students.groupby(["teacher", "student"], sort=False):
+        keys = list(dict.fromkeys(zip(pair.label, pair.access)))
+        methods = dict(zip(zip(pair.label, pair.access), pair.method))
+        family = Family(pd.DataFrame({"method": list(zip(pair.label, pair.access)), "seed": pair.seed,
+                                      "value": pair[metric], "status": pair.status}), classes=classes)
+        table = {r["method"]: r for r in family.table().to_dict("records")}
+        ce_key = next((k for k in keys if k[0] == ce_label), None)
+        for key in keys:
+            label, access = key
+            g = pair[(pair.label == label) & (pair.access == access)]
+            ok = g[g.status == "finished"]
+            kept = ok[ok.seed.isin(family.methods[key].kept)]
+            t = table[key]
+            row: dict[str, Any] = {
+                "recipe": plan.recipe, "dataset": plan.dataset, "teacher": teacher, "student": student, "label": label,
+                "method": g.method.iloc[0], "access": access, "metric": metric, "n_seeds": len(g),
+                "n_finished": len(ok), "n_kept": t["n_kept"], "n_collapsed": t["n_collapsed"], "collapsed": t["collapsed"],
+                "outcome": t["outcome"], "mean": t["mean"], "std": t["std"], "mean_all": _mean(ok[metric]),
+                "std_all": _std(ok[metric]), "top1_mean": _mean(kept.top1), "top1_std": _std(kept.top1),
+                "best_top1_mean": _mean(kept.best_top1), "best_top1_std": _std(kept.best_top1),
+                "top1_at_best_val_mean": _mean(kept.top1_at_best_val), "top1_at_best_val_std": _std(kept.top1_at_best_val),
+                "top5_mean": _mean(kept.top5), "teacher_top1": _mean(g.teacher_top1),
+                "teacher_queries": _mean(ok.teacher_queries), "train_seconds": _mean(ok.train_seconds),
+                "rank": t["rank"], "rank_low": t["rank_low"], "rank_high": t["rank_high"], "rank_shown": t["rank_text"],
+                "tied_with": "; ".join(str(k[0]) for k in t["tied_with"]),
+            }
+            for name, ref in (("ce", ce_key), ("kd", _kd_key(keys, methods, access))):
+                c = family.compare(key, ref) if ref is not None and ref != key else None
+                tested = c is not None and c.diff == c.diff
+                row[f"delta_{name}"], row[f"delta_{name}_low"], row[f"delta_{name}_high"] = (
+                    (c.diff, c.low, c.high) if tested else (math.nan,) * 3)
+                row[f"delta_{name}_n"] = len(kept) if tested else 0
+                row[f"vs_{name}"] = c.verdict if c is not None else "—"
+            ref_row = published.get((teacher, student, label, access)) or published.get((teacher, student, label, None))
+            row["published_top1"] = ref_row["top1"] if ref_row else math.nan
+            row["published_source"] = ref_row["source"] if ref_row else ""
+            row["statuses"] = ", ".join(f"{k}:{v}" for k, v in g.status.value_counts().sort_index().items())
+            groups.append(row)
     summary = pd.DataFrame(groups)
     if summary.empty:
         return summary
-    summary["rank"] = (summary.groupby(["teacher", "student"])["mean"].rank(ascending=False, method="min")
-                       .astype("Int64"))
-    summary = ties.mark(summary, students, metric, ce_label)
+    summary["rank"] = summary["rank"].astype("Int64")
     first = ["recipe", "dataset", "teacher", "student", "label", "method", "access", "rank", "metric", "mean", "std"]
     return summary[first + [c for c in summary.columns if c not in first]]
 
@@ -238,34 +243,50 @@ def _pm(mean: float, std: float) -> str:
 
 
 def _delta(row: pd.Series, name: str) -> str:
-    mean, low, high, n = (row[f"delta_{name}"], row[f"delta_{name}_low"], row[f"delta_{name}_high"],
-                          row[f"delta_{name}_n"])
+    mean, low, high = row[f"delta_{name}"], row[f"delta_{name}_low"], row[f"delta_{name}_high"]
     if mean != mean:
         return "—"
-    ci = f" [{low:+.2f}, {high:+.2f}]" if low == low else ""
-    return f"{mean:+.2f}{ci} (n={int(n)})"
+    return f"{mean:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if low == low else "")
 
 
-def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
-    metric_name = ("test top-1 % after the last epoch" if plan.metric == "top1"
-                   else "best test top-1 % over epochs")
+def _seeds(row: pd.Series) -> str:
+    """Seeds in the tests out of those planned, then the collapsed ones with their values."""
+    collapsed = row.collapsed if isinstance(row.collapsed, str) else ""
+    return f"{int(row.n_kept)}/{int(row.n_seeds)}" + (f", {collapsed}" if collapsed else "")
+
+
+def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, classes: int | None = None) -> str:
+    from ..stats import ALPHA, COLLAPSE_MARGIN, collapse_threshold
+
+    metric = ranked_metric(plan)
     seeds = sorted(df[df.role == STUDENT_ROLE].seed.unique().tolist())
     counts = df.drop_duplicates("config_hash").status.value_counts()
+    classes = known_classes(df, classes)
+    limit = collapse_threshold(classes)
     lines = [f"# Leaderboard: {plan.recipe}", ""]
     if plan.description:
         lines += [plan.description, ""]
-    lines += [f"Dataset `{plan.dataset}`; metric: {metric_name}; seeds {', '.join(map(str, seeds))}. "
-              "Mean ± std over finished seeds. Δ: paired difference to the student alone (CE) and to KD at the "
-              "same teacher access, over the seeds where both finished, with a 95% t confidence interval. "
-              "Ties: methods are compared by paired t-tests over seeds with Holm's correction (5% family-wise): "
-              "`vs CE` says better/worse only where the test against CE, corrected over the pair's comparisons "
-              "with CE, separates them; a rank is shown only for a method separated from every other one, "
-              "corrected over all pairs of methods (else `tied`; `tied with` lists the methods it cannot be "
-              "told apart from).",
+    lines += [f"Dataset `{plan.dataset}`; ranked on {METRIC_NAMES[metric]}; seeds {', '.join(map(str, seeds))}."
+              + (" (The plan asked for `best_top1`, an epoch picked on the test split; ranked on the last epoch "
+                 "instead.)" if plan.metric != metric else ""),
+              "",
+              "Statistics (docs/statistics.md): a seed is **collapsed** when its run diverged"
+              + (f" or ended at or below {limit:.2f}% top-1 (chance plus {COLLAPSE_MARGIN:.0%} of the way to 100%)"
+                 if limit == limit else " (number of classes unknown: no margin of chance applied)")
+              + "; collapsed seeds are listed, not averaged, and left out of the tests; a method with most seeds "
+              "collapsed gets no verdict. Mean ± std over the other seeds. All methods of a pair form one family: "
+              "a two-way model (method and seed effects, a spread per method) gives every difference a "
+              f"simultaneous {1 - ALPHA:.0%} interval, and every verdict is read off those intervals: `better` / "
+              "`worse` when the interval to CE excludes 0, else `tied`. Δ vs CE and Δ vs KD (at the same teacher "
+              "access) are seed-adjusted differences with these intervals. `rank`: the ranks the data allow, "
+              "1 + the methods significantly better to the number of methods minus those significantly worse; "
+              "all intervals and ranks hold together with 95% confidence.",
               "", "Runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
     teachers = {t: v for t, v in zip(df.teacher, df.teacher_top1) if v == v}
     pub_teacher = {(r["teacher"], r["student"]): r for r in plan.reference if r["method"] == TEACHER_ROLE}
     has_pub = bool(plan.reference) and summary.get("published_top1", pd.Series(dtype=float)).notna().any()
+    has_val = metric != "top1_at_best_val" and summary.get("top1_at_best_val_mean",
+                                                            pd.Series(dtype=float)).notna().any()
     for (teacher, student), g in (summary.groupby(["teacher", "student"], sort=False) if len(summary) else []):
         tmodel = df[df.teacher == teacher].teacher_model.iloc[0]
         head = f"## {tmodel} → {student}" + (f" (teacher `{teacher}`)" if teacher != tmodel else "")
@@ -274,31 +295,36 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
             r = pub_teacher[(teacher, student)]
             tline += f" (published {r['top1']:.2f}, {r['source']})"
         lines += [head, "", tline + ".", ""]
-        last, best, mark = "last-epoch top-1", "best-epoch top-1", " (ranked)"
-        cols = ["rank", "method", "access", last + (mark if plan.metric == "top1" else ""),
-                best + (mark if plan.metric == "best_top1" else ""), "Δ vs CE [95% CI]", "vs CE",
-                "Δ vs KD [95% CI]", "tied with", "finished"]
+        ranked = "last-epoch top-1" if metric == "top1" else "top-1 at best-val epoch"
+        cols = ["rank", "method", "access", ranked + " (ranked)"]
+        if metric == "top1_at_best_val":
+            cols.append("last-epoch top-1")
+        if has_val:
+            cols.append("top-1 at best-val epoch")
+        if has_pub:
+            cols.append("best test epoch (papers' protocol, optimistic)")
+        cols += ["Δ vs CE [simultaneous 95%]", "vs CE", "Δ vs KD [simultaneous 95%]", "seeds"]
         if has_pub:
             cols.append("published")
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for _, row in g.sort_values(["rank", "label"], na_position="last").iterrows():
-            rank = str(row.get("rank_shown", "")) or ("—" if pd.isna(row["rank"]) else str(int(row["rank"])))
-            epochs = [_pm(row.top1_mean, row.top1_std), _pm(row.best_top1_mean, row.best_top1_std)]
-            ranked = 1 if plan.metric == "best_top1" else 0
-            if rank == "1":
-                epochs[ranked] = f"**{epochs[ranked]}**"
-            tied = [x for x in str(row.get("tied_with", "") or "").split("; ") if x]
-            tied_cell = ("all others" if len(tied) == len(g) - 1 and len(tied) > 2
-                         else ", ".join(f"`{x}`" for x in tied) or "none")
-            cells = [rank, f"`{row.label}`", row.access, *epochs, _delta(row, "ce"), str(row.get("vs_ce", "")),
-                     _delta(row, "kd"), tied_cell, f"{int(row.n_finished)}/{int(row.n_seeds)}"]
+            cells = [str(row.rank_shown), f"`{row.label}`", row.access, _pm(row["mean"], row["std"])]
+            if metric == "top1_at_best_val":
+                cells.append(_pm(row.top1_mean, row.top1_std))
+            if has_val:
+                cells.append(_pm(row.top1_at_best_val_mean, row.top1_at_best_val_std))
+            if has_pub:
+                cells.append(_pm(row.best_top1_mean, row.best_top1_std))
+            cells += [_delta(row, "ce"), str(row.vs_ce), _delta(row, "kd"), _seeds(row)]
             if has_pub:
                 cells.append(_f(row.published_top1))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     sources = sorted({r["source"] for r in plan.reference})
     if sources:
-        lines += ["Published numbers: " + "; ".join(sources) + ".", ""]
+        lines += ["Published numbers: " + "; ".join(sources) + ". They report the best test epoch, so kdzoo's "
+                  "column of that protocol stands beside them for comparison; kdzoo's own rows are ranked on "
+                  f"{METRIC_NAMES[metric]}.", ""]
     bad = df[~df.status.isin(["finished"])].drop_duplicates("config_hash")
     if len(bad):
         lines += ["## Runs that did not finish", "", "| status | run | seed | message | hash |", "|---|---|---|---|---|"]
@@ -307,80 +333,21 @@ def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame) -> str:
                     else f"{r.teacher_model} → {r.student} `{r.label}` ({r.access})")
             lines.append(f"| {r.status} | {what} | {r.seed} | {r.message or ''} | `{r.config_hash}` |")
         lines.append("")
-    prov = df[df.kdzoo_version != ""]
+    prov = df[df.kdzoo_version.fillna("").astype(str) != ""]
     if len(prov):
-        fmt = lambda col: ", ".join(sorted({str(v) for v in prov[col] if v}))  # noqa: E731
+        fmt = lambda col: ", ".join(sorted({str(v) for v in prov[col].fillna("") if str(v)}))  # noqa: E731
         line = (f"Provenance: kdzoo {fmt('kdzoo_version')}, commit {fmt('git_commit')}, torch "
                 f"{fmt('torch_version')}" + (f" (build {fmt('torch_build')})" if fmt("torch_build") else "")
-                + f", device {fmt('device')}, CPU capability {fmt('cpu_capability') or 'not recorded'}, "
-                f"threads per run {fmt('threads') or 'not recorded'}.")
-        lines += [line + " Bit-identical reruns need the same machine type and software; elsewhere a rerun "
-                  "is a new sample: check it with `kdzoo compare`.", ""]
+                + f", device {fmt('device')}" + (f" (cuDNN {fmt('cudnn_version')})" if fmt("cudnn_version") else "")
+                + f", CPU {' '.join(x for x in (fmt('cpu_vendor'), fmt('cpu_model')) if x) or 'not recorded'}"
+                + f", CPU capability {fmt('cpu_capability') or 'not recorded'}"
+                + f", oneDNN ISA {fmt('onednn_isa') or 'not recorded'}"
+                + f", MKL code path {fmt('mkl_isa') or 'not recorded'}"
+                + (f", kernel settings {fmt('kernel_env')}" if fmt("kernel_env") else "")
+                + f", threads per run {fmt('threads') or 'not recorded'}.")
+        lines += [line + " A rerun can repeat these numbers bit for bit only where all of these are the same; "
+                  "elsewhere it is a new sample: check it with `kdzoo compare`.", ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-# ------------------------------------------------------------------ plot
-def plot(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
-    """One panel per pair: methods down the side, each seed a dot, mean ± std, CE dashed, published ×."""
-    # matplotlib only when a plot is drawn: pyplot costs about 0.5 s of start-up for every bench command
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pairs = list(dict.fromkeys(zip(summary.teacher, summary.student))) if len(summary) else []
-    n = max(len(pairs), 1)
-    ncols = min(3, n)
-    nrows = math.ceil(n / ncols)
-    per_panel = max((len(summary[(summary.teacher == t) & (summary.student == s)]) for t, s in pairs), default=1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 0.9 + 0.42 * per_panel * nrows + 0.6 * nrows),
-                             squeeze=False)
-    metric = plan.metric
-    multi_access = summary.access.nunique() > 2 if len(summary) else False
-    ce_label = reference_label(plan, "ce")
-    for ax, (teacher, student) in zip(axes.flat, pairs):
-        g = summary[(summary.teacher == teacher) & (summary.student == student)].reset_index(drop=True)
-        names = [f"{r.label}" + (f" ({r.access})" if multi_access and r.access != "none" else "")
-                 for r in g.itertuples()]
-        ys = list(range(len(g)))[::-1]
-        for y, r in zip(ys, g.itertuples()):
-            runs = df[(df.role == STUDENT_ROLE) & (df.teacher == teacher) & (df.student == student)
-                      & (df.label == r.label) & (df.access == r.access) & (df.status == "finished")]
-            ax.scatter(runs[metric], [y] * len(runs), s=14, color="0.6", zorder=2)
-            if r.mean == r.mean:
-                ax.errorbar(r.mean, y, xerr=0 if r.std != r.std else r.std, fmt="o", color="C0", capsize=3,
-                            zorder=3)
-            if r.published_top1 == r.published_top1:
-                ax.scatter([r.published_top1], [y], marker="x", s=40, color="C3", zorder=4)
-        if ce_label is not None:
-            ce = g[g.label == ce_label]["mean"]
-            if len(ce) and ce.iloc[0] == ce.iloc[0]:
-                ax.axvline(ce.iloc[0], color="0.4", linestyle="--", linewidth=1, zorder=1)
-        ax.set_yticks(ys)
-        ax.set_yticklabels(names)
-        tmodel = df[df.teacher == teacher].teacher_model.iloc[0]
-        t1 = df[df.teacher == teacher].teacher_top1.dropna()
-        ax.set_title(f"{tmodel} → {student}" + (f"\nteacher {t1.iloc[0]:.2f}" if len(t1) else ""), fontsize=10)
-        ax.set_xlabel(f"{metric} (%)")
-        ax.grid(axis="x", alpha=0.3)
-        ax.set_ylim(-0.7, len(g) - 0.3)
-    for ax in list(axes.flat)[len(pairs):]:
-        ax.axis("off")
-    handles = [plt.Line2D([], [], marker="o", color="C0", linestyle="", label="mean ± std"),
-               plt.Line2D([], [], marker="o", color="0.6", linestyle="", markersize=4, label="one seed")]
-    if ce_label is not None:
-        handles.append(plt.Line2D([], [], color="0.4", linestyle="--", label=f"{ce_label} (student alone)"))
-    if len(summary) and summary.published_top1.notna().any():
-        handles.append(plt.Line2D([], [], marker="x", color="C3", linestyle="", label="published"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(f"{plan.recipe} ({plan.dataset})", fontsize=11)
-    with warnings.catch_warnings():   # very long labels: matplotlib warns and keeps the default layout
-        warnings.simplefilter("ignore", UserWarning)
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()  # a unique temporary file per writer: two bench processes may rebuild at once
-    fig.savefig(buf, format="png", dpi=130)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 # ---------------------------------------------------------------- build
@@ -391,26 +358,65 @@ def check_store(out: str | Path) -> None:
     store = RunStore(out)
     if not any((store.run_dir(h) / "result.json").is_file() for h in dict.fromkeys(e.hash for e in plan.entries)):
         what = "has no run store (runs/)" if not store.runs.is_dir() else "has no finished run in runs/"
-        raise ConfigError(f"{store.root} {what}; nothing to rebuild (a committed reference keeps its leaderboard; "
-                          f"compare a rerun with 'kdzoo compare {out} NEW')")
+        raise ConfigError(f"{store.root} {what}; nothing to rebuild (a committed reference keeps its leaderboard: "
+                          f"'kdzoo leaderboard {out} --from-rows' rebuilds its tables from leaderboard.csv; compare "
+                          f"a rerun with 'kdzoo compare {out} NEW')")
 
 
-def build(out: str | Path) -> dict[str, Path]:
+def build(out: str | Path, classes: int | None = None) -> dict[str, Path]:
     """Write the four outputs into ``out`` from its plan and run store; returns their paths."""
     out = Path(out)
     plan = load_plan(out)
     store = RunStore(out)
     df = rows(plan, store)
-    summary = summarize(plan, df)
-    paths = {"csv": out / CSV, "summary": out / SUMMARY, "markdown": out / MARKDOWN, "plot": out / PLOT}
+    paths = {"csv": out / CSV}
     atomic_write_text(paths["csv"], df.to_csv(index=False))
-    atomic_write_text(paths["summary"], summary.to_csv(index=False))
-    atomic_write_text(paths["markdown"], markdown(plan, df, summary))
-    plot(plan, df, summary, paths["plot"])
+    paths.update(_tables(out, plan, df, classes))
     from . import curves
     paths.update(curves.write(plan, store, out))
     return paths
 
 
-__all__ = ["COLUMNS", "build", "check_store", "load_plan", "markdown", "paired_ci", "rows", "summarize",
-           "t_quantile_975"]
+def read_rows(out: str | Path) -> pd.DataFrame:
+    """``OUT/leaderboard.csv`` as ``rows`` builds it (columns it predates are added empty)."""
+    path = Path(out) / CSV
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist: --from-rows rebuilds the tables from a folder's leaderboard.csv")
+    try:
+        df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in ("git_commit", "threads")})
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} cannot be read ({type(exc).__name__})") from None
+    missing = [c for c in ("teacher", "student", "label", "access", "seed", "top1", "status", "role") if c not in df]
+    if missing:
+        raise ConfigError(f"{path} is not a kdzoo leaderboard.csv (no column {', '.join(missing)})")
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = math.nan if c in FLOAT_COLUMNS else 0 if c in INT_COLUMNS else ""
+    for c in FLOAT_COLUMNS:
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    for c in [c for c in COLUMNS if c not in FLOAT_COLUMNS + INT_COLUMNS]:   # text: an empty cell is ""
+        df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
+    return df
+
+
+def build_from_rows(out: str | Path, classes: int | None = None) -> dict[str, Path]:
+    """Rebuild ``summary.csv``, ``leaderboard.md`` and ``leaderboard.png`` from ``OUT/plan.json`` and the
+    per-run rows of ``OUT/leaderboard.csv``, which is read and never written: the path for a committed
+    reference whose run store is not kept."""
+    out = Path(out)
+    return _tables(out, load_plan(out), read_rows(out), classes)
+
+
+def _tables(out: Path, plan: Plan, df: pd.DataFrame, classes: int | None) -> dict[str, Path]:
+    from .leaderboard_plot import plot
+
+    summary = summarize(plan, df, classes)
+    paths = {"summary": out / SUMMARY, "markdown": out / MARKDOWN, "plot": out / PLOT}
+    atomic_write_text(paths["summary"], summary.to_csv(index=False))
+    atomic_write_text(paths["markdown"], markdown(plan, df, summary, classes))
+    plot(plan, df, summary, paths["plot"])
+    return paths
+
+
+__all__ = ["COLUMNS", "build", "build_from_rows", "check_store", "load_plan", "markdown", "paired_ci", "read_rows",
+           "rows", "summarize"]

@@ -26,7 +26,7 @@ Schema (only ``dataset``, ``teachers``, ``pairs`` and ``methods`` are required):
     train: {epochs: 5, batch_size: 128, lr: 0.05}   # kdzoo.engine.TrainConfig fields, for the students
     student_data: {train_fraction: 1.0, hide_labels: false, augment: false, val_size: 0, teacher_budget: null,
                    student_shift: ""}            # e.g. "rotate:25+noise:20" (kdzoo.data.shifts)
-    metric: top1                      # top1 (last epoch) | best_top1: what the summary compares and ranks
+    metric: top1                      # top1 (last epoch) | top1_at_best_val (needs val_size): what is ranked
     plugins: [my_losses.py, some.module]
     reference:                        # published numbers shown beside ours (method: a label, or "teacher")
       - {teacher: resnet32x4, student: resnet8x4, method: kd, top1: 73.33, source: "DKD paper, Table 1"}
@@ -80,14 +80,16 @@ from typing import Any
 import kdzoo
 from ..data.shifts import parse_shift
 from ..errors import ConfigError, KdzooError, did_you_mean
+from ..losses.base import needs_of, requirements
 from ..registry import DATASETS, LOSSES, MODELS
 from ..teachers import check_access, parse_access
 from .checker import Checker, Path_, numeric
 from .plugins import expand_vars, import_plugin
 from .recipe_train import check_student_train, check_train
 from .recipe_types import (METHOD_KEYS, METRICS, PAIR_KEYS, REFERENCE_KEYS, TEACHER_KEYS, TEACHER_METHOD, TOP_KEYS,
-                           MethodEntry, PairEntry, Recipe, ReferenceEntry, SlurmSettings, StudentData, TeacherEntry)
-from .yaml_lines import parse_yaml
+                           MethodEntry, PairEntry, Recipe, ReferenceEntry, SlurmSettings, StudentData, TeacherEntry,
+                           name_problem)
+from .yaml_lines import check_size, parse_yaml
 
 ACCESS_HELP = "features | logits | probs | topk:K | label"
 
@@ -97,6 +99,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"recipe not found: {path}")
+    check_size(p.stat().st_size, str(path))   # before reading a file that may be anything
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -125,10 +128,11 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
             ref = str(file)
         try:
             import_plugin(ref)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:   # a plugin's sys.exit must not end kdzoo with only its text
             first = (str(exc).strip().splitlines() or [""])[0]
-            raise c.error(("plugins", i), f"cannot import plugin '{doc['plugins'][i]}': "
-                                           f"{type(exc).__name__}: {first}") from None
+            why = f"it called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
+                f"{type(exc).__name__}: {first}"
+            raise c.error(("plugins", i), f"cannot import plugin '{doc['plugins'][i]}': {why}") from None
         plugins.append(ref)
 
 
@@ -138,18 +142,22 @@ def parse_recipe(text: str, *, source: str = "<recipe>", base_dir: str | os.Path
     description = c.string(doc.get("description", ""), ("description",), allow_empty=True)
 
     dataset = c.string(doc["dataset"], ("dataset",))
-    kdzoo.list_datasets()
     if dataset not in DATASETS:
         raise c.error(("dataset",), f"unknown dataset '{dataset}'{did_you_mean(dataset, DATASETS.names())} "
-                                    f"(known: {', '.join(DATASETS.names())})")
+                                    f"(known: {', '.join(DATASETS.names())}){DATASETS.broken_note(dataset)}")
 
     seeds = _seeds(c, doc.get("seeds", [0]))
     access = _access_list(c, doc.get("access", ["logits"]), ("access",))
     train = check_train(c, doc.get("train"), ("train",))
     student_data = _student_data(c, doc.get("student_data"))
     metric = c.string(doc.get("metric", "top1"), ("metric",))
+    if metric == "best_top1":
+        raise c.error(("metric",), "best_top1 picks each run's epoch on the test split; rank on top1 (last epoch), "
+                                   "or set student_data.val_size and use top1_at_best_val")
     if metric not in METRICS:
         raise c.error(("metric",), f"'{metric}' is not one of {', '.join(METRICS)}{did_you_mean(metric, METRICS)}")
+    if metric == "top1_at_best_val" and not student_data.val_size:
+        raise c.error(("metric",), "top1_at_best_val needs a validation split: set student_data.val_size")
 
     teachers = _teachers(c, doc["teachers"])
     methods = _methods(c, doc["methods"], access, train)
@@ -237,9 +245,9 @@ def _check_model(c: Checker, name: str, path: Path_) -> None:
             raise c.error(path, f"unknown {'torchvision' if prefix == 'tv' else 'timm'} model '{model}'"
                                 f"{did_you_mean(base, known)}")
         return
-    kdzoo.list_models()
     if name not in MODELS:
-        raise c.error(path, f"unknown model '{name}'{did_you_mean(name, MODELS.names())} (kdzoo list models)")
+        raise c.error(path, f"unknown model '{name}'{did_you_mean(name, MODELS.names())} (kdzoo list models)"
+                            f"{MODELS.broken_note(name)}")
 
 
 def _teachers(c: Checker, value: Any) -> dict[str, TeacherEntry]:
@@ -251,6 +259,8 @@ def _teachers(c: Checker, value: Any) -> dict[str, TeacherEntry]:
         path = ("teachers", key)
         if not isinstance(key, str) or not key:
             raise c.error(path, "teacher names must be strings")
+        if name_problem(key):
+            raise c.error(path, f"teacher name {key!r} {name_problem(key)}")
         if spec is None:
             raise c.error(path, "give the teacher a checkpoint ({ckpt: PATH}) or a training block ({train: {...}})")
         spec = c.mapping(spec, path, TEACHER_KEYS)
@@ -283,9 +293,9 @@ def loss_requires(loss: str, args: dict[str, Any] | None = None) -> str:
     """The teacher access ``loss`` built with ``args`` needs: read from the instance, since a
     hyperparameter may change it (mcld with ``normalize: l2`` needs raw logits)."""
     try:
-        return getattr(LOSSES.build(loss, **(args or {})), "requires", "logits")
+        return requirements(LOSSES.build(loss, **(args or {})))
     except (KdzooError, TypeError):  # bad arguments are reported elsewhere; a plugin may need arguments
-        return getattr(LOSSES.entry(loss).factory, "requires", "logits")
+        return requirements(LOSSES.entry(loss).factory)
 
 
 def _check_method_access(c: Checker, m: MethodEntry, requires: str, recipe_access: list[str], path: Path_) -> None:
@@ -303,7 +313,7 @@ def _check_method_access(c: Checker, m: MethodEntry, requires: str, recipe_acces
 
 def loss_needs(loss: str) -> frozenset[str]:
     """The extra inputs a registered loss declares at class level (``DistillLoss.needs``)."""
-    return frozenset(getattr(LOSSES.entry(loss).factory, "needs", ()))
+    return needs_of(LOSSES.entry(loss).factory)
 
 
 def _check_loss_args(c: Checker, loss: str, args: dict[str, Any], path: Path_) -> dict[str, Any]:
@@ -334,7 +344,6 @@ def _methods(c: Checker, value: Any, access: list[str], recipe_train: dict[str, 
     items = c.sequence(value, ("methods",))
     if not items:
         raise c.error(("methods",), "needs at least one method")
-    kdzoo.list_losses()
     out: list[MethodEntry] = []
     for i, item in enumerate(items):
         path = ("methods", i)
@@ -347,8 +356,10 @@ def _methods(c: Checker, value: Any, access: list[str], recipe_train: dict[str, 
         loss = c.string(item["name"], name_path)
         if loss not in LOSSES:
             raise c.error(name_path, f"unknown loss '{loss}'{did_you_mean(loss, LOSSES.names())} "
-                                     f"(kdzoo list losses)")
+                                     f"(kdzoo list losses){LOSSES.broken_note(loss)}")
         label = c.string(item.get("label", loss), (*path, "label"))
+        if name_problem(label):
+            raise c.error((*path, "label"), f"label {label!r} {name_problem(label)}")
         if any(m.label == label for m in out):
             hint = "give one of them a 'label'" if "label" not in item else "labels must be unique"
             raise c.error((*path, "label") if "label" in item else path,

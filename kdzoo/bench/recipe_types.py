@@ -4,10 +4,11 @@ The schema and its meaning are documented in recipe.py, which builds these from 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-METRICS = ("top1", "best_top1")
+METRICS = ("top1", "top1_at_best_val")   # never best_top1: an epoch picked on the test split
 TOP_KEYS = ("name", "description", "dataset", "teachers", "pairs", "methods", "access", "seeds", "train",
             "student_data", "metric", "plugins", "reference", "slurm")
 TEACHER_KEYS = ("model", "ckpt", "train", "augment", "seed")
@@ -15,6 +16,21 @@ PAIR_KEYS = ("teacher", "student", "method_args", "train", "skip")
 METHOD_KEYS = ("name", "label", "args", "access", "train")
 REFERENCE_KEYS = ("teacher", "student", "method", "top1", "source", "access", "note")
 TEACHER_METHOD = "teacher"   # reference entries about the teacher's own accuracy
+
+# Method labels and teacher names are printed in tables, leaderboard.md cells, "tied with" lists (joined
+# by "; ") and rich markup: they keep to characters none of those give a meaning to.
+NAME_CHARS = "letters, digits and _ . + - = : / @ ( )"
+SAFE_NAME = re.compile(r"[A-Za-z0-9_.+=:/@()-]{1,200}")
+
+
+def name_problem(name: str) -> str | None:
+    """None for a safe label or teacher name, else what is wrong with it."""
+    if SAFE_NAME.fullmatch(name):
+        return None
+    bad = next((ch for ch in name if not SAFE_NAME.fullmatch(ch)), None)
+    if bad is None:
+        return "is empty" if not name else "is longer than 200 characters"
+    return f"may hold only {NAME_CHARS} (not {bad!r})"
 
 
 @dataclass

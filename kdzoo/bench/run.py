@@ -7,35 +7,37 @@ that differ only in their method, sharing the data stream and teacher.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import io
 import json
-import os
-import platform
-import subprocess
+import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .. import __version__, build_loss, build_model
+from .. import build_loss, build_model
 from ..data import build_dataset, make_loader
 from ..data.base import DataBundle, TensorSplit
 from ..data.shifts import apply_shift
 from ..engine import Member, Trainer, TrainConfig, distributed, evaluate, resolve_device
-from ..engine.checkpoint import atomic_write_bytes
-from ..engine import runfolder
+from ..engine import runfolder, runlog
 from ..engine.progress import Progress
 from ..errors import CheckpointError, ConfigError, reject_unknown
+from ..losses.base import requirements
 from ..models.checkpoint import load_weights
 from ..registry import LOSSES
 from ..teachers import Teacher, check_access
+from ..utils import atomic_write_bytes, file_sha256, sha256_bytes
+from .provenance import environment
 
 # Training settings added after runs were first hashed, with their defaults: at the default they
 # stay out of the hash, so every run made before they existed keeps its hash (and its results).
-TRAIN_HASHED_WHEN_SET = {"cpu_threads": 1, "ema_decay": 0.0, "dot_delta": 0.075}
+TRAIN_HASHED_WHEN_SET = {f.name: f.default for f in fields(TrainConfig) if f.name in ("cpu_threads", "ema_decay",
+                                                                                       "dot_delta")}
+# Training settings that never enter a hash: where a run executes and what observes it (TensorBoard, MLflow)
+# do not change what it is.
+TRAIN_NOT_HASHED = ("device", "log")
 
 
 @dataclass
@@ -76,13 +78,14 @@ class RunSpec:
     def config_hash(self) -> str:
         """Stable content hash: same resolved config -> same hash; any change -> a new one."""
         blob = json.dumps(self.identity(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return sha256_bytes(blob.encode())[:16]
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the run (what its hash covers): no device, defaults of later settings
         left out, the teacher named by its file's digest or by the run that trained it."""
         d = self.to_dict()
-        d["train"].pop("device", None)        # where a run executes does not change what it is
+        for key in TRAIN_NOT_HASHED:
+            d["train"].pop(key, None)
         for key, default in TRAIN_HASHED_WHEN_SET.items():
             if d["train"].get(key) == default:
                 del d["train"][key]
@@ -105,38 +108,7 @@ def file_digest(path: str) -> str:
     p = Path(path)
     if not p.is_file():
         return f"missing:{path}"
-    st = p.stat()
-    return f"{p.name}:{st.st_size}:{_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)}"
-
-
-@functools.lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Read a file once per (path, size, mtime): a sweep hashes every run against the same teacher files."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-def environment(threads: int | None = None) -> dict[str, Any]:
-    """Provenance recorded with every result.
-
-    The numbers a run gives are bit-identical only on the same machine type and software: on a CPU they
-    depend on the instruction set torch dispatches to (``cpu_capability``: e.g. AVX2 or AVX512 kernels
-    sum in another order), the exact torch build and the thread count, so all three are recorded."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parents[2], timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-    return {"kdzoo_version": __version__, "git_commit": commit or "unknown", "torch_version": torch.__version__,
-            "device": device, "cpu_capability": cpu_capability(), "torch_build": torch.version.git_version[:12],
-            "threads": int(threads) if threads is not None else torch.get_num_threads()}
-
-
-def cpu_capability() -> str:
-    try:
-        return str(torch.backends.cpu.get_cpu_capability())
-    except (AttributeError, RuntimeError):  # torch builds without the query
-        return "unknown"
+    return f"{p.name}:{p.stat().st_size}:{file_sha256(p)[:16]}"
 
 
 def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
@@ -189,6 +161,18 @@ def teacher_path(spec: RunSpec, root: Path | None) -> str:
     return path
 
 
+def dependencies(spec: RunSpec, root: Path | None) -> dict[str, str]:
+    """The files a run's numbers depend on beyond its settings, by SHA-256: its teacher's weights.
+
+    A teacher trained by the sweep is named in the run's hash by its run, not by its file, so a
+    checkpoint or result records the file's digest: one trained on other weights is never resumed
+    or reported (see ``engine.recovery.state_problem`` and ``bench.store.check_done_run``)."""
+    if spec.teacher is None or not spec.teacher_ckpt:
+        return {}
+    path = Path(teacher_path(spec, root))
+    return {"teacher": file_sha256(path)} if path.is_file() else {}
+
+
 def load_teacher(spec: RunSpec, bundle: DataBundle, root: Path | None = None) -> Teacher | None:
     if spec.teacher is None:
         return None
@@ -226,17 +210,48 @@ def _loaders(spec: RunSpec, bundle: DataBundle, device: torch.device,
     return train, evals
 
 
+@dataclass
+class LogPlace:
+    """Where a run is logged when its ``train.log`` asks for it (engine/runlog.py): the folder holding
+    ``tensorboard/`` and ``mlflow.db``, the MLflow experiment and the run's name there."""
+    root: Path
+    experiment: str
+    name: str
+
+
+def _run_logs(specs: list[RunSpec], run_dirs: list[Path | None], places: list[LogPlace | None] | None,
+              warn: Any) -> list[runlog.RunLog | None]:
+    """One RunLog per run that logs; by default a run is logged in its own folder, under the folder's name."""
+    logs: list[runlog.RunLog | None] = []
+    for i, (spec, run_dir) in enumerate(zip(specs, run_dirs)):
+        place = places[i] if places else None
+        if place is None and run_dir is not None:
+            place = LogPlace(Path(run_dir), "kdzoo train", Path(run_dir).name)
+        if place is None or not runlog.parse(spec.train.log):
+            logs.append(None)
+            continue
+        tags = {runlog.HASH_TAG: spec.config_hash(), "kdzoo.method": spec.method, "kdzoo.student": spec.student,
+                "kdzoo.teacher": spec.teacher or "", "kdzoo.access": spec.access, "kdzoo.seed": str(spec.seed)}
+        logs.append(runlog.RunLog(spec.train.log, place.root, place.name, experiment=place.experiment,
+                                  params=spec.identity(), tags=tags, warn=warn))
+    return logs
+
+
 def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_root: str | None = None,
                    cache_dir: str | Path | None = None, progress: bool | Progress = True,
-                   log: Any = None) -> list[dict[str, Any]]:
-    """Train ``specs`` (same cohort key) together; return one result record per spec."""
+                   log: Any = None, log_places: list[LogPlace | None] | None = None,
+                   titles: list[str] | None = None) -> list[dict[str, Any]]:
+    """Train ``specs`` (same cohort key) together; return one result record per spec. ``log_places``: where
+    each run is logged when its ``train.log`` is on (default: in its run folder). ``titles``: what log lines
+    call each run (default "STUDENT METHOD", e.g. "fmnist_teacher ce" for a teacher)."""
     keys = {s.cohort_key() for s in specs}
     if len(keys) != 1:
         raise ConfigError("a cohort's runs must differ only in method and loss settings")
     head = specs[0]
+    runlog.check_installed(head.train.log)
     for s in specs:  # refused before data and teacher load; ``requires`` is read from the built loss
         LOSSES.check_kwargs(s.method, s.loss_kwargs)
-        check_access(s.method, getattr(build_loss(s.method, **s.loss_kwargs), "requires", "logits"),
+        check_access(s.method, requirements(build_loss(s.method, **s.loss_kwargs)),
                      s.access if s.teacher else "none")
     # under torchrun: join the process group, one device per local rank (engine/distributed.py)
     dist, device_name = distributed.init_from_env(head.train.device)
@@ -244,40 +259,67 @@ def execute_cohort(specs: list[RunSpec], run_dirs: list[Path | None], *, data_ro
         raise ConfigError("a teacher query budget is counted per process; train budgeted runs without torchrun")
     device = resolve_device(device_name)
     bundle = load_bundle(head, data_root)
-    teacher = load_teacher(head, bundle, root=Path(run_dirs[0]).parents[1] if run_dirs[0] else None)
+    root = Path(run_dirs[0]).parents[1] if run_dirs[0] else None   # the run store's folder (OUT)
+    teacher = load_teacher(head, bundle, root=root)
+    depends = dependencies(head, root)
     cfg = replace(head.train, pseudo_labels=head.hide_labels or head.train.pseudo_labels, device=device_name)
     for spec, run_dir in zip(specs, run_dirs):  # before anything is written to any of the folders
         if run_dir is not None:
             runfolder.check_run_folder(run_dir, spec.to_dict(), lambda d: RunSpec.from_dict(d).identity(),
                                        "pass another output folder, or delete this one to start over")
     members = []
+    for spec, run_dir, title in zip(specs, run_dirs, titles or [""] * len(specs)):
+        # built again after build_student seeds the RNG, so a loss with parameters always starts the same
+        members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
+                              run_dir=Path(run_dir) if run_dir else None, seed=spec.seed,
+                              title=title or f"{spec.student} {spec.method}", run_id=spec.config_hash(),
+                              depends=depends))
+    train_loader, eval_loaders = _loaders(head, bundle, device, dist)
+    # only now, every name and shape checked, are folders written: a typo leaves nothing to block its retry
     for spec, run_dir in zip(specs, run_dirs):
         if run_dir is not None:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             if dist.is_main:
                 runfolder.write_config(run_dir, spec.to_dict())
-        # built again after build_student seeds the RNG, so a loss with parameters always starts the same
-        members.append(Member(spec.method, build_student(spec, bundle), build_loss(spec.method, **spec.loss_kwargs),
-                              run_dir=Path(run_dir) if run_dir else None, seed=spec.seed))
-    train_loader, eval_loaders = _loaders(head, bundle, device, dist)
     teacher_top1 = float("nan")
     if teacher is not None:
         teacher.to(device)
         if dist.is_main:
             teacher_top1 = evaluate(teacher.model, eval_loaders["test"])["top1"]
+    warn = log or (lambda message: print(message, file=sys.stderr))
+    run_logs = _run_logs(specs, run_dirs, log_places, warn) if dist.is_main else []   # rank 0 logs, as it writes
+    logs = {id(m): r for m, r in zip(members, run_logs) if r is not None}
+
+    def log_epoch(m: Member, record: dict[str, Any]) -> None:
+        if id(m) in logs:
+            logs[id(m)].epoch(m.metrics, m.result.images_per_second)
+
     trainer = Trainer(members, train_loader, eval_loaders, teacher, cfg, bundle=bundle, cache_dir=cache_dir,
-                      progress=progress, log=log)
-    results = trainer.fit()
+                      progress=progress, log=log, epoch_callbacks=[log_epoch] if logs else [])
+    ended: dict[int, str] = {}
+    stopped = runfolder.FAILED
+    try:
+        results = trainer.fit()
+        ended = {id(m): r.status for m, r in zip(members, results)}
+    except KeyboardInterrupt:
+        stopped = runfolder.INTERRUPTED
+        raise
+    finally:
+        for key, run_log in logs.items():
+            run_log.close(ended.get(key, stopped))
     env = environment(threads=cfg.cpu_threads if device.type == "cpu" else None)
     records = []
     for spec, m, res in zip(specs, members, results):
-        record = {**res.to_dict(), "teacher_top1": teacher_top1, "config_hash": spec.config_hash(),
-                  "student_params": sum(p.numel() for p in m.student.parameters()), **env}
+        # num_classes: chance level, from which the leaderboard tells a collapsed run from a poor one
+        record = {**res.to_dict(), "teacher_top1": teacher_top1, "num_classes": bundle.num_classes,
+                  "config_hash": spec.config_hash(),
+                  "student_params": sum(p.numel() for p in m.student.parameters()), "depends": depends, **env}
         if m.run_dir is not None and dist.is_main:
             if res.status == runfolder.FINISHED:
                 buf = io.BytesIO()
                 torch.save(m.evaluated.state_dict(), buf)  # the EMA weights when the run keeps an EMA
                 atomic_write_bytes(m.run_dir / runfolder.MODEL, buf.getvalue())
+                record["model_sha256"] = sha256_bytes(buf.getvalue())   # a swapped model.pt is found, not used
             runfolder.write_result(m.run_dir, record)
         records.append(record)
     distributed.barrier()  # every rank returns once rank 0 has written the results

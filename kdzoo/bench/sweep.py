@@ -22,7 +22,7 @@ from ..engine.runfolder import MODEL
 from ..losses.base import DistillLoss, has_preparation
 from ..registry import LOSSES
 from .recipe import loss_requires
-from .recipe_types import Recipe
+from .recipe_types import Recipe, name_problem
 from .run import RunSpec
 
 TEACHER_ROLE, STUDENT_ROLE = "teacher", "student"
@@ -76,8 +76,13 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        entries = [PlanEntry(**e) for e in d["entries"]]
+        for e in entries:   # a hand-edited plan.json must not put markup or separators into the tables
+            for what, name in (("label", e.label), ("teacher", e.teacher)):
+                if name_problem(str(name)):
+                    raise ValueError(f"{what} {name!r} {name_problem(str(name))}")
         return cls(recipe=d["recipe"], description=d.get("description", ""), dataset=d["dataset"],
-                   metric=d.get("metric", "top1"), entries=[PlanEntry(**e) for e in d["entries"]],
+                   metric=d.get("metric", "top1"), entries=entries,
                    specs={h: RunSpec.from_dict(s) for h, s in d.get("specs", {}).items()},
                    reference=list(d.get("reference", [])))
 
@@ -103,15 +108,20 @@ def resolved_loss_kwargs(loss: str, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def teacher_spec(recipe: Recipe, name: str, device: str = "auto") -> RunSpec:
+def teacher_spec(recipe: Recipe, name: str, device: str = "auto", log: str | None = None) -> RunSpec:
     t = recipe.teachers[name]
-    cfg = TrainConfig(**{**t.train, "seed": t.seed, "device": device})
+    cfg = TrainConfig(**{**t.train, "seed": t.seed, "device": device, **_log(log)})
     return RunSpec(dataset=recipe.dataset, student=t.model, method="ce", loss_kwargs=resolved_loss_kwargs("ce", {}),
                    teacher=None, teacher_ckpt=None, access="none", seed=t.seed, train=cfg, augment=t.augment)
 
 
-def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
-    """All runs of a recipe whose run store is ``out`` (teachers trained by the sweep live there too)."""
+def _log(log: str | None) -> dict[str, str]:
+    return {} if log is None else {"log": log}
+
+
+def expand(recipe: Recipe, out: str | Path, device: str = "auto", log: str | None = None) -> Plan:
+    """All runs of a recipe whose run store is ``out`` (teachers trained by the sweep live there too).
+    ``device`` and ``log`` (when given) replace the recipe's: neither is part of a run's hash."""
     specs: dict[str, RunSpec] = {}
     entries: list[PlanEntry] = []
     teacher_runs: dict[str, str] = {}          # teacher name -> run hash (trained by the sweep)
@@ -121,7 +131,7 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
         t = recipe.teachers[name]
         if t.ckpt is not None:
             continue
-        spec = teacher_spec(recipe, name, device)
+        spec = teacher_spec(recipe, name, device, log)
         h = spec.config_hash()
         specs[h] = spec
         teacher_runs[name] = h
@@ -137,7 +147,7 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto") -> Plan:
             for m in recipe.methods:
                 if m.label in pair.skip:
                     continue
-                cfg = TrainConfig(**{**recipe.student_train(pair, m), "seed": seed, "device": device})
+                cfg = TrainConfig(**{**recipe.student_train(pair, m), "seed": seed, "device": device, **_log(log)})
                 kwargs = resolved_loss_kwargs(m.loss, {**m.args, **pair.method_args.get(m.label, {})})
                 alone = loss_requires(m.loss, kwargs) == "none"
                 if alone and not sd.hide_labels:

@@ -59,10 +59,38 @@ class _YamlProblem(Exception):
         self.line = line
 
 
+MAX_DEPTH = 50            # nesting levels: a recipe needs about six; PyYAML recurses once per level
+MAX_BYTES = 1 << 20       # a recipe is a few kilobytes
+
+
+def check_size(nbytes: int, source: str) -> None:
+    if nbytes > MAX_BYTES:
+        raise ConfigError(f"{source}: {nbytes / 1e6:.1f} MB is more than a recipe may hold "
+                          f"({MAX_BYTES // (1 << 20)} MB)")
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse deep nesting from the event stream (which does not recurse), before the loader would."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"{source}:{event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels "
+                                  f"deep (a recipe needs a handful)")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML keeping line numbers; syntax errors become one-line ConfigErrors."""
+    """Parse YAML keeping line numbers; syntax errors and oversized or too deeply nested
+    documents become one-line ConfigErrors."""
+    check_size(len(text.encode("utf-8", errors="replace")), source)
     try:
+        _check_depth(text, source)
         return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
+    except RecursionError:   # a limit above missed a shape that recurses: still one line
+        raise ConfigError(f"{source}: nested too deeply to read") from None
     except _YamlProblem as exc:
         raise ConfigError(f"{source}:{exc.line}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
@@ -74,4 +102,4 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
 
 
-__all__ = ["LineMap", "LineSeq", "parse_yaml"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "LineMap", "LineSeq", "check_size", "parse_yaml"]

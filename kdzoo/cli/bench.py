@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import Any, Callable
 
 from ..data import build_dataset
-from ..engine.runfolder import ENDED
+from ..engine import runlog
+from ..engine.terminal import print_table, say
+from ..engine.runfolder import ENDED, ERROR_LOG, FAILED
 from ..errors import ConfigError
+from .report import report_after
 
 
 def add_commands(sub: Any) -> None:
@@ -31,12 +32,18 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the planned runs and the work left; run nothing")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed or diverged run")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs whose result is 'failed'")
+    p.add_argument("--add-to-out", action="store_true",
+                   help="run in an --out that holds another recipe's sweep (its plan and leaderboard then show "
+                        "this recipe; the other's runs stay and are reused)")
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")
     p.add_argument("--download", action="store_true",
                    help="download the recipe's dataset if it is missing (needs a network; Fashion-MNIST)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of a run's hash)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars; one log line per finished epoch and run")
+    p.add_argument("--log", default=None,
+                   help="log every run's scalars: off | tensorboard | mlflow | tensorboard,mlflow, into "
+                        "OUT/tensorboard and OUT/mlflow.db (default: the recipe's train.log, else off)")
     s = p.add_argument_group("slurm (override the recipe's slurm block)")
     s.add_argument("--partition", default=None)
     s.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes")
@@ -49,14 +56,21 @@ def add_commands(sub: Any) -> None:
 
     lb = sub.add_parser("leaderboard", help="rebuild the leaderboards of a bench output folder from its run store",
                         description="Rebuild leaderboard.csv, summary.csv, leaderboard.md and the plot from "
-                                    "OUT/plan.json and OUT/runs/*/result.json.")
+                                    "OUT/plan.json and OUT/runs/*/result.json; with --from-rows, rebuild "
+                                    "summary.csv, leaderboard.md and the plot from OUT/leaderboard.csv (never "
+                                    "written), for a folder without its run store such as a committed reference.")
     lb.add_argument("out", metavar="OUT", help="a kdzoo bench output folder")
+    lb.add_argument("--from-rows", action="store_true",
+                    help="read the per-run rows of OUT/leaderboard.csv instead of the run store")
+    lb.add_argument("--classes", type=int, default=None,
+                    help="number of classes, for the collapse margin (default: as the runs recorded it; runs "
+                         "made before kdzoo recorded it need it)")
     lb.set_defaults(func=cmd_leaderboard)
 
     cp = sub.add_parser("compare", help="compare a rerun with a reference leaderboard: differs / reproduced / "
                                         "consistent per method",
                         description="One row per (pair, method, access): reference and new mean ± std, the "
-                                    "difference with a 95%% Welch interval and a verdict. 'differs': significant "
+                                    "difference with a 95% Welch interval and a verdict. 'differs': significant "
                                     "after Holm's correction over the rows; 'reproduced': the whole interval lies "
                                     "within ±tolerance; 'consistent': neither (with the difference it could detect "
                                     "and the seeds that would settle it).")
@@ -69,7 +83,8 @@ def add_commands(sub: Any) -> None:
     cp.add_argument("--alpha", type=float, default=None, help="family-wise error rate of 'differs' (default 0.05)")
     cp.add_argument("--metric", default=None, help="leaderboard column to compare (default: the plan's metric, "
                                                    "else top1)")
-    cp.add_argument("--strict", action="store_true", help="exit 1 when any row differs")
+    cp.add_argument("--strict", action="store_true",
+                    help="exit 1 when any row differs or is on one side only")
     cp.set_defaults(func=cmd_compare)
 
 
@@ -90,8 +105,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(slurm_flags)}: Slurm options, given without --launcher slurm")
     if args.workers not in (None, 1) and args.launcher == "slurm":
         raise ConfigError("--workers applies to --launcher local; with slurm use --array-parallelism")
+    if args.log is not None:
+        runlog.check_installed(args.log)   # a bad name or a missing package: one line, before anything runs
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else default_out(recipe)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the sweep (it is created if missing)")
     workers = args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
     if args.dry_run:
         return dry_run(recipe, out, args, workers)
@@ -102,20 +121,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(recipe, out, launcher=args.launcher, workers=workers, cohort=args.cohort,
                        fail_fast=args.fail_fast, data_root=args.data_root, device=args.device,
                        retry_failed=args.retry_failed, slurm=slurm, slurm_cluster=args.slurm_cluster,
-                       progress=not args.no_progress, lines=True)
+                       progress=not args.no_progress, lines=True, log=args.log, add_to_out=args.add_to_out)
     print_summary(report.outputs["summary"], recipe.metric)
     counts: dict[str, int] = {}
     for status in report.statuses.values():
         counts[status] = counts.get(status, 0) + 1
-    print(f"{len(report.statuses)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-          + f" ({len(report.ran)} trained now, {report.skipped_done} were already done)")
-    for key in ("csv", "summary", "markdown", "plot", "curves"):
-        if key in report.outputs:
-            print(f"  {report.outputs[key]}")
+    say(f"{len(report.statuses)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + f" ({len(report.ran)} trained now, {report.skipped_done} were already done)")
+    for line in advice(counts, report.stopped):
+        say(line)
+    say_outputs(report.outputs)
+    report_after(out)
     compare_with_reference(recipe.name, out)
     if report.stopped:
-        print(f"stopped (--fail-fast): {report.stopped}")
+        say(f"stopped (--fail-fast): {report.stopped}")
     return 0 if report.ok else 1
+
+
+def say_outputs(paths: dict[str, Path]) -> None:
+    """The files a sweep wrote, named once by folder: "in OUT: leaderboard.csv, ..." (short enough to wrap)."""
+    shown = [Path(paths[k]) for k in ("csv", "summary", "markdown", "plot", "curves") if k in paths]
+    if shown:
+        say(f"in {shown[0].parent}: " + ", ".join(p.name for p in shown))
+
+
+def advice(counts: dict[str, int], stopped: str) -> list[str]:
+    """What a rerun does about the runs that did not end well."""
+    lines = []
+    if counts.get(FAILED):
+        lines.append(f"{counts[FAILED]} failed: their results are kept (tracebacks in runs/<hash>/{ERROR_LOG}); "
+                     f"add --retry-failed to train them again")
+    unfinished = sum(n for s, n in counts.items() if s not in ENDED)
+    if unfinished and not stopped:
+        lines.append(f"{unfinished} did not finish (see the lines above): run the same command again to resume "
+                     f"them")
+    return lines
 
 
 def compare_with_reference(name: str, out: Path) -> None:
@@ -128,9 +168,9 @@ def compare_with_reference(name: str, out: Path) -> None:
     try:
         rows, metric = compare.compare_paths(ref, out)
     except ConfigError as exc:
-        print(f"no comparison with {ref}: {exc}")
+        say(f"no comparison with {ref}: {exc}")
         return
-    print()
+    say("")
     compare.print_report(rows, metric, compare.DEFAULT_TOLERANCE, compare.DEFAULT_ALPHA,
                          title=f"{metric} (%): reference {ref} vs this run {out}")
 
@@ -140,29 +180,60 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     tolerance = compare.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     alpha = compare.DEFAULT_ALPHA if args.alpha is None else args.alpha
-    rows, metric = compare.compare_paths(args.reference, args.new, args.metric, tolerance, alpha)
+    notes: list[str] = []
+    rows, metric = compare.compare_paths(args.reference, args.new, args.metric, tolerance, alpha, notes)
+    for note in notes:
+        say(f"note: {note}")
     compare.print_report(rows, metric, tolerance, alpha)
-    return 1 if args.strict and any(r.verdict == "differs" for r in rows) else 0
+    return 1 if args.strict and any(r.verdict in ("differs", *compare.ONE_SIDED) for r in rows) else 0
+
+
+# What `kdzoo bench` and `kdzoo leaderboard` print per teacher-student pair: (header, cell of a summary.csv row).
+# A cell is its text or (value, detail); the table moves details under values when the terminal is narrow.
+SUMMARY_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
+    ("rank", lambda r: _rank(r)),
+    ("method", lambda r: str(r.label) + ("" if r.access in ("logits", "none") else f" ({r.access})")),
+    ("mean ± std", lambda r: _pm(r["mean"], r["std"])),
+    ("Δ vs CE", lambda r: _ci(r, "ce")),
+    ("vs CE", lambda r: str(r.get("vs_ce", "") or "")),
+    ("Δ vs KD", lambda r: _ci(r, "kd")),
+    ("seeds", lambda r: _seeds(r)),
+]
 
 
 def print_summary(path: Path, metric: str) -> None:
+    """The leaderboard, one table per teacher-student pair, within the terminal's width."""
     import pandas as pd  # lazy like kdzoo.bench (see cmd_bench)
     try:
-        summary = pd.read_csv(path)
+        summary = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (OSError, ValueError):
         return
     if summary.empty:
         return
-    table = Table(title=f"{metric} (%), mean ± std over seeds; Δ paired by seed [95% CI]")
-    for col in ("pair", "rank", "method", "access", "mean ± std", "Δ vs CE", "Δ vs KD", "done"):
-        table.add_column(col)
-    for _, r in summary.sort_values(["teacher", "student", "rank"], na_position="last").iterrows():
-        shown = r.get("rank_shown")
-        rank = str(shown) if isinstance(shown, str) and shown else ("" if pd.isna(r["rank"]) else str(int(r["rank"])))
-        table.add_row(f"{r.teacher}→{r.student}", rank, str(r.label),
-                      str(r.access), _pm(r["mean"], r["std"]), _ci(r, "ce"), _ci(r, "kd"),
-                      f"{int(r.n_finished)}/{int(r.n_seeds)}")
-    Console(width=max(Console().width, 140)).print(table)
+    say(f"{metric} (%): mean ± std over kept seeds; Δ: paired by seed, with its simultaneous 95% interval; "
+        f"vs CE: better, worse or tied from the same intervals (docs/statistics.md)")
+    for (teacher, student), g in summary.groupby(["teacher", "student"], sort=False):
+        g = g.sort_values(["rank", "label"], na_position="last")
+        tt = g.teacher_top1.dropna()
+        title = f"{teacher} → {student}" + (f" (teacher {tt.iloc[0]:.2f})" if len(tt) else "")
+        print_table([h for h, _ in SUMMARY_COLUMNS], [[cell(r) for _, cell in SUMMARY_COLUMNS]
+                                                      for _, r in g.iterrows()], title=title)
+
+
+def _rank(r: Any) -> str:
+    shown = r.get("rank_shown")
+    if isinstance(shown, str) and shown:
+        return shown
+    return "" if r["rank"] != r["rank"] else str(int(r["rank"]))
+
+
+def _seeds(r: Any) -> str:
+    """Seeds kept in the tests of n planned, and how many collapsed (docs/statistics.md)."""
+    kept = r.get("n_kept", math.nan)
+    kept = int(kept) if kept == kept else int(r.n_finished)
+    collapsed = r.get("n_collapsed", math.nan)
+    collapsed = int(collapsed) if collapsed == collapsed else 0
+    return f"{kept}/{int(r.n_seeds)}" + (f" ({collapsed} collapsed)" if collapsed else "")
 
 
 def _pm(mean: float, std: float) -> str:
@@ -171,11 +242,12 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.2f}" + (f" ± {std:.2f}" if std == std else "")
 
 
-def _ci(r: Any, name: str) -> str:
-    mean, low, high = r[f"delta_{name}"], r[f"delta_{name}_low"], r[f"delta_{name}_high"]
+def _ci(r: Any, name: str) -> Any:
+    mean, low, high = r.get(f"delta_{name}", math.nan), r.get(f"delta_{name}_low", math.nan), \
+        r.get(f"delta_{name}_high", math.nan)
     if mean != mean:
         return "—"
-    return f"{mean:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if low == low else "")
+    return (f"{mean:+.2f}", f"[{low:+.2f}, {high:+.2f}]" if low == low else "")
 
 
 def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) -> int:
@@ -185,6 +257,9 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) 
 
     plan = expand(recipe, out, device=args.device)
     store = RunStore(out)
+    edited = store.check_owner(recipe.name, recipe.text, add=args.add_to_out)   # as the sweep would: refused here
+    if edited:
+        say(edited)
     sizes = dict(TRAIN_SIZES)
     if recipe.dataset not in sizes:
         try:  # a dataset kdzoo does not know the size of (a plugin's): look if it is at hand
@@ -196,10 +271,8 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) 
     units = make_units(plan.specs, students, args.cohort)
     unit_of = {h: i + 1 for i, u in enumerate(units) for h in u}
 
-    table = Table(title=f"{recipe.name}: planned runs ({recipe.path} -> {store.root})")
-    for col in ("#", "role", "teacher → student", "method", "access", "seed", "hash", "status", "cohort",
-                "images", "steps"):
-        table.add_column(col, overflow="fold")
+    say(f"{recipe.name}: planned runs ({recipe.path} -> {store.root})")
+    tables: dict[str, list[list[str]]] = {}   # one table per teacher-student pair, the teachers' first
     total_images, total_steps, unknown, left = 0, 0, False, 0
     statuses: dict[str, int] = {}
     seen: set[str] = set()
@@ -218,23 +291,31 @@ def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) 
                 else:
                     total_images += images
                     total_steps += steps
-        pair = e.student if e.role == "teacher" else f"{e.teacher_model} → {e.student}"
-        table.add_row(str(i), e.role, pair, e.label, e.access, str(e.seed), e.hash,
-                      status + ("" if first else " (shared)"), str(unit_of.get(e.hash, "")) if e.role != "teacher"
-                      else "", _big(images), _big(steps))
-    Console(width=max(Console().width, 150)).print(table)
+        shown = status + ("" if first else " (shared)")
+        if e.role == "teacher":
+            tables.setdefault("teachers, trained first", []).append(
+                [str(i), e.student, e.label, str(e.seed), e.hash, shown, _big(images), _big(steps)])
+        else:
+            tables.setdefault(f"{e.teacher_model} → {e.student}", []).append(
+                [str(i), e.label, e.access, str(e.seed), e.hash, shown, str(unit_of.get(e.hash, "")), _big(images),
+                 _big(steps)])
+    for title, rows in tables.items():
+        what = ["teacher", "method"] if title.startswith("teachers") else ["method", "access"]
+        unit = [] if title.startswith("teachers") else ["unit"]
+        print_table(["#", *what, "seed", "hash", "status", *unit, "images", "steps"], rows, title=title,
+                    right=("#", "seed", "unit", "images", "steps"))
     distinct = len(plan.specs)
-    print(f"{len(plan.entries)} leaderboard rows, {distinct} distinct runs ({len(teachers)} of them teachers trained "
-          f"first): " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
+    say(f"{len(plan.entries)} leaderboard rows, {distinct} distinct runs ({len(teachers)} of them teachers trained "
+        f"first): " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
     n_units = (sum(1 for h in teachers if store.status(h) not in ENDED)
                + sum(1 for u in units if any(store.status(h) not in ENDED for h in u)))
-    print(f"left to run: {left} runs in {n_units} units of work (cohort {args.cohort}); about "
-          f"{_big(total_images)} training images through a student, {_big(total_steps)} optimizer steps"
-          f"{' (plus runs on a dataset of unknown size)' if unknown else ''}")
+    say(f"left to run: {left} runs in {n_units} units of work (cohort {args.cohort}); about "
+        f"{_big(total_images)} training images through a student, {_big(total_steps)} optimizer steps"
+        f"{' (plus runs on a dataset of unknown size)' if unknown else ''}")
     eta = time_left(store, [spec for h, spec in plan.specs.items() if store.status(h) not in ENDED],
                     sizes).describe(workers)
     if eta:
-        print(eta)
+        say(eta)
     return 0
 
 
@@ -254,13 +335,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.is_dir():
         raise ConfigError(f"no such folder: {out}")
-    leaderboard.check_store(out)
-    paths = leaderboard.build(out)
+    if args.classes is not None and args.classes < 2:
+        raise ConfigError(f"--classes must be at least 2, got {args.classes}")
+    if args.from_rows:
+        paths = leaderboard.build_from_rows(out, args.classes)
+    else:
+        leaderboard.check_store(out)
+        paths = leaderboard.build(out, args.classes)
     plan = leaderboard.load_plan(out)
     print_summary(paths["summary"], plan.metric)
-    for key in ("csv", "summary", "markdown", "plot", "curves"):
-        if key in paths:
-            print(f"  {paths[key]}")
+    say_outputs(paths)
+    report_after(out)
     return 0
 
 

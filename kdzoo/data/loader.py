@@ -201,6 +201,12 @@ class TensorLoader:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def redraw(self, index: Tensor, seed: int) -> Tensor:
+        """Images ``index`` again (normalized) with crop and flip drawn afresh from ``seed``: an independent view."""
+        plan = epoch_plan(index.shape[0], seed, 0, shuffle=False, augment=self.augment).to(self.storage)
+        return self._finish(crop_flip(self.images, index.to(self.storage), plan.dy, plan.dx, plan.flip,
+                                      self.augment.crop_padding))
+
     def full_pass(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """Every image once, in order, without augmentation: ``(x, index)``."""
         for start in range(0, self.num_samples, batch_size):
@@ -359,6 +365,10 @@ class DatasetLoader:
             self._loader = DataLoader(_Indexed(self.ds), sampler=self.sampler, generator=self._generator,
                                       **self.loader_kwargs)
         return self._loader
+
+    def redraw(self, index: Tensor, seed: int) -> Tensor:
+        """Images ``index`` again through the transforms, seeded per image from ``seed`` (in this process)."""
+        return torch.stack([_Indexed(self.ds)[(i, seed)][0] for i in index.tolist()]).to(self.device)
 
     def __iter__(self):
         self.sampler.epoch = self.epoch

@@ -20,6 +20,7 @@ import torch
 
 from ..errors import DataNotFoundError
 from ..registry import register_dataset
+from ..utils import atomic_write
 from .base import Augment, DataBundle, TensorSplit, find_dataset_dir, split_train_val
 
 MEAN, STD = (0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262)  # as in mdistiller
@@ -98,12 +99,11 @@ def _load_split(root: Path, name: str, files: list[tuple[Path, int]], cache: boo
         images = np.stack(list(pool.map(_decode, [p for p, _ in files], chunksize=64)))
     split = TensorSplit(torch.from_numpy(images), torch.tensor([y for _, y in files], dtype=torch.long))
     if cache:
-        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
         try:
-            torch.save({"images": split.images, "labels": split.labels}, tmp)
-            os.replace(tmp, cache_file)
-        except OSError:  # read-only data folder: no cache
-            tmp.unlink(missing_ok=True)
+            atomic_write(cache_file, lambda f: torch.save({"images": split.images, "labels": split.labels}, f),
+                         size=split.images.nbytes)
+        except OSError:  # read-only data folder, or no room for it: no cache
+            pass
     return split
 
 

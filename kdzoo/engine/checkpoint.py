@@ -1,45 +1,18 @@
-"""Atomic file writes and checkpoint I/O.
+"""Checkpoint I/O: tensors-only loads, and a SHA-256 sidecar beside every checkpoint so corruption is detectable.
 
-Every file kdzoo writes goes to a temporary name in the same folder, is
-flushed to disk and then renamed over the target, so a reader (or a resumed
-run after a crash) sees either the old complete file or the new complete one.
+The atomic writes every kdzoo file goes through live in ``kdzoo.utils`` (imported here too,
+for the importers of ``kdzoo.engine``'s public names).
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from ..errors import CheckpointError
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+from ..utils import atomic_write_bytes, atomic_write_json, atomic_write_text, check_free_space, sha256_bytes
 
 
 def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
@@ -47,8 +20,9 @@ def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     data = buf.getvalue()
+    check_free_space(path, len(data))   # every checkpoint, not only large ones: a full disk is named before a write
     atomic_write_bytes(path, data)
-    atomic_write_text(str(path) + ".sha256", hashlib.sha256(data).hexdigest() + "\n")
+    atomic_write_text(str(path) + ".sha256", sha256_bytes(data) + "\n")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -58,9 +32,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint not found: {path}")
     data = path.read_bytes()
     digest = Path(str(path) + ".sha256")
-    if digest.is_file() and digest.read_text().strip() != hashlib.sha256(data).hexdigest():
+    if digest.is_file() and digest.read_text().strip() != sha256_bytes(data):
         raise CheckpointError(f"checkpoint {path} does not match its checksum (truncated or corrupt)")
     try:
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})".splitlines()[0]) from exc
+
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "load_checkpoint", "save_checkpoint"]

@@ -9,38 +9,53 @@ import torch
 
 from ..errors import ConfigError, did_you_mean, reject_unknown
 from .dot import DOT_DELTA, check_momenta
+from .runlog import OFF, parse as parse_log
+
+
+def setting(default: Any, help: str) -> Any:
+    """A TrainConfig field: its default and its help, written once; ``kdzoo train``'s options are derived
+    from them (cli/options.py), so the command line never re-types a default."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "sgd"            # sgd | adamw | dot (SGD with separate task/distillation momenta)
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"          # cosine | step | constant
-    milestones: list[int] = field(default_factory=list)  # epochs after which lr *= gamma (step schedule)
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0        # linear learning-rate warm-up
-    grad_clip: float = 0.0            # max global grad norm; 0 disables
-    dot_delta: float = DOT_DELTA      # optimizer dot: momenta are momentum -/+ dot_delta
-    ema_decay: float = 0.0            # > 0: evaluate and save an exponential moving average of the weights
-    amp: str = "auto"                 # auto (bf16 on a GPU that has it) | off | bf16 | fp16
-    channels_last: bool = False
-    compile: bool = False
-    device: str = "auto"              # auto | cpu | cuda | cuda:N
-    # torch intra-op threads while training on a CPU. Part of a run's identity: on a CPU the
-    # thread count changes float summation order, hence the trained weights, so it is fixed
-    # (not "all cores") to give the same numbers on every machine and with any --workers.
-    cpu_threads: int = 1
-    seed: int = 0
-    steps_per_epoch: int | None = None  # cap on batches per epoch (quick runs, tests)
-    eval_batch_size: int = 512
-    cache_teacher: bool = True        # precompute teacher responses when inputs never change
-    pseudo_labels: bool = False       # train on the teacher's top-1 instead of dataset labels
-    nonfinite_check_every: int = 25   # steps between host checks for NaN/Inf losses
+    """Training settings shared by every method: a recipe's ``train:`` block and ``kdzoo train``'s options."""
+    epochs: int = setting(10, "passes over the training set")
+    batch_size: int = setting(128, "images per optimizer step (the global batch under torchrun)")
+    optimizer: str = setting("sgd", "sgd | adamw | dot (SGD with separate momenta for the task and the "
+                                    "distillation gradients)")
+    lr: float = setting(0.05, "peak learning rate")
+    momentum: float = setting(0.9, "SGD momentum")
+    nesterov: bool = setting(False, "Nesterov momentum")
+    weight_decay: float = setting(5e-4, "L2 weight decay")
+    schedule: str = setting("cosine", "learning-rate schedule: cosine | step | constant")
+    milestones: list[int] = setting([], "epochs after which a step schedule multiplies the rate by gamma")
+    gamma: float = setting(0.1, "factor of a step schedule at each milestone")
+    warmup_epochs: float = setting(0.0, "linear learning-rate warm-up, in epochs")
+    grad_clip: float = setting(0.0, "max global gradient norm; 0: no clipping")
+    dot_delta: float = setting(DOT_DELTA, "optimizer dot: the task gradient keeps momentum - delta, the "
+                                          "distillation gradient momentum + delta")
+    ema_decay: float = setting(0.0, "evaluate and save a moving average of the weights with this decay "
+                                    "(e.g. 0.999); 0: off")
+    amp: str = setting("auto", "mixed precision on a GPU: auto (bf16 where supported) | off | bf16 | fp16")
+    channels_last: bool = setting(False, "channels-last memory format")
+    compile: bool = setting(False, "torch.compile the student")
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N")
+    # Part of a run's identity: on a CPU the thread count changes float summation order, hence
+    # the trained weights, so it is fixed (not "all cores") to give the same numbers with any --workers.
+    cpu_threads: int = setting(1, "torch threads of a run on a CPU (the count changes the numbers)")
+    seed: int = setting(0, "seed of the initial weights, the data order and augmentation")
+    steps_per_epoch: int | None = setting(None, "cap on batches per epoch (quick runs, tests)")
+    eval_batch_size: int = setting(512, "batch size of evaluation")
+    cache_teacher: bool = setting(True, "query the teacher once per training image when the inputs never "
+                                        "change")
+    pseudo_labels: bool = setting(False, "train on the teacher's top-1 instead of the dataset's labels")
+    nonfinite_check_every: int = setting(25, "optimizer steps between checks for a NaN/Inf loss")
+    log: str = setting(OFF, "log the run's scalars: off | tensorboard | mlflow | tensorboard,mlflow "
+                            "(engine/runlog.py); like device, never part of a run's hash")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -75,6 +90,7 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         if not float(self.gamma) > 0:
             raise ConfigError(f"gamma must be > 0, got {self.gamma}")
+        parse_log(self.log)
         if self.device != "auto":
             try:
                 torch.device(self.device)

@@ -29,6 +29,7 @@ from typing import Any, Callable, ContextManager
 
 from torch import Tensor, nn
 
+from ..losses.base import needs_of
 from ..teachers import Teacher, model_classifier, model_feature_map
 
 FEATURE_MAPS = "feature_maps"
@@ -36,7 +37,7 @@ FEATURE_MAPS = "feature_maps"
 
 def wants_maps(loss: nn.Module) -> bool:
     """Whether a built loss declared that it needs feature maps (read from the instance)."""
-    return FEATURE_MAPS in getattr(loss, "needs", ())
+    return FEATURE_MAPS in needs_of(loss)
 
 
 class MapAndLogits(nn.Module):

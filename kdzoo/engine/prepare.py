@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -39,8 +38,9 @@ from ..errors import AccessError, ConfigError, differences
 from ..losses.base import DistillLoss
 from ..registry import STAGES
 from ..teachers import Teacher
+from ..utils import atomic_write_bytes, atomic_write_json, sha256_bytes
 from . import runfolder
-from .checkpoint import atomic_write_bytes, atomic_write_json
+from .terminal import say
 from .config import TrainConfig
 
 
@@ -80,7 +80,7 @@ def product_key(settings: dict[str, Any], ctx: PrepareContext) -> dict[str, Any]
     if ctx.teacher is None or images is None:
         raise ConfigError(f"{ctx.name}: its preparation needs a teacher and an in-memory student-side training "
                           f"split (TensorSplit)")
-    data = hashlib.sha256(str(tuple(images.shape)).encode() + images.contiguous().numpy().tobytes()).hexdigest()
+    data = sha256_bytes(str(tuple(images.shape)).encode() + images.contiguous().numpy().tobytes())
     return {"teacher": ctx.teacher.digest(), "data": data[:16], "access": ctx.teacher.access, "seed": ctx.seed,
             "mean": list(ctx.bundle.mean), "std": list(ctx.bundle.std), **settings}
 
@@ -105,7 +105,7 @@ def run_preparation(loss: DistillLoss, ctx: PrepareContext) -> dict[str, Any] | 
         return None
     stage = STAGES.build(decl.stage)
     key = product_key(decl.settings, ctx)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    digest = sha256_bytes(json.dumps(key, sort_keys=True).encode())[:16]
     # built first, before anything else draws from the global RNG: its untrained weights are part of the product
     product = stage.build(decl.settings, ctx)
     cache = Path(ctx.cache_dir) / decl.stage
@@ -132,8 +132,8 @@ def run_preparation(loss: DistillLoss, ctx: PrepareContext) -> dict[str, Any] | 
             atomic_write_bytes(run / runfolder.prepared_file(name), data)
         atomic_write_json(run / runfolder.PREPARED, record)
     if ctx.progress:
-        print(f"{ctx.name}: {decl.stage} {digest} {'made' if record['trained'] else 'reused from cache'} "
-              f"({record['queries']} teacher queries spent on it)")
+        say(f"{ctx.name}: {decl.stage} {digest} {'made' if record['trained'] else 'reused from cache'} "
+            f"({record['queries']} teacher queries spent on it)")
     ctx.queries, ctx.record = int(record["queries"]), record
     loss.use_prepared(product, ctx)
     return record

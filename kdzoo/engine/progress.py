@@ -1,11 +1,14 @@
 """Progress bars and log lines for training runs and sweeps.
 
 Bars appear only on a terminal; they move every optimizer step and show a
-count, the elapsed time and an ETA from the measured speed (rich estimates it
-over the last 30 s). One line fits 80 columns: long descriptions are cut with
-an ellipsis rather than pushing the count and the times off the screen.
-Log lines (one per finished epoch, "resuming from epoch k") are printed with
-or without bars, so a log file of a run without a terminal stays useful.
+count, the elapsed time and an ETA from the measured speed (or, for a task that
+brings its own estimate, from that: the sweep's, see bench/runner.py). A line is
+as wide as the terminal (80 columns included): the description takes what the
+other columns leave, and a long one is cut with an ellipsis rather than pushing
+the count and the times off the screen. Log lines (one per finished epoch,
+"resuming at epoch k of N") are printed with or without bars, so a log file of a
+run without a terminal stays useful; on a terminal, epoch lines are left to the
+bars and every other line (resumes, divergences) is printed above them.
 
 A sweep shares one ``Progress`` between its own bar (all images left to train
 through a student, so its ETA is the sweep's) and each run's bar (that run's
@@ -15,6 +18,7 @@ them into its bars.
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -24,7 +28,11 @@ from rich.progress import Progress as RichProgress
 from rich.table import Column
 from rich.text import Text
 
-DESCRIPTION_WIDTH = 30   # + bar 16 + count 11 + elapsed 7 + "eta 0:00:00" 11 + 5 gaps = 80
+from . import terminal
+
+BAR, COUNT, TIME, ETA = 8, 11, 7, 11   # bar, "done/total", elapsed 0:00:00, "eta 0:00:00"
+OTHER_COLUMNS = BAR + COUNT + TIME + ETA + 4   # + 4 gaps: the description gets the rest (38 of 80 columns)
+EPOCH_LINE = re.compile(r" epoch \d+/\d+: ")    # a trainer's per-epoch line (the bars show epochs)
 
 
 def short(n: float) -> str:
@@ -46,17 +54,38 @@ class CountColumn(ProgressColumn):
         return Text(f"{short(task.completed)}/{total}", style="progress.download")
 
 
-def columns() -> tuple[Any, ...]:
-    return (TextColumn("{task.description}", table_column=Column(width=DESCRIPTION_WIDTH, no_wrap=True,
+class EtaColumn(ProgressColumn):
+    """ "eta 0:01:23": rich's estimate from the task's speed, or the task's own (a callable in its ``eta``
+    field returning seconds, or None while it cannot tell: "eta ?")."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(width=ETA, no_wrap=True, justify="right"))
+        self._rich = TimeRemainingColumn()
+
+    def render(self, task: Task) -> Text:
+        own = task.fields.get("eta")
+        if own is None:
+            return Text("eta ", style="progress.remaining") + self._rich.render(task)
+        seconds = own()
+        if seconds is None:
+            return Text("eta ?", style="progress.remaining")
+        minutes, sec = divmod(int(max(seconds, 0)), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"eta {hours}:{minutes:02d}:{sec:02d}", style="progress.remaining")
+
+
+def columns(width: int = terminal.FALLBACK) -> tuple[Any, ...]:
+    description = max(width - OTHER_COLUMNS, 20)
+    return (TextColumn("{task.description}", table_column=Column(width=description, no_wrap=True,
                                                                  overflow="ellipsis")),
-            BarColumn(bar_width=16), CountColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+            BarColumn(bar_width=BAR), CountColumn(), TimeElapsedColumn(), EtaColumn())
 
 
 class Progress:
     """``bars``: live bars (on a terminal only); ``lines``: print log lines (epochs, resumes)."""
 
     def __init__(self, enabled: bool = True, console: Console | None = None, *, lines: bool | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or terminal.console(stderr=True)
         self.enabled = enabled
         self.lines = enabled if lines is None else lines
         self.live = enabled and self.console.is_terminal
@@ -65,11 +94,14 @@ class Progress:
         self.sweep: Any = None        # the sweep's task, advanced by images as runs train
         self._remote: dict[tuple[Any, Any], Any] = {}   # (unit, worker's task) -> task here
         self.label = ""               # what the runs' bars call the current run (default: its methods)
+        self.unit: Any = None         # the unit training in this process, for ``watch``
+        self.watch: Any = None        # watch(unit, images): told of every step's images (the sweep's clock)
 
     def __enter__(self) -> "Progress":
         if self.live and self._depth == 0:
             # speeds averaged over 10 minutes: a sweep's bar moves in jumps when workers finish units
-            self._bar = RichProgress(*columns(), console=self.console, transient=True, speed_estimate_period=600)
+            self._bar = RichProgress(*columns(self.console.width), console=self.console, transient=True,
+                                     speed_estimate_period=600)
             self._bar.start()
         self._depth += 1
         return self
@@ -80,8 +112,8 @@ class Progress:
             self._bar.stop()
             self._bar = None
 
-    def task(self, description: str, total: float) -> Any:
-        return self._bar.add_task(description, total=total) if self._bar is not None else None
+    def task(self, description: str, total: float, **fields: Any) -> Any:
+        return self._bar.add_task(description, total=total, **fields) if self._bar is not None else None
 
     def describe(self, task: Any, description: str) -> None:
         if task is not None and self._bar is not None:
@@ -102,14 +134,22 @@ class Progress:
                 self._bar.advance(task, 1)
             if self.sweep is not None:
                 self._bar.advance(self.sweep, images)
+            if self.watch is not None:
+                self.watch(self.unit, images)
 
     def done(self, task: Any) -> None:
         if task is not None and self._bar is not None:
             self._bar.remove_task(task)
 
-    def print(self, message: str) -> None:
+    def print(self, message: str, problem: bool = False) -> None:
+        """A log line, wrapped between words; a ``problem`` only on a terminal (engine/terminal.py)."""
         if self.lines:
-            self.console.print(message, highlight=False, soft_wrap=True)
+            terminal.line(self.console, message, problem=problem)
+
+    def log(self, message: str, problem: bool = False) -> None:
+        """A trainer's line: printed, except epoch lines while bars show the epochs."""
+        if not (self.live and EPOCH_LINE.search(message)):
+            self.print(message, problem=problem)
 
     def relay(self, event: tuple[Any, ...]) -> None:
         """Show what a worker's ``QueueProgress`` sent: (unit, kind, task, *data)."""
@@ -122,8 +162,12 @@ class Progress:
         elif kind == "step":
             self.advance(self._remote.get(key), data[0])
             self.advance(self.sweep, data[1])
+            if self.watch is not None:
+                self.watch(unit, data[1])
         elif kind == "done":
             self.done(self._remote.pop(key, None))
+        elif kind == "log":   # (message, problem): a worker's problem line is laid out as one printed here
+            self.log(*data)
 
     def forget(self, unit: Any) -> None:
         """A unit ended (or its worker died): drop whatever bars it left."""
@@ -132,7 +176,8 @@ class Progress:
 
 
 class QueueProgress(Progress):
-    """A worker's progress: no bars of its own; the run's bar is sent to the sweep's process (``relay``)."""
+    """A worker's progress: no bars of its own; the run's bar and log lines are sent to the sweep's process
+    (``relay``), which draws the bar and prints the lines its bars do not show."""
 
     EVERY = 0.5   # seconds between step messages
 
@@ -158,6 +203,9 @@ class QueueProgress(Progress):
     def done(self, task: Any) -> None:
         self._flush(task)
         self._send("done", task)
+
+    def print(self, message: str, problem: bool = False) -> None:
+        self._send("log", None, message, problem)
 
     def _flush(self, task: Any) -> None:
         self._flushed = time.monotonic()

@@ -17,17 +17,14 @@ reported with a ``RecoveryWarning`` naming it and what was wrong.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CheckpointError, RecoveryWarning
-from .checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
+from ..utils import atomic_write_bytes, atomic_write_text, jsonl_text, link_or_copy, read_jsonl, sha256_bytes
+from .checkpoint import load_checkpoint, save_checkpoint
 from .runfolder import CHECKPOINT, METRICS
 
 PREV_SUFFIX = ".prev"
@@ -53,34 +50,16 @@ def _sidecar(path: Path) -> Path:
     return Path(str(path) + ".sha256")
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Make ``dst`` a complete copy of ``src`` in one rename (a hard link where the filesystem allows)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        os.unlink(tmp)
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint_keep_previous(obj: dict, path: str | os.PathLike) -> None:
     """``save_checkpoint`` that first keeps the current checkpoint as ``checkpoint.prev.pt``."""
     path = Path(path)
     prev = prev_path(path)
     if path.is_file() and path.stat().st_size > 0:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = sha256_bytes(path.read_bytes())
         sidecar = _sidecar(path)
         if not sidecar.is_file() or sidecar.read_text().strip() == digest:  # never replace a good prev by a bad one
             atomic_write_text(_sidecar(prev), digest + "\n")
-            _link_or_copy(path, prev)
+            link_or_copy(path, prev)
     save_checkpoint(obj, path)
 
 
@@ -94,22 +73,68 @@ def verify(path: Path) -> str | None:
     digest = _sidecar(path)
     if digest.is_file():
         want = digest.read_text().strip()
-        if want != hashlib.sha256(path.read_bytes()).hexdigest():
+        if want != sha256_bytes(path.read_bytes()):
             return f"does not match its checksum ({size} bytes; truncated or corrupt)"
     return None
 
 
+Check = Callable[[dict], "str | None"]   # why a loaded checkpoint cannot serve this run (None: it can)
+
+
 def load_last_good(path: str | os.PathLike, map_location: Any = "cpu",
-                   log: Callable[[str], None] | None = None) -> dict | None:
+                   log: Callable[[str], None] | None = None, check: Check | None = None) -> dict | None:
     """The newest good checkpoint among ``path`` and its ``.prev`` fallback, or None (start from scratch).
 
     Files that exist but cannot be used are reported with a warning. A checkpoint
-    must be a dict holding at least ``epoch`` and ``model``.
+    must be a dict holding at least ``epoch`` and ``model``, and pass ``check``
+    (see ``state_problem``: it belongs to this run and fits its models).
     """
-    return _load_last_good(Path(path), map_location, log)[0]
+    return _load_last_good(Path(path), map_location, log, check)[0]
 
 
-def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | None) -> tuple[dict | None, bool]:
+def state_problem(ckpt: dict, run: str | None, depends: dict[str, str], modules: dict[str, Any]) -> str | None:
+    """Why a training checkpoint cannot resume run ``run`` (None: it can).
+
+    It must name this run (a checkpoint copied from another run folder is refused), have been
+    trained on the same files (``depends``: name -> SHA-256, e.g. the teacher's weights) and hold
+    the state of each of ``modules`` (checkpoint key -> module) with the same names and shapes.
+    Checkpoints written before kdzoo recorded these are checked for what they hold."""
+    if run and ckpt.get("run") not in (None, run):
+        return f"belongs to run {ckpt['run']}, not to run {run}"
+    recorded = ckpt.get("depends") or {}
+    for name, digest in depends.items():
+        if recorded.get(name) not in (None, digest):
+            return (f"was trained with another {name} file (SHA-256 {str(recorded[name])[:12]}, "
+                    f"now {digest[:12]})")
+    for key, module in modules.items():
+        problem = fit_problem(ckpt.get(key), module) if module is not None else None
+        if problem:
+            return f"does not fit the {key} ({problem})"
+    return None
+
+
+def fit_problem(saved: Any, module: Any) -> str | None:
+    """None when the state dict ``saved`` loads into ``module`` (same names and shapes), else the first
+    names that are missing or unexpected, or the first shape that differs."""
+    want = module.state_dict()
+    if not want and not saved:
+        return None
+    if not isinstance(saved, dict):
+        return "no saved state"
+    missing, unexpected = [k for k in want if k not in saved], [k for k in saved if k not in want]
+    if missing or unexpected:
+        parts = [f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+        return "; ".join(parts)
+    for k, v in want.items():
+        shape = tuple(getattr(saved[k], "shape", ()))
+        if shape != tuple(v.shape):
+            return f"{k} is {shape} in the file, {tuple(v.shape)} in the model"
+    return None
+
+
+def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | None,
+                    check: Check | None = None) -> tuple[dict | None, bool]:
     """(checkpoint or None, whether something was found unusable and reported)."""
     problems: list[str] = []
     for candidate in (path, prev_path(path)):
@@ -127,6 +152,8 @@ def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | 
             else:
                 if not isinstance(ckpt, dict) or "epoch" not in ckpt or "model" not in ckpt:
                     problem, ckpt = "is not a kdzoo training checkpoint", None
+                elif check is not None and (problem := check(ckpt)) is not None:
+                    ckpt = None
         if ckpt is not None:
             if problems:
                 warn(f"{'; '.join(problems)}; resuming from {candidate.name} (epoch {ckpt['epoch']})", log)
@@ -138,7 +165,8 @@ def _load_last_good(path: Path, map_location: Any, log: Callable[[str], None] | 
 
 
 def metrics_text(records: list[dict]) -> str:
-    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    """metrics.jsonl: one strict JSON line per epoch (null, not NaN)."""
+    return jsonl_text(records)
 
 
 def check_metrics(run_dir: str | os.PathLike, records: list[dict], name: str = METRICS,
@@ -166,25 +194,23 @@ def check_metrics(run_dir: str | os.PathLike, records: list[dict], name: str = M
 
 
 def _describe_jsonl(data: bytes, expected: int) -> str:
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    for i, line in enumerate(lines, 1):
-        try:
-            json.loads(line)
-        except ValueError:
-            return f"has a line that is not JSON (line {i}; truncated or corrupt)"
+    lines, bad = read_jsonl(data)
+    if bad is not None:
+        return f"has a line that is not JSON (line {bad}; truncated or corrupt)"
     if len(lines) != expected:
         return f"has {len(lines)} epochs but the checkpoint has {expected}"
     return "differs from the checkpoint's records"
 
 
 def resume_state(run_dir: str | os.PathLike, name: str = CHECKPOINT, map_location: Any = "cpu",
-                 log: Callable[[str], None] | None = None, metrics_name: str = METRICS) -> dict | None:
+                 log: Callable[[str], None] | None = None, metrics_name: str = METRICS,
+                 check: Check | None = None) -> dict | None:
     """Load the last good checkpoint of a run folder and repair ``metrics.jsonl`` to match it.
 
     Returns None when training must start from scratch (nothing saved, or nothing usable).
     """
     run_dir = Path(run_dir)
-    ckpt, reported = _load_last_good(run_dir / name, map_location, log)
+    ckpt, reported = _load_last_good(run_dir / name, map_location, log, check)
     if ckpt is None:
         if (run_dir / metrics_name).exists():
             (run_dir / metrics_name).unlink()  # stale: it describes a state that no longer exists

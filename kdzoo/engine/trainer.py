@@ -24,22 +24,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..losses.base import DistillLoss, has_preparation
+from ..losses.base import DistillLoss, has_preparation, requirements
 from ..teachers import Teacher, check_access
+from ..utils import atomic_write_text, jsonl_text
 from . import distributed, feature_maps
-from .checkpoint import atomic_write_text
 from .prepare import PrepareContext, default_cache_dir, run_preparation
-from .recovery import resume_state, save_checkpoint_keep_previous
+from .recovery import resume_state, save_checkpoint_keep_previous, state_problem
 from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING
 from .config import TrainConfig
 from .device import amp_dtype, resolve_device
@@ -57,9 +56,12 @@ class RunResult:
     epochs: int = 0                    # epochs completed
     top1: float = float("nan")         # test top-1 (%) after the last epoch
     top5: float = float("nan")
-    best_top1: float = float("nan")    # best test top-1 over epochs (the papers' convention)
+    best_top1: float = float("nan")    # best test top-1 over epochs (the papers' convention; optimistic)
     best_epoch: int = 0
-    val_top1: float = float("nan")
+    val_top1: float = float("nan")     # validation top-1 after the last epoch (NaN without a validation split)
+    best_val_top1: float = float("nan")     # best validation top-1 over epochs
+    best_val_epoch: int = 0                 # its epoch (the first one, on ties)
+    top1_at_best_val: float = float("nan")  # test top-1 at that epoch: a best epoch chosen without the test split
     train_seconds: float = 0.0
     images_per_second: float = 0.0
     teacher_queries: int = 0           # images sent to the teacher, preparation stage included
@@ -78,6 +80,9 @@ class Member:
     loss: DistillLoss
     run_dir: Path | None = None
     seed: int = 0
+    title: str = ""                    # what log lines call the run (e.g. "teacher fmnist_teacher"); default name
+    run_id: str | None = None          # the run's hash: its checkpoints name it, and resume only into it
+    depends: dict[str, str] = field(default_factory=dict)   # files it trains on (name -> SHA-256), e.g. teacher
     # set by the trainer
     optimizer: torch.optim.Optimizer | None = None
     scaler: Any = None
@@ -104,8 +109,15 @@ class Member:
         return self.ema if self.ema is not None else self.student
 
     @property
+    def shown(self) -> str:
+        return self.title or self.name
+
+    @property
     def active(self) -> bool:
         return self.result.status == PENDING
+
+
+EpochCallback = Callable[[Member, dict[str, Any]], None]
 
 
 def _sum_terms(terms: dict[str, Tensor]) -> Tensor:
@@ -123,7 +135,8 @@ class Trainer:
     def __init__(self, members: list[Member], train_loader: Any, eval_loaders: dict[str, Any],
                  teacher: Teacher | None, config: TrainConfig, *, bundle: Any = None,
                  cache_dir: str | Path | None = None, progress: bool | Progress = True,
-                 log: Callable[[str], None] | None = None, access: str = "logits") -> None:
+                 log: Callable[[str], None] | None = None, access: str = "logits",
+                 epoch_callbacks: Sequence[EpochCallback] = ()) -> None:
         if not members:
             raise ConfigError("a trainer needs at least one student")
         self.members = members
@@ -145,11 +158,14 @@ class Trainer:
         self._teacher_table: Tensor | None = None
         self._views: StrongViews | None = None
         self._rng_gens = _rng_generators(self.device)
+        # f(member, record) after each member's epoch is evaluated and saved (run logging); they see every
+        # member alike, and an exception raised by one propagates out of fit()
+        self.epoch_callbacks = list(epoch_callbacks)
 
     # ------------------------------------------------------------------ set-up
     def _check_access(self) -> None:
         for m in self.members:
-            check_access(m.name, getattr(m.loss, "requires", "logits"), self.access)
+            check_access(m.name, requirements(m.loss), self.access)
         feature_maps.check_members(self.members, self.teacher)
 
     def _prepare(self) -> None:
@@ -192,11 +208,14 @@ class Trainer:
             torch.cuda.manual_seed(m.seed)
         m.rng = _get_rng(self._rng_gens)
         # last good checkpoint (falls back to checkpoint.prev.pt, warns about corrupt files), None: from scratch
-        ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device) if m.run_dir else None
+        modules = {"model": m.student, "loss": m.loss, "ema": m.ema}   # a checkpoint must fit each, and be this run's
+        ckpt = resume_state(m.run_dir, CHECKPOINT, map_location=self.device,
+                            check=lambda c: state_problem(c, m.run_id, m.depends, modules)) if m.run_dir else None
         if ckpt is not None:
             self._restore(m, ckpt)
             if m.done_epochs < self.cfg.epochs:
-                self.log(f"{m.name}: resuming from epoch {m.done_epochs} of {self.cfg.epochs} ({m.run_dir})")
+                self.log(f"{m.shown}: resuming at epoch {m.done_epochs + 1} of {self.cfg.epochs} "
+                         f"({m.done_epochs} done; {m.run_dir})")
 
     def _restore(self, m: Member, ckpt: dict) -> None:
         m.student.load_state_dict(ckpt["model"])
@@ -222,9 +241,9 @@ class Trainer:
             "loss": m.loss.state_dict(), "scaler": m.scaler.state_dict() if m.scaler else None,
             "ema": m.ema.state_dict() if m.ema is not None else None,
             "rng": m.rng, "metrics": m.metrics, "queries": m.queries, "result": m.result.to_dict(),
+            "run": m.run_id, "depends": m.depends,
         }, m.run_dir / CHECKPOINT)
-        atomic_write_text(m.run_dir / METRICS,
-                          "".join(json.dumps(r, sort_keys=True) + "\n" for r in m.metrics))
+        atomic_write_text(m.run_dir / METRICS, jsonl_text(m.metrics))
 
     def _finish(self, m: Member, status: str, message: str = "") -> None:
         m.result.status = status
@@ -326,8 +345,9 @@ class Trainer:
             _set_rng(live[0].rng, self._rng_gens)
         seen, t0, lr = 0, time.perf_counter(), float("nan")
         start_queries = {m.name: m.queries for m in live}
-        self.progress.describe(self._bar, f"epoch {epoch}/{self.cfg.epochs} "
-                                          f"{self.progress.label or '+'.join(m.name for m in live)}")
+        # "3/10 s0 teacher→student kd,dkd": the epoch, then what is trained, so a narrow bar cuts the methods last
+        self.progress.describe(self._bar, f"{epoch}/{self.cfg.epochs} "
+                                          f"{self.progress.label or '+'.join(m.shown for m in live)}")
         for step, (x, y, idx) in enumerate(loader):
             if step >= n_steps:
                 break
@@ -335,7 +355,7 @@ class Trainer:
             maps = feature_maps.teacher_inputs(self.teacher, live, x, epoch, self._amp_ctx)
             target = t.argmax(dim=1) if self.cfg.pseudo_labels and t is not None else y
             lr = learning_rate(self.cfg, epoch - 1 + step / n_steps)
-            view = self._views.batch(x, epoch, step) if self._views is not None else None
+            view = self._views.batch(x, idx, epoch, step) if self._views is not None else None
             for m in live:
                 if m.active:
                     self._step(m, x, t, target, idx, epoch, lr, pending[m.name], swap, view, maps)
@@ -422,7 +442,7 @@ class Trainer:
             if not ok:
                 m.result.epochs = m.done_epochs
                 self._finish(m, DIVERGED, f"non-finite loss in epoch {epoch}")
-                self.log(f"[red]{m.name}: loss became NaN/Inf in epoch {epoch}; run marked diverged[/red]")
+                self.log(f"[red]{m.shown}: loss became NaN/Inf in epoch {epoch}; run marked diverged[/red]")
 
     def _end_epoch(self, m: Member, epoch: int, sums: dict[str, Tensor], n_steps: int, seconds: float,
                    seen: int, lr: float) -> None:
@@ -444,10 +464,14 @@ class Trainer:
         r.val_top1 = record.get("val_top1", float("nan"))
         if not r.best_top1 >= r.top1:  # also true while best_top1 is NaN
             r.best_top1, r.best_epoch = r.top1, epoch
+        if r.val_top1 == r.val_top1 and not r.best_val_top1 >= r.val_top1:
+            r.best_val_top1, r.best_val_epoch, r.top1_at_best_val = r.val_top1, epoch, r.top1
         m.metrics.append(record)
         self._save(m)
+        for callback in self.epoch_callbacks:
+            callback(m, record)
         if epoch >= self.cfg.epochs:
             self._finish(m, FINISHED)
         shown = " ".join(f"{k}={v:.3f}" for k, v in train.items())
-        self.log(f"{m.name} epoch {epoch}/{self.cfg.epochs}: {shown} test_top1={r.top1:.2f} ({seconds:.1f}s)")
+        self.log(f"{m.shown} epoch {epoch}/{self.cfg.epochs}: {shown} test_top1={r.top1:.2f} ({seconds:.1f}s)")
 

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_logits, check_positive
 
 
@@ -74,6 +75,9 @@ class ABKD(DistillLoss):
     arxiv = "2505.04560"
     year = 2025
     venue = "ICML"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"alpha": Float(0.2, 1.5), "beta": Float(0.05, 1.0), "kd_weight": Float(1.0, 64.0, log=True)}
 
     def __init__(self, alpha: float = 0.8, beta: float = 0.3, temperature: float = 4.0,
                  kd_weight: float = 32.0, ce_weight: float = 1.0) -> None:

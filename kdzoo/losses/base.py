@@ -12,15 +12,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 
 # What a loss may declare in ``needs``; the engine then passes extra keyword arguments to forward:
 #   "strong_view": student_logits_strong, teacher_logits_strong -- both models' responses on a
-#                  RandAugment(2, 10) view of the same images (kdzoo.engine.views)
+#                  strongly augmented view of the same images (kdzoo.engine.views), made as the
+#                  loss's ``strong_view`` attribute names (one of STRONG_VIEWS; "authors" if unset)
 #   "feature_maps": student_feature_map, teacher_feature_map (N, C, H, W, before global pooling),
 #                   student_classifier, teacher_classifier (pooled (N, C) features -> logits)
 #                   (kdzoo.engine.feature_maps)
 NEEDS = frozenset({"strong_view", "feature_maps"})
+# How the strong view is made (kdzoo.engine.views): "authors" -- the images again with the data's own
+# crop/flip drawn afresh, then MLKD's and CRLD's authors' RandAugment (kdzoo.data.randaugment);
+# "weak_randaugment" -- torchvision's RandAugment(2, 10) on the weak view's own pixels.
+STRONG_VIEWS = ("authors", "weak_randaugment")
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,31 @@ class DistillLoss(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in vars(self).items()
                          if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str, bool)))
+
+
+def requirements(loss: Any) -> str:
+    """The weakest teacher access ``loss`` works with: its ``requires``, "logits" when it declares none.
+
+    Pass the built loss (an instance may change it from its hyperparameters); a class gives its default.
+    """
+    return str(getattr(loss, "requires", "logits"))
+
+
+def needs_of(loss: Any) -> frozenset[str]:
+    """The extra inputs (``NEEDS``) a built loss declares; read from the instance, which may override the class."""
+    return frozenset(getattr(loss, "needs", ()) or ())
+
+
+def strong_view_of(loss: Any) -> str:
+    """How the strong view of a loss needing one is made: its ``strong_view`` attribute, "authors" if unset."""
+    return str(getattr(loss, "strong_view", STRONG_VIEWS[0]))
+
+
+def check_strong_view_name(name: str, view: str) -> str:
+    if view not in STRONG_VIEWS:
+        raise ConfigError(f"{name}: unknown strong_view '{view}'{did_you_mean(view, STRONG_VIEWS)} "
+                          f"(choose one of: {', '.join(STRONG_VIEWS)})")
+    return view
 
 
 def has_preparation(loss: Any) -> bool:

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_logits, check_positive, kl_with_temperature, standardize
 
 
@@ -73,6 +74,12 @@ class CTKD(DistillLoss):
     arxiv = "2211.16231"
     year = 2023
     venue = "AAAI"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"ce_weight": Float(0.1, 1.0, log=True),
+                    "kd_weight": Float(0.03, 3.0, log=True),
+                    "lambda_min": Float(-2.0, 0.0),
+                    "curriculum_epochs": Float(1.0, 20.0)}
 
     def __init__(self, ce_weight: float = 0.1, kd_weight: float = 0.9, t_start: float = 1.0,
                  t_end: float = 20.0, init: float = 1.0, lambda_max: float = 0.0, lambda_min: float = -1.0,
@@ -124,4 +131,5 @@ class CTKD(DistillLoss):
         return {"ce": self.ce_weight * ce, "kd": self.kd_weight * tau ** 2 * kl}
 
 
-register_loss("ctkd+ls", CTKD, defaults={"standardize": True, "kd_weight": 9.0})
+register_loss("ctkd+ls", CTKD, defaults={"standardize": True, "kd_weight": 9.0},
+              space={**CTKD.search_space, "kd_weight": Float(0.3, 20.0, log=True)})

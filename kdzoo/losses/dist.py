@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_classes, check_logits, check_positive
 
 
@@ -49,6 +50,11 @@ class DIST(DistillLoss):
     paper = "Huang et al., NeurIPS 2022, Knowledge Distillation from A Stronger Teacher"
     year, venue = 2022, "NeurIPS"
     arxiv = "2205.10536"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"temperature": Float(1.0, 8.0, log=True),
+                    "beta": Float(0.05, 4.0, log=True),
+                    "gamma": Float(0.05, 4.0, log=True)}
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, beta: float = 2.0,
                  gamma: float = 2.0) -> None:

@@ -47,6 +47,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
+from ..space import Float, Int
 from .base import (DistillLoss, binary_log_probs, check_classes, check_logits, check_positive, kl_from_log_probs,
                    non_target, standardize, warmup_factor)
 
@@ -57,6 +58,12 @@ class DKD(DistillLoss):
     paper = "Zhao et al., CVPR 2022, Decoupled Knowledge Distillation"
     year, venue = 2022, "CVPR"
     arxiv = "2203.08679"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"temperature": Float(1.0, 8.0, log=True),
+                    "alpha": Float(0.1, 4.0, log=True),
+                    "beta": Float(0.25, 16.0, log=True),
+                    "warmup": Int(0, 20)}
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, alpha: float = 1.0,
                  beta: float = 8.0, warmup: float = 20, standardize: bool = False) -> None:
@@ -86,4 +93,6 @@ class DKD(DistillLoss):
         return {"ce": self.ce_weight * ce, "tckd": w * self.alpha * tckd, "nckd": w * self.beta * nckd}
 
 
-register_loss("dkd+ls", DKD, defaults={"standardize": True, "temperature": 2.0, "alpha": 9.0, "beta": 72.0})
+register_loss("dkd+ls", DKD, defaults={"standardize": True, "temperature": 2.0, "alpha": 9.0, "beta": 72.0},
+              space={"temperature": Float(1.0, 8.0, log=True), "alpha": Float(0.5, 20.0, log=True),
+                     "beta": Float(2.0, 80.0, log=True), "warmup": Int(0, 20)})

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_logits, check_positive, kl_with_temperature, standardize
 
 
@@ -33,6 +34,10 @@ class KD(DistillLoss):
     paper = "Hinton et al. 2015, Distilling the Knowledge in a Neural Network"
     year, venue = 2015, "NIPS-W"
     arxiv = "1503.02531"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"temperature": Float(1.0, 20.0, log=True), "ce_weight": Float(0.1, 1.0, log=True),
+                    "kd_weight": Float(0.03, 3.0, log=True)}
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 0.1, kd_weight: float = 0.9,
                  standardize: bool = False) -> None:
@@ -53,4 +58,6 @@ class KD(DistillLoss):
         return {"ce": self.ce_weight * ce, "kd": self.kd_weight * self.temperature ** 2 * kl}
 
 
-register_loss("kd+ls", KD, defaults={"standardize": True, "temperature": 2.0, "kd_weight": 9.0})
+register_loss("kd+ls", KD, defaults={"standardize": True, "temperature": 2.0, "kd_weight": 9.0},
+              space={**KD.search_space, "temperature": Float(1.0, 8.0, log=True),
+                     "kd_weight": Float(0.3, 20.0, log=True)})

@@ -54,6 +54,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_classes, check_logits, warmup_factor
 
 NORMALIZATIONS = ("zscore", "l2")
@@ -81,6 +82,12 @@ class MCLD(DistillLoss):
     paper = "Wang & Zhou 2024, Multi-perspective Contrastive Logit Distillation (kdzoo's definition)"
     year, venue = 2024, "arXiv"
     arxiv = "2411.10693"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"tau": Float(0.1, 4.0, log=True),
+                    "w_ins": Float(0.02, 2.0, log=True),
+                    "w_sam": Float(0.02, 2.0, log=True),
+                    "w_cat": Float(0.02, 2.0, log=True)}
 
     def __init__(self, tau: float = 1.0, ce_weight: float = 1.0, w_ins: float = 0.25, w_sam: float = 0.25,
                  w_cat: float = 0.25, warmup: float = 20, target_mask: bool = True,

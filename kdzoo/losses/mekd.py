@@ -18,7 +18,7 @@ only ("hard", access label); the student side holds unlabeled images. Two stages
    takes no class input (it is not class-conditional), so rows come from drawing z ~ N(0, I), asking
    the teacher (counted) and grouping by its label, most confident first; a short row shows a class G
    rarely produces.
-2. Distillation (G frozen, eval mode): the student trains on generated batches only (``prepare``
+2. Distillation (G frozen, eval mode): the student trains on generated batches only (``use_prepared``
    replaces the train loader; steps per epoch = config.steps_per_epoch or ``steps_per_epoch``), the
    trainer queries the teacher on them as usual, and
        loss = w_img * mean|G(s/tau) - G(t/tau)| + w_kl * T * KL(softmax_T(t) || softmax_T(s))
@@ -79,6 +79,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import register_loss
+from ..space import Float
 from ._frozen_gen import FrozenGenerator, weights_version
 from ._generated import GeneratedLoader, PooledLoader
 from .base import DistillLoss, Preparation, check_logits, kl_with_temperature
@@ -96,6 +97,12 @@ class MEKD(DistillLoss):
     arxiv = "2205.10490"
     # options added after runs were hashed: at these values they stay out of run hashes and cache keys
     hashed_when_set = {"gen_bn_eps": 1e-5, "gen_fresh_z": False, "w_ce": 0.0, "pool": 0, "hard_target": "softened"}
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"tau": Float(1.0, 10.0, log=True),
+                    "temperature": Float(1.0, 10.0, log=True),
+                    "w_img": Float(0.1, 10.0, log=True),
+                    "w_kl": Float(0.1, 10.0, log=True)}
 
     def __init__(self, tau: float = 5.0, temperature: float = 5.0, w_img: float = 1.0, w_kl: float = 1.0,
                  distance: str = "l1", gen_alpha: float = 0.5, response: str = "auto", gen_steps: int = 15000,
@@ -205,6 +212,10 @@ class MEKD(DistillLoss):
 
 # The generator baselines: MEKD's generator and data, direct alignment instead of the image term.
 # gen-kd-soft is kd's loss (T 4, 0.1 CE + 0.9 T^2 KL; this class weighs its KL by T, so w_kl = 0.9 * 4).
+# Their spaces leave the image term off (tuning it on would make them mekd); gen-ce-hard has none: its
+# one term's weight only rescales the learning rate, which every study searches (as for ce).
 register_loss("gen-kd-soft", MEKD, defaults={"w_img": 0.0, "temperature": 4.0, "w_kl": 3.6, "w_ce": 0.1,
-                                             "response": "soft"})
-register_loss("gen-ce-hard", MEKD, defaults={"w_img": 0.0, "w_kl": 0.0, "w_ce": 1.0, "response": "hard"})
+                                             "response": "soft"},
+              space={"temperature": Float(1.0, 10.0, log=True), "w_kl": Float(0.1, 10.0, log=True),
+                     "w_ce": Float(0.1, 1.0, log=True)})
+register_loss("gen-ce-hard", MEKD, defaults={"w_img": 0.0, "w_kl": 0.0, "w_ce": 1.0, "response": "hard"}, space={})

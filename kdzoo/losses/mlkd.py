@@ -32,6 +32,14 @@ ce_weight = 0.1, kd_weight = 0.9 (``mdistiller/engine/cfg.py:61-64``; the
 config ``configs/cifar100/ours/res32x4_res8x4.yaml`` keeps them), the extra
 levels 3, 5, 2, 6 (``KD_ours.py:115-255``).
 
+The strong view (``strong_view = "authors"``, kdzoo.engine.views) is theirs
+(``mdistiller/dataset/cifar100.py``: ``get_cifar100_train_transform_strong``,
+``RandAugment``): the image cropped and flipped independently of the weak view,
+then two PIL operations drawn with replacement from 14 at uniformly random
+magnitudes and a Cutout of up to half the side (kdzoo.data.randaugment).
+``strong_view = "weak_randaugment"`` is kdzoo's earlier view: torchvision's
+RandAugment(2, 10) on the weak view's pixels.
+
 ``mlkd+ls`` is the variant of logit standardization (Sun et al., CVPR 2024,
 arXiv 2403.01427; sunshangquan/logit-standardization-KD @ f6e5aa5,
 ``mdistiller/distillers/MLKD.py``, run with ``--logit-stand --base-temp 2
@@ -50,7 +58,9 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
-from .base import DistillLoss, check_logits, check_strong_view, kl_with_temperature, standardize
+from ..space import Float
+from .base import (DistillLoss, check_logits, check_strong_view, check_strong_view_name, kl_with_temperature,
+                   standardize)
 
 
 def class_correlation_loss(s: Tensor, t: Tensor, temperature: float) -> Tensor:
@@ -78,10 +88,15 @@ class MLKD(DistillLoss):
     year = 2023
     venue = "CVPR"
 
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"temperature": Float(1.0, 8.0, log=True), "ce_weight": Float(0.1, 1.0, log=True),
+                    "kd_weight": Float(0.001, 3.0, log=True)}
+
     def __init__(self, temperature: float = 4.0, temperatures: tuple[float, ...] = (3.0, 5.0, 2.0, 6.0),
                  ce_weight: float = 0.1, kd_weight: float = 0.9, strong_kd_levels: int = 3,
-                 standardize: bool = False) -> None:
+                 standardize: bool = False, strong_view: str = "authors") -> None:
         super().__init__()
+        self.strong_view = check_strong_view_name("mlkd", strong_view)
         levels = (float(temperature), *map(float, temperatures))
         if any(not tau > 0 for tau in levels):
             raise ConfigError(f"mlkd: temperatures must be > 0, got {levels}")
@@ -122,4 +137,5 @@ class MLKD(DistillLoss):
         return {"ce": ce, "kd": w * m_b * weak + w * strong, "cc": w * m_c * cc, "bc": w * m_b * bc}
 
 
-register_loss("mlkd+ls", MLKD, defaults={"standardize": True, "temperature": 2.0, "kd_weight": 9.0})
+register_loss("mlkd+ls", MLKD, defaults={"standardize": True, "temperature": 2.0, "kd_weight": 9.0},
+              space={**MLKD.search_space, "kd_weight": Float(0.001, 20.0, log=True)})

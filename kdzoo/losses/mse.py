@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_classes, check_logits
 
 
@@ -29,6 +30,9 @@ class MSE(DistillLoss):
     paper = "Ba & Caruana 2014, Do Deep Nets Really Need to be Deep?"
     year, venue = 2014, "NeurIPS"
     arxiv = "1312.6184"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"mse_weight": Float(0.01, 10.0, log=True)}
 
     def __init__(self, ce_weight: float = 1.0, mse_weight: float = 1.0) -> None:
         super().__init__()

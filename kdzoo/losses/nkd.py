@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_classes, check_logits, check_positive, non_target
 
 
@@ -44,6 +45,9 @@ class NKD(DistillLoss):
     arxiv = "2303.13005"
     year = 2023
     venue = "ICCV"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"temperature": Float(1.0, 8.0, log=True), "gamma": Float(0.1, 8.0, log=True)}
 
     def __init__(self, temperature: float = 3.0, gamma: float = 3.5, ce_weight: float = 1.0) -> None:
         super().__init__()

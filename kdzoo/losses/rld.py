@@ -45,6 +45,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..registry import register_loss
+from ..space import Float, Int
 from .base import (DistillLoss, binary_log_probs, check_classes, check_logits, check_positive, kl_from_log_probs,
                    standardize, warmup_factor)
 
@@ -57,6 +58,12 @@ class RLD(DistillLoss):
     paper = "Sun et al. 2024, Knowledge Distillation with Refined Logits"
     year, venue = 2024, "arXiv"
     arxiv = "2408.07703"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"temperature": Float(1.0, 8.0, log=True),
+                    "alpha": Float(0.1, 4.0, log=True),
+                    "beta": Float(0.25, 16.0, log=True),
+                    "warmup": Int(0, 20)}
 
     def __init__(self, temperature: float = 4.0, scd_temperature: float | None = None,
                  ce_weight: float = 1.0, alpha: float = 1.0, beta: float = 8.0, warmup: float = 20,
@@ -94,4 +101,6 @@ class RLD(DistillLoss):
                 "mcd": w * self.beta * T ** 2 * mcd}
 
 
-register_loss("rld+ls", RLD, defaults={"standardize": True, "temperature": 2.0, "alpha": 9.0, "beta": 72.0})
+register_loss("rld+ls", RLD, defaults={"standardize": True, "temperature": 2.0, "alpha": 9.0, "beta": 72.0},
+              space={"temperature": Float(1.0, 8.0, log=True), "alpha": Float(0.5, 20.0, log=True),
+                     "beta": Float(2.0, 80.0, log=True), "warmup": Int(0, 20)})

@@ -7,8 +7,17 @@ mdistiller/distillers/KD.py (sdd_kd_loss), SDD_DKD.py (multi_dkd), SDD_nkd.py
 The final feature maps f (N, C, H, W) of student and teacher are average-pooled
 to an s x s grid for every scale s in ``scales`` (their M); each of the
 R = sum(s^2) cells is a region whose pooled (N, C) feature goes through the
-model's own classifier, giving region logits z_r (r = 0 is the 1 x 1 cell, i.e.
-the global logits). With the base logit loss l (kd, dkd or nkd) evaluated on
+model's own classifier, giving region logits z_r (r = 0 is the 1 x 1 cell).
+``pooling = "spp"`` (default) pools as the authors' SPP module does: the map is
+adaptively average-pooled to a 4 x 4 grid (G x G, G the least common multiple
+of 4 and the scales, for scales other than theirs) and every scale is the block
+mean of that grid; ``"per_scale"`` pools every scale from the map itself
+(kdzoo's earlier pooling). The two agree when H and W are multiples of G, or at
+most 4 with scales (1, 2); on other maps (6 x 6, 7 x 7, 14 x 14: the
+Fashion-MNIST convnets, ImageNet ResNets) adaptive pooling's overlapping
+windows make them differ: 4-39% in the distillation term and 12-72% (relative
+L2) in the gradient on the student's map on the golden inputs of
+tests/test_losses_sdd.py, where "spp" equals the authors' code. With the base logit loss l (kd, dkd or nkd) evaluated on
 every (region, sample) row and the teacher's region predictions,
 
     w_{r,i} = complementary_weight   if r > 0 and [argmax t_{r,i} = y_i] != [argmax t_{0,i} = y_i]
@@ -47,12 +56,13 @@ Quirks of the authors' code, not reproduced:
   fixed in cls_KD after 9466b3f); kdzoo's base is its own nkd, the fixed one;
 - sdd_kd_loss zeroes NaN KL entries and every variant replaces a NaN/Inf loss
   by 0 (printing "inf"); kdzoo lets the trainer mark the run diverged instead;
-- SPP pools to 4 x 4 first and derives the 2 x 2 and 1 x 1 cells from that;
-  kdzoo pools every scale from the map itself, which is the same whenever H and
-  W are multiples of 4 or at most 4 (every CIFAR zoo map: 8 x 8, 4 x 4, 2 x 2).
+- SPP's region 0 (the 1 x 1 cell of the 4 x 4 grid) is not the model's global
+  average pool on maps whose side is not a multiple of 4; kdzoo, like them,
+  takes CE on the model's own logits and distills region 0 as pooled.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -61,16 +71,21 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, did_you_mean
 from ..registry import LOSSES, register_loss
+from ..space import Float, Int
 from .base import DistillLoss, check_logits, warmup_factor
 
 BASES = ("kd", "dkd", "nkd")
 # The authors' settings per base where kdzoo's own defaults differ (see the docstring).
 BASE_DEFAULTS: dict[str, dict[str, Any]] = {"kd": {}, "dkd": {"warmup": 0}, "nkd": {"temperature": 4.0, "gamma": 8.0}}
 WARMUP_DEFAULTS = {"kd": 0.0, "dkd": 20.0, "nkd": 20.0}
+POOLINGS = ("spp", "per_scale")
+SPP_GRID = 4   # the authors' SPP pools every map to 4 x 4 first (mdistiller/models/cifar/utils.py)
 
 
-def region_logits(fmap: Tensor, classifier: nn.Module, scales: Sequence[int]) -> Tensor:
+def region_logits(fmap: Tensor, classifier: nn.Module, scales: Sequence[int], pooling: str = "spp") -> Tensor:
     """(R*N, K) logits of every pooled region, region-major: row r*N + i is region r of sample i."""
+    if pooling == "spp":   # every scale divides the grid, so its cells are exact block means of the grid
+        fmap = F.adaptive_avg_pool2d(fmap, math.lcm(SPP_GRID, *scales))
     cells = [F.adaptive_avg_pool2d(fmap, s).flatten(2) for s in scales]   # each (N, C, s*s)
     pooled = torch.cat(cells, dim=2).permute(2, 0, 1)                     # (R, N, C)
     return classifier(pooled.reshape(-1, pooled.shape[2]))
@@ -92,9 +107,15 @@ class SDD(DistillLoss):
     year = 2024
     venue = "CVPR"
 
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"complementary_weight": Float(0.2, 4.0, log=True), "warmup": Int(0, 20)}
+
     def __init__(self, base: str = "kd", scales: Sequence[int] = (1, 2), complementary_weight: float = 2.0,
-                 warmup: float | None = None, base_args: dict[str, Any] | None = None) -> None:
+                 warmup: float | None = None, base_args: dict[str, Any] | None = None, pooling: str = "spp") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ConfigError(f"sdd: unknown pooling '{pooling}'{did_you_mean(pooling, POOLINGS)} "
+                              f"(choose one of: {', '.join(POOLINGS)})")
         if base not in BASES:
             raise ConfigError(f"sdd: unknown base '{base}'{did_you_mean(base, BASES)} (choose one of: {', '.join(BASES)})")
         scales = [int(s) for s in scales] if isinstance(scales, (list, tuple)) else []
@@ -107,6 +128,7 @@ class SDD(DistillLoss):
         if complementary_weight < 0:
             raise ConfigError(f"sdd: complementary_weight must be >= 0, got {complementary_weight}")
         self.base = base
+        self.pooling = pooling
         self.scales = scales
         self.complementary_weight = float(complementary_weight)
         self.warmup = WARMUP_DEFAULTS[base] if warmup is None else float(warmup)
@@ -128,9 +150,9 @@ class SDD(DistillLoss):
             raise ConfigError(f"sdd: feature maps must be (N, C, H, W) with N={s.shape[0]}, got "
                               f"{tuple(s_map.shape)} and {tuple(t_map.shape)}")
         n = s.shape[0]
-        zs = region_logits(s_map.float(), s_head, self.scales).float()
+        zs = region_logits(s_map.float(), s_head, self.scales, self.pooling).float()
         with torch.no_grad():
-            zt = region_logits(t_map.float(), t_head, self.scales).float()
+            zt = region_logits(t_map.float(), t_head, self.scales, self.pooling).float()
         rows = target.repeat(len(zs) // n)
         w = region_weights(zt, target, n, self.complementary_weight)
         terms = {k: v for k, v in self.base_loss(zs, zt, rows, epoch=epoch).items() if k != "ce"}

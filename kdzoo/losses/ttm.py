@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_logits, check_positive, kl_from_log_probs
 
 
@@ -39,6 +40,9 @@ class TTM(DistillLoss):
     arxiv = "2402.11148"
     year = 2024
     venue = "ICLR"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"gamma": Float(0.05, 1.0, log=True), "kd_weight": Float(1.0, 100.0, log=True)}
 
     def __init__(self, gamma: float = 0.1, kd_weight: float = 45.0, ce_weight: float = 1.0) -> None:
         super().__init__()

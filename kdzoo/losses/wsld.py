@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import register_loss
+from ..space import Float
 from .base import DistillLoss, check_logits, check_positive
 
 
@@ -46,6 +47,9 @@ class WSLD(DistillLoss):
     arxiv = "2102.00650"
     year = 2021
     venue = "ICLR"
+
+    # the ranges kdzoo tune searches (sources and reasons: docs/methods.md, "Search spaces")
+    search_space = {"temperature": Float(1.0, 8.0, log=True), "alpha": Float(0.05, 5.0, log=True)}
 
     def __init__(self, temperature: float = 4.0, alpha: float = 2.25, ce_weight: float = 1.0) -> None:
         super().__init__()

@@ -10,12 +10,16 @@ import torch.nn.functional as F
 
 import kdzoo
 from kdzoo.losses import check_logits
+from kdzoo.space import Float
 
 
 @kdzoo.register_loss("jsd")
 class JSD(kdzoo.DistillLoss):
     requires = "probs"  # only softmax_T(t) is used, which log-probabilities give exactly
     paper = "example plugin: Jensen-Shannon distillation"
+    # what `kdzoo tune` searches (`kdzoo list losses --space` shows it); without it only the shared
+    # training settings (learning rate, ...) are tuned
+    search_space = {"temperature": Float(1.0, 8.0, log=True), "jsd_weight": Float(0.05, 5.0, log=True)}
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, jsd_weight: float = 1.0) -> None:
         super().__init__()
