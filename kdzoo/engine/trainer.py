@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import ConfigError
-from ..losses.base import DistillLoss, requirements
+from ..losses.base import has_preparation, requirements
 from ..teachers import Teacher, check_access
-from . import distributed, feature_maps
 from ..utils import atomic_write_text, jsonl_text
+from . import distributed, feature_maps
+from .prepare import PrepareContext, default_cache_dir, run_preparation
 from .recovery import resume_state, save_checkpoint_keep_previous, state_problem
 from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING, PRUNED
 from .config import TrainConfig
@@ -47,24 +47,6 @@ from .evaluate import evaluate
 from .member import EpochCallback, Member, RunResult, sum_terms
 from .progress import Progress
 from .views import StrongViews
-
-
-@dataclass
-class PrepareContext:
-    """What a loss's ``prepare(ctx)`` stage may use. It may replace ``train_loader``."""
-    teacher: Teacher | None
-    train_loader: Any
-    bundle: Any
-    device: torch.device
-    cache_dir: Path
-    run_dir: Path | None
-    seed: int
-    config: TrainConfig
-    progress: bool = True
-    student: nn.Module | None = None
-    # set by the loss: teacher queries the stage cost; work reused from a cache still counts
-    # what it cost when it was done, so the run reports the method's full price
-    queries: int = 0
 
 
 class Trainer:
@@ -84,7 +66,7 @@ class Trainer:
         self.teacher = teacher
         self.cfg = config
         self.bundle = bundle
-        self.cache_dir = Path(cache_dir) if cache_dir else Path(".kdzoo-cache")
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.device = resolve_device(config.device)
         self.amp = amp_dtype(config.amp, self.device)
         # under torchrun only rank 0 prints, evaluates and writes (see engine/distributed.py)
@@ -111,7 +93,7 @@ class Trainer:
 
     def _prepare(self) -> None:
         for m in self.members:
-            if type(m.loss).prepare is DistillLoss.prepare:
+            if not has_preparation(m.loss):
                 continue
             if len(self.members) > 1:
                 raise ConfigError(f"'{m.name}' has a preparation stage and must train alone, not in a cohort")
@@ -120,8 +102,9 @@ class Trainer:
                                   f"train it without torchrun")
             ctx = PrepareContext(teacher=self.teacher, train_loader=self.train_loader, bundle=self.bundle,
                                  device=self.device, cache_dir=self.cache_dir, run_dir=m.run_dir,
-                                 seed=m.seed, config=self.cfg, progress=self.progress.lines, student=m.student)
-            m.loss.prepare(ctx)
+                                 seed=m.seed, config=self.cfg, progress=self.progress.lines, student=m.student,
+                                 name=m.name)
+            run_preparation(m.loss, ctx)
             self.train_loader = ctx.train_loader
             m.prepare_queries = int(ctx.queries)
 

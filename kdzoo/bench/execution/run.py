@@ -94,7 +94,7 @@ def dependencies(spec: RunSpec, root: Path | None) -> dict[str, str]:
 
     A teacher trained by the sweep is named in the run's hash by its run, not by its file, so a
     checkpoint or result records the file's digest: one trained on other weights is never resumed
-    or reported (see ``engine.recovery.state_problem`` and ``bench.store.check_done_run``)."""
+    or reported (see ``engine.recovery.state_problem`` and ``bench.execution.store.check_done_run``)."""
     if spec.teacher is None or not spec.teacher_ckpt:
         return {}
     path = Path(teacher_path(spec, root))
