@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "apps": {"kdzoo", "errors", "utils", "space", "registry", "teachers", "losses", "stages", "data", "models",
              "engine", "stats"},
     # report: reads a bench output folder's files (their names and kdzoo compare's table come from bench)
-    "report": {"kdzoo", "errors", "utils", "engine", "bench", "stats"},
+    "report": {"kdzoo", "errors", "utils", "teachers", "engine", "bench", "stats"},
     "cli": {"kdzoo", "errors", "utils", "space", "registry", "teachers", "losses", "stages", "data", "models",
             "engine", "bench", "apps", "report", "stats"},
     "__main__": {"cli"},

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from ..data import build_dataset, train_size
 from ..engine import runlog
-from ..engine.runfolder import ENDED, ERROR_LOG, FAILED
+from ..engine.runfolder import ENDED, ERROR_LOG, FAILED, RESULT
 from ..engine.terminal import print_table, say
 from ..errors import ConfigError
 from .report import report_after
@@ -45,7 +45,7 @@ def add_commands(sub: Any) -> None:
 
     lb = sub.add_parser("leaderboard", help="rebuild the leaderboards of a bench output folder from its run store",
                         description="Rebuild leaderboard.csv, summary.csv, leaderboard.md and the plot from "
-                                    "OUT/plan.json and OUT/runs/*/result.json; with --from-rows, rebuild "
+                                    f"OUT/plan.json and OUT/runs/*/{RESULT}; with --from-rows, rebuild "
                                     "summary.csv, leaderboard.md and the plot from OUT/leaderboard.csv (never "
                                     "written), for a folder without its run store such as a committed reference.")
     lb.add_argument("out", metavar="OUT", help="a kdzoo bench output folder")

@@ -9,15 +9,12 @@ import kdzoo
 from ...errors import ConfigError, KdzooError, did_you_mean
 from ...losses.base import needs_of, requirements
 from ...registry import LOSSES, MODELS
-from ...teachers import check_access, parse_access
+from ...teachers import ACCESS_HELP, check_access, parse_access
 from .checker import Checker, Path_, numeric
 from .plugins import expand_vars
 from .train import check_student_train, check_train
 from .types import (METHOD_KEYS, PAIR_KEYS, TEACHER_KEYS, TEACHER_METHOD, MethodEntry, PairEntry, TeacherEntry,
                     name_problem)
-
-ACCESS_HELP = "features | logits | probs | topk:K | label"
-
 
 def access_list(c: Checker, value: Any, path: Path_) -> list[str]:
     items = c.sequence(value, path, scalar_ok=True)
@@ -258,5 +255,5 @@ def _has_feature_map(model: str) -> bool:
     return hasattr(built, "forward_feature_map") and hasattr(built, "classifier")
 
 
-__all__ = ["ACCESS_HELP", "access_list", "check_loss_args", "check_method_access", "check_methods", "check_model",
+__all__ = ["access_list", "check_loss_args", "check_method_access", "check_methods", "check_model",
            "check_pairs", "check_teachers", "loss_needs", "loss_requires"]

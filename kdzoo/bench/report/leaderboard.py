@@ -32,7 +32,8 @@ import pandas as pd
 
 from ...engine.checkpoint import atomic_write_text
 from ...errors import ConfigError
-from ..execution.store import RunStore
+from ...engine.runfolder import RESULT
+from ..execution.store import PLAN, RunStore
 from ..plan import STUDENT_ROLE, TEACHER_ROLE, Plan
 
 CSV, SUMMARY, MARKDOWN, PLOT = "leaderboard.csv", "summary.csv", "leaderboard.md", "leaderboard.png"
@@ -65,14 +66,14 @@ def load_plan(out: str | Path) -> Plan:
     d = store.read_plan()
     again = f"run 'kdzoo bench RECIPE.yaml --out {out}' again to rewrite it"
     if d is None:
-        if (store.root / "plan.json").exists():
-            raise ConfigError(f"{store.root / 'plan.json'} is truncated or corrupt; {again}")
-        raise ConfigError(f"{store.root} holds no plan.json: it is not a kdzoo bench output folder "
+        if (store.root / PLAN).exists():
+            raise ConfigError(f"{store.root / PLAN} is truncated or corrupt; {again}")
+        raise ConfigError(f"{store.root} holds no {PLAN}: it is not a kdzoo bench output folder "
                           f"(run 'kdzoo bench RECIPE.yaml --out {out}' first)")
     try:
         return Plan.from_dict(d)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{store.root / 'plan.json'} is not a kdzoo plan ({type(exc).__name__}: "
+        raise ConfigError(f"{store.root / PLAN} is not a kdzoo plan ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}); {again}") from None
 
 
@@ -239,7 +240,7 @@ def check_store(out: str | Path) -> None:
     and rebuilding would overwrite the committed one (results/ holds plan.json but no runs/)."""
     plan = load_plan(out)
     store = RunStore(out)
-    if not any((store.run_dir(h) / "result.json").is_file() for h in dict.fromkeys(e.hash for e in plan.entries)):
+    if not any((store.run_dir(h) / RESULT).is_file() for h in dict.fromkeys(e.hash for e in plan.entries)):
         what = "has no run store (runs/)" if not store.runs.is_dir() else "has no finished run in runs/"
         raise ConfigError(f"{store.root} {what}; nothing to rebuild (a committed reference keeps its leaderboard: "
                           f"'kdzoo leaderboard {out} --from-rows' rebuilds its tables from leaderboard.csv; compare "
