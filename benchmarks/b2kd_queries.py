@@ -1,18 +1,24 @@
-"""Accuracy against teacher queries for every black-box method of a recipe (issue 14, item 3).
+"""Accuracy against teacher queries for every black-box method of a recipe, at equal budgets (issues 14, 24).
 
     python benchmarks/b2kd_queries.py [RECIPE] [--fractions 0.1 0.25 0.5 1] [--seeds 0 1 2]
-        [--workers 2] [--out results/NAME]
+        [--workers 2] [--out runs/NAME]
 
-A black-box API bills per image. The baselines (every method that queries the teacher on the
+A black-box API bills per image. The real-image baselines (methods that query the teacher on the
 student side's images: kd-probs, kd-label, ce-pseudo in recipes/b2kd_fashion_mnist.yaml) are trained
 on each fraction f of the student side's images (train_fraction x f; the teacher is asked once per
-image, so a run costs exactly that many queries); MEKD runs at the recipe's schedule (its generator's
-and student's queries, as counted). Runs live in OUT/runs/<hash> like ``kdzoo bench``'s: at f = 1
-they are the table's own runs, reused. Writes OUT/b2kd_queries.{csv,md,png}.
+image, so a run costs exactly that many queries). The generator-based methods (mekd, gen-kd-soft,
+gen-ce-hard: no image of the student side reaches the teacher) run at the recipe's schedule (fresh
+generated images every step) and with ``pool`` = the same numbers of images, generated and labelled
+once; their generator's queries are counted in the total and shown apart. Runs live in OUT/runs/<hash>
+like ``kdzoo bench``'s (default OUT: the bench's, runs/<recipe name>): at f = 1 the baselines are the
+table's own runs, reused, and every run of a seed reuses its cached generator (OUT/cache).
+Writes OUT/b2kd_queries.{csv,md,png}; the plot also shows OUT/mekd_convergence.csv when present
+(benchmarks/mekd_convergence.py).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -32,8 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = run_points(recipe, points, out, workers=args.workers, cache_dir=args.cache_dir, data_root=args.data_root)
     table = markdown(rows)
     (out / "b2kd_queries.md").write_text(f"# {recipe.name}: top-1 against teacher queries\n\n{table}")
+    conv = out / "mekd_convergence.csv"
+    convergence = list(csv.DictReader(conv.open())) if conv.is_file() else None
     print("wrote", write_csv(rows, out / "b2kd_queries.csv"),
-          plot(rows, out / "b2kd_queries.png", "queries", f"{recipe.name}: top-1 vs teacher queries"))
+          plot(rows, out / "b2kd_queries.png", "queries", f"{recipe.name}: top-1 vs teacher queries", convergence))
     print(table)
 
 

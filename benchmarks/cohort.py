@@ -48,7 +48,7 @@ import kdzoo  # noqa: E402
 from kdzoo.data.base import TensorSplit  # noqa: E402
 from kdzoo.data.loader import TensorLoader  # noqa: E402
 from kdzoo.engine import Member, Trainer, TrainConfig  # noqa: E402
-from kdzoo.losses.base import DistillLoss  # noqa: E402
+from kdzoo.losses.base import has_preparation  # noqa: E402
 from kdzoo.teachers import Teacher  # noqa: E402
 
 NAME = "cohort"
@@ -72,7 +72,7 @@ def pick_methods(n: int = 5) -> list[str]:
     out = []
     for m in ordered:
         loss = kdzoo.build_loss(m)
-        if type(loss).prepare is DistillLoss.prepare:
+        if not has_preparation(loss):
             out.append(m)
         if len(out) == n:
             break

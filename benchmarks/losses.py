@@ -11,7 +11,7 @@ fused SGD step. That is the cheapest realistic step at each size, so the
 fraction is an upper bound for larger students and images.
 
 Sizes: (N=64, C=100) (CIFAR-100 setting) and (N=512, C=1000) (ImageNet-sized
-logits). Losses with a preparation stage (``prepare``, e.g. mekd's generator
+logits). Losses with a preparation stage (``preparation``, e.g. mekd's generator
 training) are timed on forward+backward when that works without preparation,
 else on forward only, else skipped, and marked so.
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_time, environment, median, write_result  # noqa: E402
 
 import kdzoo  # noqa: E402
-from kdzoo.losses.base import DistillLoss  # noqa: E402
+from kdzoo.losses.base import has_preparation  # noqa: E402
 
 NAME = "losses"
 SIZES = [(64, 100), (512, 1000)]
@@ -59,7 +59,7 @@ class LossBench:
     def __init__(self, name: str, n: int, c: int) -> None:
         self.name = name
         self.loss = kdzoo.build_loss(name)
-        self.prepared = type(self.loss).prepare is not DistillLoss.prepare
+        self.prepared = has_preparation(self.loss)
         g = torch.Generator().manual_seed(1)
         self.s = (3 * torch.randn(n, c, generator=g)).requires_grad_(True)
         self.t = 3 * torch.randn(n, c, generator=g)
@@ -73,9 +73,9 @@ class LossBench:
                 raise
             try:
                 self.fwd()
-                self.mode = f"forward only ({type(exc).__name__} without prepare)"
+                self.mode = f"forward only ({type(exc).__name__} without its preparation)"
             except Exception as exc2:  # noqa: BLE001
-                self.mode = f"skipped: needs its prepare stage ({type(exc2).__name__}: {str(exc2)[:80]})"
+                self.mode = f"skipped: needs its preparation stage ({type(exc2).__name__}: {str(exc2)[:80]})"
 
     def fwd(self) -> None:
         with torch.no_grad():

@@ -1,15 +1,16 @@
 """MEKD's convergence: top-1 against generator steps and student steps, soft and hard (issue 14, item 1).
 
     python benchmarks/mekd_convergence.py [RECIPE] [--gen-steps 400 1500 3000 6000 15000]
-        [--schedules 5x50 40x50] [--seeds 0] [--workers 2] [--out results/NAME]
+        [--schedules 5x50 40x50] [--seeds 0] [--workers 2] [--out runs/NAME]
 
 Takes every ``mekd`` method of the recipe (default recipes/b2kd_fashion_mnist.yaml: mekd-soft,
 mekd-hard) and runs it at each ``gen_steps`` x student schedule (EPOCHSxBATCHES: epochs x generated
 batches per epoch), everything else as the recipe says. Runs live in OUT/runs/<hash> like
-``kdzoo bench``'s (resumable; a generator is trained once per gen_steps and reused by every student
-schedule). Writes OUT/mekd_convergence.csv (top-1, best top-1, teacher queries, generator and student
-seconds per point) and OUT/mekd_convergence.png. Each point is a full run: the default grid costs hours
-on CPU; try ``--gen-steps 20 40 --schedules 1x5`` first.
+``kdzoo bench``'s (default OUT: the bench's, runs/<recipe name>; resumable; a generator is trained
+once per gen_steps and cached in OUT/cache, reused by every student schedule). Writes
+OUT/mekd_convergence.csv (top-1, best top-1, teacher queries, generator and student seconds per
+point) and OUT/mekd_convergence.png. Each point is a full run: the default grid costs hours on CPU;
+try ``--gen-steps 20 40 --schedules 1x5`` first.
 """
 from __future__ import annotations
 

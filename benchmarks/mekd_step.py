@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OUT, cpu_time, environment, median  # noqa: E402
 
 import kdzoo  # noqa: E402
-from kdzoo.losses._dcgan import Generator  # noqa: E402
-from kdzoo.losses._deprivatize import GeneratedLoader  # noqa: E402
+from kdzoo.losses._generated import GeneratedLoader  # noqa: E402
+from kdzoo.stages.dcgan import Generator  # noqa: E402
 from kdzoo.teachers import Teacher  # noqa: E402
 
 NAME = "mekd_step"

@@ -1,11 +1,14 @@
-"""Name -> factory registries for losses, models and datasets.
+"""Name -> factory registries for losses, models, datasets and preparation stages.
 
 Every entry registers itself when its module is imported. A registry imports
-its built-in package (``kdzoo.losses``, ``kdzoo.models``, ``kdzoo.data``, named
-below by string, so no lower layer imports an upper one) and the Python
-entry-point groups ``kdzoo.losses``, ``kdzoo.models`` and ``kdzoo.datasets`` on
-its first lookup (``names``, ``in``, ``entry``, ``build``): looking a name up
-never depends on who imported what before.
+its built-in package (``kdzoo.losses``, ``kdzoo.models``, ``kdzoo.data``,
+``kdzoo.stages``, named below by string, so no lower layer imports an upper
+one) and the Python entry-point groups ``kdzoo.losses``, ``kdzoo.models``,
+``kdzoo.datasets`` and ``kdzoo.stages`` on its first lookup (``names``, ``in``,
+``entry``, ``build``): looking a name up never depends on who imported what
+before. A preparation stage (``kdzoo.stages``) is what a loss declares it needs
+before student training (``DistillLoss.preparation``); the engine finds it here
+by name.
 """
 from __future__ import annotations
 
@@ -184,6 +187,7 @@ class Registry:
 LOSSES = Registry("loss", "kdzoo.losses", builtins="kdzoo.losses")
 MODELS = Registry("model", "kdzoo.models", fixed=("num_classes", "in_channels", "image_size"), builtins="kdzoo.models")
 DATASETS = Registry("dataset", "kdzoo.datasets", builtins="kdzoo.data")
+STAGES = Registry("preparation stage", "kdzoo.stages", builtins="kdzoo.stages")
 
 
 def register_loss(name: str, obj: Callable | None = None, **kw: Any):
@@ -196,3 +200,7 @@ def register_model(name: str, obj: Callable | None = None, **kw: Any):
 
 def register_dataset(name: str, obj: Callable | None = None, **kw: Any):
     return DATASETS.register(name, obj, **kw)
+
+
+def register_stage(name: str, obj: Callable | None = None, **kw: Any):
+    return STAGES.register(name, obj, **kw)

@@ -33,6 +33,16 @@ needs_fmnist = pytest.mark.skipif(FMNIST is None, reason="Fashion-MNIST files no
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _user_cache(tmp_path_factory):
+    """Products cached without a given folder (kdzoo.engine.prepare.default_cache_dir) go to a temporary
+    folder, not the user's cache: the suite leaves nothing behind."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("KDZOO_CACHE", str(tmp_path_factory.mktemp("kdzoo-cache")))
+    yield
+    patch.undo()
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("KDZOO_SLOW") or "slow" in (config.getoption("-m") or ""):
         return

@@ -183,8 +183,8 @@ def test_cohorts(tmp_path, ckpt):
     class Prepared(kdzoo.DistillLoss):
         requires = "logits"
 
-        def prepare(self, ctx):
-            pass
+        def preparation(self, ctx):
+            return kdzoo.losses.base.Preparation("deprivatize")
 
     spec = plan.specs[students[1]]
     other = dataclasses.replace(spec, method="test_sweep_prepared", loss_kwargs={})

@@ -20,11 +20,12 @@ declares, made by the engine's own helpers (``StrongViews.loss_inputs`` for the 
   ``logits`` is needed (a per-row shift changes the value);
 - trained in one cohort with every other loss it ends exactly as trained alone.
 
-mekd gets only the checks of its forward: it needs a generator, which its preparation stage
-trains (a GAN on the student-side images) and which is replaced here by an untrained one; a
-loss with a preparation stage never trains in a cohort (the trainer refuses it), and its
-response form (soft or one-hot) is chosen in that stage from the teacher's level, so its
-access and training are tested in test_mekd.py.
+mekd and its generator baselines (gen-kd-soft, gen-ce-hard) get only the checks of their forward:
+they need a generator, which their preparation stage trains (a GAN on the student-side images)
+and which is replaced here by an untrained one; a loss with a preparation stage never trains in
+a cohort (the trainer refuses it), and its response form (soft or one-hot) is chosen in that
+stage from the teacher's level, so their access and training are tested in test_mekd.py and
+test_mekd_baselines.py.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ from kdzoo.data import make_loader
 from kdzoo.data.base import Augment
 from kdzoo.engine import Member, Trainer, TrainConfig, feature_maps
 from kdzoo.engine.views import STRONG_VIEW, StrongViews
-from kdzoo.losses.base import DistillLoss, needs_of, requirements, strong_view_of
+from kdzoo.losses.base import DistillLoss, has_preparation, needs_of, requirements, strong_view_of
 from kdzoo.registry import LOSSES
 from kdzoo.teachers import ACCESS_RANK, Teacher
 
@@ -52,7 +53,7 @@ BUILTIN = [n for n in LOSSES.names() if LOSSES.entry(n).source == "kdzoo"]
 
 
 def _prepares(name: str) -> bool:
-    return getattr(LOSSES.entry(name).factory, "prepare", DistillLoss.prepare) is not DistillLoss.prepare
+    return has_preparation(LOSSES.entry(name).factory)
 
 
 def _takes_labels(loss: DistillLoss) -> bool:
@@ -79,7 +80,7 @@ def _convnet(seed: int) -> nn.Module:
 def build(name: str, classes: int = C) -> DistillLoss:
     loss = kdzoo.build_loss(name)
     if _prepares(name):   # mekd: an untrained generator (latent = classes) for the one its preparation stage trains
-        from kdzoo.losses._dcgan import Generator
+        from kdzoo.stages.dcgan import Generator
         torch.manual_seed(0)
         loss.set_generator(Generator(classes, 1, (SIZE, SIZE), 8))
     return loss

@@ -8,9 +8,9 @@ import torch
 
 import kdzoo
 from kdzoo.bench.run import RunSpec, execute
-from kdzoo.engine import TrainConfig
-from kdzoo.engine.trainer import PrepareContext
-from kdzoo.losses._dcgan import Discriminator, Generator
+from kdzoo.engine import TrainConfig, runfolder
+from kdzoo.engine.prepare import PrepareContext, run_preparation
+from kdzoo.stages.dcgan import Discriminator, Generator
 from kdzoo.teachers import Teacher
 
 from conftest import make_bundle
@@ -123,7 +123,7 @@ def test_label_access_gives_the_hard_response():
     z, s = torch.randn(6, 4) * 2, torch.randn(6, 4)
     soft, hard = kdzoo.build_loss("mekd"), kdzoo.build_loss("mekd", response="hard")
     soft.set_generator(g), hard.set_generator(g)
-    soft.hard = True  # what prepare() sets for access label with response="auto"
+    soft.hard = True  # what use_prepared() sets for access label with response="auto"
     exposed = Teacher(torch.nn.Identity(), "label")(z)
     a, b = soft(s, exposed, None), hard(s, z, None)
     for k in a:
@@ -139,11 +139,20 @@ def test_generator_and_discriminator_fit_any_image_size(channels, size):
     assert d(x).shape == (3,)
 
 
-# -------------------------------------------------------------- prepare + cache
-def _ctx(tmp_path, bundle, teacher, run="run", seed=0):
+# -------------------------------------------------------------- preparation + cache
+def _ctx(tmp_path, bundle, teacher, run="run", seed=0, **cfg):
+    config = TrainConfig(**{"epochs": 1, "batch_size": 8, "steps_per_epoch": 2, "device": "cpu", **cfg})
     return PrepareContext(teacher=teacher, train_loader=None, bundle=bundle, device=torch.device("cpu"),
-                          cache_dir=tmp_path / "cache", run_dir=tmp_path / run, seed=seed,
-                          config=TrainConfig(epochs=1, batch_size=8, steps_per_epoch=2, device="cpu"), progress=False)
+                          cache_dir=tmp_path / "cache", run_dir=tmp_path / run, seed=seed, config=config,
+                          progress=False, name="mekd")
+
+
+CACHE = "deprivatize"   # the stage's folder in the cache
+
+
+def _prepare(loss, ctx):
+    run_preparation(loss, ctx)
+    return loss
 
 
 def _teacher(bundle, access):
@@ -159,17 +168,17 @@ def test_generator_is_cached_and_reused(tmp_path):
     bundle = make_bundle(n_train=32, size=12, channels=1)
     t1 = _teacher(bundle, "probs")
     loss = kdzoo.build_loss("mekd", **GEN)
-    loss.prepare(_ctx(tmp_path, bundle, t1))
+    _prepare(loss, _ctx(tmp_path, bundle, t1))
     assert loss.info["trained"] and t1.queries == loss.info["queries"] == 3 * 8 + 4 * 2 * 4
-    (cached,) = (tmp_path / "cache" / "mekd").glob("*.pt")
+    (cached,) = (tmp_path / "cache" / CACHE).glob("*.pt")
     mtime = cached.stat().st_mtime_ns
     # a second run with the same teacher, data, access, seed and settings: no training, no queries
     t2 = _teacher(bundle, "probs")
     again = kdzoo.build_loss("mekd", **GEN)
     ctx = _ctx(tmp_path, bundle, t2, run="run2")
-    again.prepare(ctx)
+    _prepare(again, ctx)
     assert not again.info["trained"] and t2.queries == 0 and cached.stat().st_mtime_ns == mtime
-    assert json.loads((tmp_path / "run2" / "mekd_generator.json").read_text())["trained"] is False
+    assert json.loads((tmp_path / "run2" / runfolder.PREPARED).read_text())["trained"] is False
     for a, b in zip(loss.generator.state_dict().values(), again.generator.state_dict().values()):
         assert torch.equal(a, b)
     # the student's batches: G(z), normalized; a fixed stream per epoch
@@ -179,33 +188,35 @@ def test_generator_is_cached_and_reused(tmp_path):
     # any change of access, seed or setting trains a new generator
     for access, seed, kw in (("label", 0, {}), ("probs", 1, {}), ("probs", 0, {"gen_alpha": 0.1})):
         other = kdzoo.build_loss("mekd", **{**GEN, **kw})
-        other.prepare(_ctx(tmp_path, bundle, _teacher(bundle, access), seed=seed))
+        _prepare(other, _ctx(tmp_path, bundle, _teacher(bundle, access), seed=seed))
         assert other.info["trained"]
-    assert len(list((tmp_path / "cache" / "mekd").glob("*.pt"))) == 4
+    assert len(list((tmp_path / "cache" / CACHE).glob("*.pt"))) == 4
 
 
 def test_cached_generator_made_with_other_settings_is_refused(tmp_path):
     """A cache file at the digest's path whose recorded settings differ (a hash collision, a copied
     file) is never used: one error naming the differing settings; the file is left as it is."""
     bundle = make_bundle(n_train=32, size=12, channels=1)
-    kdzoo.build_loss("mekd", **GEN).prepare(_ctx(tmp_path, bundle, _teacher(bundle, "probs")))
-    (cached,) = (tmp_path / "cache" / "mekd").glob("*.pt")
+    _prepare(kdzoo.build_loss("mekd", **GEN), _ctx(tmp_path, bundle, _teacher(bundle, "probs")))
+    (cached,) = (tmp_path / "cache" / CACHE).glob("*.pt")
     state = torch.load(cached, weights_only=True)
     state["info"]["key"]["gen_steps"] = 999
     torch.save(state, cached)
     before = cached.read_bytes()
     t = _teacher(bundle, "probs")
-    with pytest.raises(kdzoo.ConfigError, match=r"cached generator .* other settings \(gen_steps 999 -> 3\)"):
-        kdzoo.build_loss("mekd", **GEN).prepare(_ctx(tmp_path, bundle, t, run="run2"))
+    with pytest.raises(kdzoo.ConfigError, match=r"cached product .* other settings \(gen_steps 999 -> 3\)"):
+        _prepare(kdzoo.build_loss("mekd", **GEN), _ctx(tmp_path, bundle, t, run="run2"))
     assert cached.read_bytes() == before and t.queries == 0 and not (tmp_path / "run2").exists()
 
 
 def test_budget_too_small_for_the_generator_is_refused_up_front(tmp_path):
     bundle = make_bundle(n_train=32, size=12)
     teacher = Teacher(_teacher(bundle, "probs").model, "probs", budget=20)
-    with pytest.raises(kdzoo.AccessError, match="mekd: training the generator needs about 24 teacher queries"):
-        kdzoo.build_loss("mekd", **GEN).prepare(_ctx(tmp_path, bundle, teacher))
-    assert teacher.queries == 0
+    # 3 GAN steps of 8 and a 4-class grid of 2 x 4 samples
+    with pytest.raises(kdzoo.AccessError, match=r"^mekd: needs about 56 teacher queries \(56 to prepare\), 20 are "
+                                                r"left in the budget; lower its settings or raise the budget$"):
+        _prepare(kdzoo.build_loss("mekd", **GEN), _ctx(tmp_path, bundle, teacher))
+    assert teacher.queries == 0 and not list((tmp_path / "cache").rglob("*.pt"))
 
 
 # ------------------------------------------------------------------- end to end
@@ -235,18 +246,19 @@ def test_mekd_end_to_end_through_execute(tmp_path, teacher_ckpt, access):
                    hide_labels=True, train=TrainConfig(epochs=1, batch_size=8, steps_per_epoch=3, device="cpu"))
     r = execute(spec, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
     assert r["status"] == "finished" and math.isfinite(r["top1"])
-    info = json.loads((tmp_path / "run" / "mekd_generator.json").read_text())
+    info = json.loads((tmp_path / "run" / runfolder.PREPARED).read_text())
     assert info["trained"] and info["queries"] == 3 * 8 + 4 * 2 * 4 and info["key"]["hard"] == (access == "label")
     # the generator's queries (3 GAN steps of 8, then a 4-class grid of 2x4 samples) are part of the price
     assert r["prepare_queries"] == 3 * 8 + 4 * 2 * 4
     assert r["teacher_queries"] == 3 * 8 + r["prepare_queries"]   # distillation: one query per generated image
     # 4 class rows of 2 tiles, each 10x10 shown at 20x20, with torchvision's 2-pixel grid padding; RGB
-    assert _png_size(tmp_path / "run" / "mekd_samples.png") == (2 + 2 * (20 + 2), 2 + 4 * (20 + 2), "RGB")
+    assert _png_size(tmp_path / "run" / runfolder.prepared_file("samples.png")) == (2 + 2 * (20 + 2),
+                                                                                   2 + 4 * (20 + 2), "RGB")
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert set(metrics[0]["train"]) == {"img", "kl"}
     # a second run reuses the generator
     r2 = execute(spec, tmp_path / "run2", cache_dir=tmp_path / "cache", progress=False)
-    assert json.loads((tmp_path / "run2" / "mekd_generator.json").read_text())["trained"] is False
+    assert json.loads((tmp_path / "run2" / runfolder.PREPARED).read_text())["trained"] is False
     assert r2["top1"] == r["top1"]                             # same seed, same generator: same student
     assert r2["teacher_queries"] == r["teacher_queries"]       # a cached generator still costs what it cost
 
@@ -275,20 +287,20 @@ class _CountingGenerator(Generator):
 def test_authors_batchnorm_eps_reaches_generator_and_discriminator(tmp_path):
     bundle = make_bundle(n_train=32, size=12, channels=1)
     loss = kdzoo.build_loss("mekd", **GEN, gen_bn_eps=0.8)
-    loss.prepare(_ctx(tmp_path, bundle, _teacher(bundle, "probs")))
+    _prepare(loss, _ctx(tmp_path, bundle, _teacher(bundle, "probs")))
     bns = [m for m in loss.generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert [m.eps for m in bns] == [1e-5, 0.8, 0.8]              # as the authors: the first BN keeps 1e-5
     disc = [m.eps for m in Discriminator(1, (12, 12), 8, bn_eps=0.8).modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert disc == [0.8, 0.8, 0.8]
     assert loss.info["key"]["gen_bn_eps"] == 0.8
     plain = kdzoo.build_loss("mekd", **GEN)
-    plain.prepare(_ctx(tmp_path, bundle, _teacher(bundle, "probs"), run="run2"))
+    _prepare(plain, _ctx(tmp_path, bundle, _teacher(bundle, "probs"), run="run2"))
     assert plain.info["trained"] and "gen_bn_eps" not in plain.info["key"]   # off: the cache key is unchanged
     assert [m.eps for m in plain.generator.modules() if isinstance(m, torch.nn.BatchNorm2d)] == [1e-5] * 3
 
 
 def test_fresh_z_draws_two_generator_batches_per_gan_step(tmp_path, monkeypatch):
-    import kdzoo.losses._deprivatize as dep
+    import kdzoo.stages.deprivatize as dep
     monkeypatch.setattr(dep, "Generator", _CountingGenerator)
     bundle = make_bundle(n_train=32, size=12, channels=1)
     counts, queries, weights = {}, {}, {}
@@ -296,7 +308,7 @@ def test_fresh_z_draws_two_generator_batches_per_gan_step(tmp_path, monkeypatch)
         _CountingGenerator.calls = []
         teacher = _teacher(bundle, "probs")
         loss = kdzoo.build_loss("mekd", **GEN, gen_fresh_z=fresh)
-        loss.prepare(_ctx(tmp_path, bundle, teacher, run=f"run{fresh}"))
+        _prepare(loss, _ctx(tmp_path, bundle, teacher, run=f"run{fresh}"))
         counts[fresh], queries[fresh] = list(_CountingGenerator.calls), teacher.queries
         weights[fresh] = loss.generator.fc.weight.clone()
     grid = 4 * 2 * 4                                               # the sample grid: one call of 4 x k x classes
@@ -381,7 +393,7 @@ def test_folded_copy_is_rebuilt_for_a_generator_made_in_inference_mode():
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_generated_batches_have_the_layout_the_trainer_asked_for(channels_last):
     """The folded generator computes in channels_last; the student gets what the config asked for."""
-    from kdzoo.losses._deprivatize import GeneratedLoader
+    from kdzoo.losses._generated import GeneratedLoader
     loss = kdzoo.build_loss("mekd")
     loss.set_generator(Generator(4, 3, (10, 10), 8))
     (x, _, _), = list(GeneratedLoader(loss, 4, 1, seed=0, channels_last=channels_last))

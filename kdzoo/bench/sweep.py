@@ -7,7 +7,7 @@ alone, ``ce``) is one run shared by every pair with that student and seed.
 
 Runs that differ only in their loss can train as a *cohort* (in lockstep on the
 same batches, one teacher forward per batch; results equal solo training).
-Losses with their own ``prepare`` stage always train alone.
+Losses that declare a preparation stage always train alone.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from ..engine import TrainConfig
 from ..engine.runfolder import MODEL
-from ..losses.base import DistillLoss
+from ..losses.base import DistillLoss, has_preparation
 from ..registry import LOSSES
 from .recipe import loss_requires
 from .recipe_types import Recipe, name_problem
@@ -179,9 +179,9 @@ def expand(recipe: Recipe, out: str | Path, device: str = "auto", log: str | Non
 
 
 def can_share_cohort(spec: RunSpec) -> bool:
-    """Only losses without their own ``prepare`` stage may train in lockstep with others."""
+    """Only losses without a preparation stage may train in lockstep with others."""
     factory = LOSSES.entry(spec.method).factory
-    return isinstance(factory, type) and issubclass(factory, DistillLoss) and factory.prepare is DistillLoss.prepare
+    return isinstance(factory, type) and issubclass(factory, DistillLoss) and not has_preparation(factory)
 
 
 def make_units(specs: dict[str, RunSpec], hashes: list[str], cohort: str = "auto") -> list[list[str]]:

@@ -3,7 +3,8 @@ from .checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, s
 from .config import TrainConfig
 from .evaluate import evaluate
 from .device import resolve_device
-from .trainer import Member, PrepareContext, RunResult, Trainer, learning_rate
+from .prepare import PrepareContext
+from .trainer import Member, RunResult, Trainer, learning_rate
 
 __all__ = ["Member", "PrepareContext", "RunResult", "TrainConfig", "Trainer", "atomic_write_json",
            "atomic_write_text", "evaluate", "learning_rate", "load_checkpoint", "resolve_device", "save_checkpoint"]

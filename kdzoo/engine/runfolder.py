@@ -8,8 +8,10 @@
     <run>/.lock              held (flock) while a process trains the run, see bench/store.py
     <run>/error.log          the traceback of a run that failed (bench/launch.py)
     <run>/transfer-D.json    a transfer evaluation of the run's student on dataset D (kdzoo transfer)
+    <run>/prepared.json      the record of a loss's preparation stage (what it made or reused, its queries)
+    <run>/prepared-NAME      an artifact of that stage (e.g. prepared-samples.png, MEKD's generated samples)
 
-The engine writes the checkpoint and metrics, bench/run.py the config, weights and result;
+The engine writes the checkpoint, metrics and preparation files (engine/prepare.py), bench/run.py the config, weights and result;
 bench/store.py, the CLI and apps/transfer.py read them through the functions here.
 See docs/design.md ("The run folder").
 
@@ -37,6 +39,7 @@ METRICS = "metrics.jsonl"
 MODEL = "model.pt"
 RESULT = "result.json"
 LOCK = ".lock"
+PREPARED = "prepared.json"
 ERROR_LOG = "error.log"
 
 RECORD_DIGEST = "record_sha256"   # result.json's own digest (see write_result)
@@ -51,6 +54,11 @@ RUNNING, INTERRUPTED, PENDING = "running", "interrupted", "pending"
 
 def transfer_file(dataset: str) -> str:
     return f"transfer-{dataset}.json"
+
+
+def prepared_file(name: str) -> str:
+    """The run-folder name of a preparation stage's artifact ``name`` (e.g. ``samples.png``)."""
+    return f"prepared-{name}"
 
 
 def write_config(run_dir: str | os.PathLike, config: dict[str, Any]) -> None:

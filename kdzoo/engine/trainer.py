@@ -33,10 +33,11 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..losses.base import DistillLoss, requirements
+from ..losses.base import DistillLoss, has_preparation, requirements
 from ..teachers import Teacher, check_access
-from . import distributed, feature_maps
 from ..utils import atomic_write_text, jsonl_text
+from . import distributed, feature_maps
+from .prepare import PrepareContext, default_cache_dir, run_preparation
 from .recovery import resume_state, save_checkpoint_keep_previous, state_problem
 from .runfolder import CHECKPOINT, DIVERGED, FINISHED, METRICS, PENDING, PRUNED
 from .config import TrainConfig
@@ -69,24 +70,6 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class PrepareContext:
-    """What a loss's ``prepare(ctx)`` stage may use. It may replace ``train_loader``."""
-    teacher: Teacher | None
-    train_loader: Any
-    bundle: Any
-    device: torch.device
-    cache_dir: Path
-    run_dir: Path | None
-    seed: int
-    config: TrainConfig
-    progress: bool = True
-    student: nn.Module | None = None
-    # set by the loss: teacher queries the stage cost; work reused from a cache still counts
-    # what it cost when it was done, so the run reports the method's full price
-    queries: int = 0
 
 
 @dataclass
@@ -163,7 +146,7 @@ class Trainer:
         self.teacher = teacher
         self.cfg = config
         self.bundle = bundle
-        self.cache_dir = Path(cache_dir) if cache_dir else Path(".kdzoo-cache")
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.device = resolve_device(config.device)
         self.amp = amp_dtype(config.amp, self.device)
         # under torchrun only rank 0 prints, evaluates and writes (see engine/distributed.py)
@@ -190,7 +173,7 @@ class Trainer:
 
     def _prepare(self) -> None:
         for m in self.members:
-            if type(m.loss).prepare is DistillLoss.prepare:
+            if not has_preparation(m.loss):
                 continue
             if len(self.members) > 1:
                 raise ConfigError(f"'{m.name}' has a preparation stage and must train alone, not in a cohort")
@@ -199,8 +182,9 @@ class Trainer:
                                   f"train it without torchrun")
             ctx = PrepareContext(teacher=self.teacher, train_loader=self.train_loader, bundle=self.bundle,
                                  device=self.device, cache_dir=self.cache_dir, run_dir=m.run_dir,
-                                 seed=m.seed, config=self.cfg, progress=self.progress.lines, student=m.student)
-            m.loss.prepare(ctx)
+                                 seed=m.seed, config=self.cfg, progress=self.progress.lines, student=m.student,
+                                 name=m.name)
+            run_preparation(m.loss, ctx)
             self.train_loader = ctx.train_loader
             m.prepare_queries = int(ctx.queries)
 

@@ -12,11 +12,14 @@ Outputs equal the plain Generator's up to float rounding (about 1e-7; tests/test
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._dcgan import Generator
+if TYPE_CHECKING:  # only for annotations: the stage that trains the generator owns its class
+    from ..stages.dcgan import Generator
 
 CL = torch.channels_last
 

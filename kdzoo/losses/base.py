@@ -5,6 +5,7 @@ Every helper that more than one loss uses lives here, so no loss file imports an
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,6 +26,18 @@ NEEDS = frozenset({"strong_view", "feature_maps"})
 # crop/flip drawn afresh, then MLKD's and CRLD's authors' RandAugment (kdzoo.data.randaugment);
 # "weak_randaugment" -- torchvision's RandAugment(2, 10) on the weak view's own pixels.
 STRONG_VIEWS = ("authors", "weak_randaugment")
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """A preparation stage a loss declares it needs before student training (run by the engine,
+    kdzoo/engine/prepare.py): the registered stage (``kdzoo.registry.STAGES``), the settings that
+    identify what it makes (with the teacher, the student-side images and the seed they form the
+    cache key, so equal settings reuse the cached product), and the teacher queries the student phase
+    will spend up front (checked against the query budget before anything runs)."""
+    stage: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    student_queries: int = 0
 
 
 class DistillLoss(nn.Module):
@@ -58,9 +71,17 @@ class DistillLoss(nn.Module):
                 *, epoch: int = 1, **batch: Any) -> dict[str, Tensor]:  # pragma: no cover
         raise NotImplementedError
 
-    def prepare(self, ctx: Any) -> None:
-        """Optional stage run once before student training (see kdzoo.engine.PrepareContext)."""
+    def preparation(self, ctx: Any) -> Preparation | None:
+        """The preparation stage this loss needs, or None (most losses). ``ctx`` is the engine's
+        PrepareContext (teacher and its access level, data, config); a bad combination raises here,
+        before any stage runs."""
         return None
+
+    def use_prepared(self, product: Any, ctx: Any) -> None:
+        """Receive the stage's product (e.g. a trained generator) before training; may replace
+        ``ctx.train_loader`` (kdzoo.engine.prepare.PrepareContext). Called only when ``preparation``
+        declares a stage."""
+        raise NotImplementedError(f"{type(self).__name__} declares a preparation stage but no use_prepared")
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in vars(self).items()
@@ -90,6 +111,12 @@ def check_strong_view_name(name: str, view: str) -> str:
         raise ConfigError(f"{name}: unknown strong_view '{view}'{did_you_mean(view, STRONG_VIEWS)} "
                           f"(choose one of: {', '.join(STRONG_VIEWS)})")
     return view
+
+
+def has_preparation(loss: Any) -> bool:
+    """Whether a loss (instance or class) declares a preparation stage; such a loss trains alone."""
+    cls = loss if isinstance(loss, type) else type(loss)
+    return isinstance(cls, type) and issubclass(cls, DistillLoss) and cls.preparation is not DistillLoss.preparation
 
 
 def check_logits(student: Tensor, teacher: Tensor | None, target: Tensor | None) -> tuple[Tensor, Tensor | None]:

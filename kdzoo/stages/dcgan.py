@@ -1,7 +1,7 @@
-"""DCGAN generator and discriminator for MEKD's deprivatization stage (any image size).
+"""DCGAN generator and discriminator of the deprivatization stage (any image size).
 
-Architectures as in ``kdzoo.losses.mekd``'s docstring (Ma et al., CVPR 2024, arXiv 2205.10490); kept
-apart so the loss file stays readable and other generator-based methods can reuse them.
+Architectures as in ``kdzoo.losses.mekd``'s docstring (Ma et al., CVPR 2024, arXiv 2205.10490); the
+stage (deprivatize.py) trains them, MEKD's loss runs the frozen generator (losses/_frozen_gen.py).
 """
 from __future__ import annotations
 
