@@ -135,6 +135,10 @@ def queries(df: pd.DataFrame, key: str, title: str) -> Figure | None:
     d = d[d[QUERY_X] > 0]
     if d.empty:
         return None
+    # a generator method trained on a labelled pool and the same method querying every step are two
+    # series: joining them would draw one line through two different query regimes
+    pooled = pd.to_numeric(d["pool"], errors="coerce").fillna(0) > 0 if "pool" in d else [False] * len(d)
+    d = d.assign(label=[f"{label}, pool" if p else str(label) for label, p in zip(d.label, pooled)])
     methods = list(dict.fromkeys(zip(*(d[c] for c in QUERY_GROUP))))
     colors = _palette(len(methods))
     fig = _figure(title, "teacher queries (images sent to the teacher, log scale)", "test top-1 (%)",

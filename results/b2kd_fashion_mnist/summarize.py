@@ -1,8 +1,13 @@
 """The B2KD table from the queries study: every method at every student-phase budget, with its teacher
 access, whether it sends the student side's (private) images to the teacher, its queries (generator
-apart and in the total), top-1 mean ± std over seeds, and Δ against the best privacy-respecting
-baseline (gen-kd-soft or gen-ce-hard: the generator-based methods other than MEKD) at the same budget,
-paired by seed with a 95% t interval (the leaderboard's paired_ci).
+apart and in the total), top-1 mean ± std over seeds, and its difference to the best privacy-respecting
+baseline (gen-kd-soft or gen-ce-hard: the generator-based methods other than MEKD) at the same budget.
+
+The methods of one budget form one family (kdzoo.stats, docs/statistics.md): every pair gets a
+simultaneous 95% interval paired by seed, and the verdict beside a difference is read off the interval
+printed with it. Because the intervals hold for every pair at once, naming the best baseline after
+seeing the means does not change what they cover. A seed at or below the collapse threshold is named
+and left out, as in every kdzoo table.
 
     python results/b2kd_fashion_mnist/summarize.py OUT [OUT ...]
 
@@ -14,13 +19,17 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
-import statistics
 import sys
 from pathlib import Path
 
-from kdzoo.bench.leaderboard import paired_ci
+import pandas as pd
+
 from kdzoo.engine import runfolder
+from kdzoo.stats.verdicts import Family, rank_text
+
+CLASSES = 10     # Fashion-MNIST: the collapse threshold's chance level
 
 MEKD = "mekd"
 
@@ -43,28 +52,37 @@ def _groups(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
 def summarize(store: Path) -> str:
     rows = list(csv.DictReader((store / "b2kd_queries.csv").open()))
     groups = _groups(rows)
-    mean = {k: statistics.mean(float(r["top1"]) for r in g.values()) for k, g in groups.items()}
     lines = ["| student-phase queries | method | access | private images to teacher | queries: generator "
-             "| queries: total | top-1 % (mean ± std) | seeds | Δ vs best privacy-respecting baseline [95% CI] |",
-             "|---:|---|---|---|---:|---:|---:|---:|---|"]
+             "| queries: total | top-1 % (mean ± std) | seeds | rank | Δ vs best privacy-respecting baseline "
+             "[simultaneous 95%] | verdict |",
+             "|---:|---|---|---|---:|---:|---:|---:|---:|---|---|"]
     for budget, phase in sorted({k[:2] for k in groups}, key=lambda b: (b[1] == "every step", b[0])):
-        here = sorted((k for k in groups if k[:2] == (budget, phase)), key=lambda k: -mean[k])
-        baselines = [k for k in here if k[5] == "no" and k[4] != MEKD]
+        here = [k for k in groups if k[:2] == (budget, phase)]
+        runs = pd.DataFrame([{"method": k, "seed": s, "value": float(r["top1"]), "status": r["status"]}
+                             for k in here for s, r in groups[k].items()])
+        family = Family(runs, classes=CLASSES)
+        table = {row["method"]: row for row in family.table().to_dict("records")}
+        here.sort(key=lambda k: -table[k]["mean"] if table[k]["mean"] == table[k]["mean"] else math.inf)
+        baselines = [k for k in here if k[5] == "no" and k[4] != MEKD and k in family.tested]
         best = baselines[0] if baselines else None
         for k in here:
-            top = [float(r["top1"]) for r in groups[k].values()]
-            gen = statistics.mean(int(r["prepare_queries"]) for r in groups[k].values())
-            total = statistics.mean(int(r["teacher_queries"]) for r in groups[k].values())
-            if best is None or k == best:
-                delta = "— (reference)" if k == best else "—"
-            else:
-                d, lo, hi, n = paired_ci([float(r["top1"]) - float(groups[best][s]["top1"])
-                                          for s, r in groups[k].items() if s in groups[best]])
-                delta = f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] vs {best[2]}" if n > 1 else f"{d:+.2f} vs {best[2]}"
-            std = statistics.stdev(top) if len(top) > 1 else 0.0
+            t = table[k]
+            gen = sum(int(r["prepare_queries"]) for r in groups[k].values()) / len(groups[k])
+            total = sum(int(r["teacher_queries"]) for r in groups[k].values()) / len(groups[k])
+            delta, verdict = "—", "—"
+            if k == best:
+                delta = "— (reference)"
+            elif best is not None:
+                c = family.compare(k, best)
+                verdict = c.verdict
+                if c.diff == c.diff:
+                    delta = f"{c.diff:+.2f} [{c.low:+.2f}, {c.high:+.2f}] vs {best[2]}"
+            std = "" if t["std"] != t["std"] else f" ± {t['std']:.2f}"
+            seeds = f"{int(t['n_kept'])}" + (f" ({t['collapsed']})" if t["collapsed"] else "")
             shown = f"{_q(budget)} ({'every step' if phase == 'every step' else 'once'})"
             lines.append(f"| {shown} | {k[2]} | {k[3]} | {k[5]} | {_q(gen)} | {_q(total)} | "
-                         f"{statistics.mean(top):.2f} ± {std:.2f} | {len(top)} | {delta} |")
+                         f"{'—' if t['mean'] != t['mean'] else format(t['mean'], '.2f')}{std} | {seeds} | {rank_text(family.rank_interval(k))} | {delta} | "
+                         f"{verdict} |")
     first = json.loads((store / "runs" / rows[0]["hash"] / runfolder.RESULT).read_text())
     text = f"Teacher top-1 (clean test split): {first['teacher_top1']:.2f}%\n\n" + "\n".join(lines) + "\n"
     (store / "b2kd_table.md").write_text(text)
