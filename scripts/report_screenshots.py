@@ -3,7 +3,7 @@
     python scripts/report_screenshots.py [FOLDER ...] [--write] [--height PIXELS]
 
 FOLDER: bench output folders holding a report.html (default: the committed results whose reports
-the README links). --write first (re)writes each report.html from the folder's files with
+docs/bench.md links). --write first (re)writes each report.html from the folder's files with
 ``kdzoo report FOLDER --reference none`` (a committed folder is its own reference). The page is
 opened in headless Chromium (kdzoo/report/browser.py: the system's browser, no network), a point of
 the first learning curve is hovered so its tooltip shows, and the top of the page, down to

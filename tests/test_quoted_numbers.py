@@ -1,4 +1,4 @@
-"""Numbers quoted in README.md and results/*/*.md match the CSVs they come from.
+"""Numbers quoted in README.md, docs/*.md and results/*/*.md match the CSVs they come from.
 
 The checker does not know the documents' layout, so prose can be rewritten freely: it finds every
 "mean ± std" and every "Δ [low, high]" next to a method name (in a table row whose first cell names
@@ -7,7 +7,7 @@ committed CSVs give for that method: per-seed rows (mean ± std over the seeds o
 student, access and study settings), summary tables (``*_mean`` / ``*_std`` columns, differences
 with their intervals), and paired differences between two methods over common seeds. A number not
 found is reported with its file and line. A results folder's documents are checked against that
-folder's CSVs; README.md against all of them.
+folder's CSVs; README.md, CONTRIBUTING.md and docs/*.md against all of them.
 """
 from __future__ import annotations
 
@@ -117,7 +117,9 @@ def quoted(text: str, labels: set[str]) -> list[tuple[int, str, str, tuple[str, 
 
 
 def test_quoted_numbers_match_the_csvs():
-    documents = [(ROOT / "README.md", RESULTS)] + [(md, md.parent) for md in sorted(RESULTS.glob("*/*.md"))]
+    # README.md and the pages its sections moved to quote any results folder; a results folder's documents its own
+    everywhere = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+    documents = [(md, RESULTS) for md in everywhere] + [(md, md.parent) for md in sorted(RESULTS.glob("*/*.md"))]
     tables = {folder: lookup(folder) for folder in {f for _, f in documents}}
     wrong, checked = [], 0
     for doc, folder in documents:
