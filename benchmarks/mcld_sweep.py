@@ -67,7 +67,8 @@ def stage2_methods(tau: float, w: float) -> list[tuple[str, str, dict]]:
 
 
 def run_cohort(methods, seed: int, args, log_path: Path, stage: int) -> None:
-    from kdzoo.bench.run import RunSpec, execute_cohort
+    from kdzoo.bench.execution.run import execute_cohort
+    from kdzoo.bench.spec import RunSpec
     from kdzoo.engine import TrainConfig
 
     done = set()

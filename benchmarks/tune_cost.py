@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import environment, timed_cpu, write_result  # noqa: E402
 
 import kdzoo  # noqa: E402
-from kdzoo.bench.recipe import load_recipe, loss_requires  # noqa: E402
-from kdzoo.bench.run import execute  # noqa: E402
-from kdzoo.bench.sweep import expand  # noqa: E402
+from kdzoo.bench.recipe.entries import loss_requires  # noqa: E402
+from kdzoo.bench.recipe.parse import load_recipe  # noqa: E402
+from kdzoo.bench.execution.run import execute  # noqa: E402
+from kdzoo.bench.plan import expand  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

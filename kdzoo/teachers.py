@@ -31,12 +31,15 @@ from torch import Tensor, nn
 
 from .errors import AccessError, ConfigError, did_you_mean
 
-LEVELS = ("features", "logits", "probs", "topk:K", "label")
-_NAMES = ("features", "logits", "probs", "topk", "label")
-# Teacher access levels, strongest first. A loss declares the weakest level it can work
-# with in ``requires``; "none" means it never looks at the teacher. "features" is white-box:
-# logits plus the final feature map and the classifier.
-ACCESS_RANK = {"features": 5, "logits": 4, "probs": 3, "topk": 2, "label": 1, "none": 0}
+# Teacher access levels, strongest first: the one table every list of levels in kdzoo derives from. A loss
+# declares the weakest level it can work with in ``requires``; "none" means it never looks at the teacher.
+# "features" is white-box: logits plus the final feature map and the classifier. "topk" takes its K ("topk:5").
+ACCESS_ORDER = ("features", "logits", "probs", "topk", "label", "none")
+WITH_K = "topk"
+ACCESS_RANK = {name: len(ACCESS_ORDER) - 1 - i for i, name in enumerate(ACCESS_ORDER)}
+_NAMES = ACCESS_ORDER[:-1]                                       # what a teacher can give ("none": no teacher)
+LEVELS = tuple(f"{n}:K" if n == WITH_K else n for n in _NAMES)   # as a recipe or the command line writes them
+ACCESS_HELP = " | ".join(LEVELS)
 ONE_HOT_GAP = 1e4
 
 

@@ -11,8 +11,8 @@ import pytest
 import kdzoo
 from kdzoo.bench.b2kd_study import (convergence_points, markdown, open_study, plot, queries_figure, query_points,
                                     run_points, run_script, study_arguments, write_csv)
-from kdzoo.bench.recipe import parse_recipe
-from kdzoo.bench.sweep import expand
+from kdzoo.bench.plan import expand
+from kdzoo.bench.recipe.parse import parse_recipe
 
 from conftest import make_bundle
 

@@ -225,7 +225,7 @@ def test_bench_bad_recipe(capsys, bench_files, tmp_path, text, message):
 
 def test_bench_yaml_tags_never_run_code(bench_files, tmp_path):
     """The safe loader refuses every python/* tag, so no recipe can run code except through 'plugins'."""
-    from kdzoo.bench.recipe import parse_recipe
+    from kdzoo.bench.recipe.parse import parse_recipe
     for tag in ("!!python/object/apply:os.system ['true']", "!!python/object/new:os.system ['true']",
                 "!!python/object:os.system {}", "!!python/module:os", "!!python/name:os.system"):
         with pytest.raises(kdzoo.ConfigError, match="could not determine a constructor"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kdzoo.bench.recipe import load_recipe
+from kdzoo.bench.recipe.parse import load_recipe
 
 from conftest import kdzoo_main as main
 

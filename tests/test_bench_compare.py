@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdzoo.bench import compare
-from kdzoo.bench.compare import Row, Sample, holm, judge, sample
+from kdzoo.bench.report import compare
+from kdzoo.bench.report.compare import Row, Sample, judge, sample
+from kdzoo.stats import holm
 from conftest import kdzoo_main as main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +183,7 @@ def test_leaderboard_refuses_a_folder_without_runs(tmp_path, capsys, runs):
 
 
 def test_bench_writes_outside_results_by_default():
-    from kdzoo.bench.recipe import load_recipe
+    from kdzoo.bench.recipe.parse import load_recipe
     from kdzoo.bench.runner import default_out
 
     for recipe in sorted((ROOT / "recipes").glob("*.yaml")):
@@ -219,9 +220,9 @@ def test_no_absolute_path_under_results():
 
 
 def test_plan_names_the_sweep_teacher_relative_to_the_output_folder(tmp_path):
-    from kdzoo.bench.recipe import load_recipe
-    from kdzoo.bench.run import teacher_path
-    from kdzoo.bench.sweep import expand
+    from kdzoo.bench.recipe.parse import load_recipe
+    from kdzoo.bench.execution.run import teacher_path
+    from kdzoo.bench.plan import expand
 
     plan = expand(load_recipe(ROOT / "recipes" / "quickstart.yaml"), tmp_path / "out")
     students = [s for s in plan.specs.values() if s.teacher_run]

@@ -8,11 +8,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from kdzoo.bench import leaderboard
-from kdzoo.bench.leaderboard import paired_ci
-from kdzoo.bench.recipe import load_recipe
-from kdzoo.bench.store import RunStore
-from kdzoo.bench.sweep import expand
+from kdzoo.bench.report import leaderboard, leaderboard_md
+from kdzoo.bench.report.leaderboard import paired_ci
+from kdzoo.bench.recipe.parse import load_recipe
+from kdzoo.bench.execution.store import RunStore
+from kdzoo.bench.plan import expand
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
 DESIGN_COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "access", "seed", "top1", "top5",
@@ -123,7 +123,7 @@ def test_leaderboard_plot_shows_delta_vs_ce_with_its_interval_and_verdict(store)
     0, a dashed line at 0, a legend naming the verdicts."""
     from matplotlib.colors import to_hex
 
-    from kdzoo.bench.leaderboard_plot import COLORS, figure
+    from kdzoo.bench.report.leaderboard_plot import COLORS, figure
     s, plan = store
     leaderboard.build(s.root)
     df = leaderboard.read_rows(s.root)
@@ -242,15 +242,15 @@ def test_best_epoch_on_validation_is_shown_and_can_be_ranked(store, tmp_path):
     leaderboard.build(s.root, classes=10)
     df = leaderboard.read_rows(s.root)
     df["top1_at_best_val"] = df.top1 - 0.25
-    md = leaderboard.markdown(plan, df, leaderboard.summarize(plan, df))
+    md = leaderboard_md.markdown(plan, df, leaderboard.summarize(plan, df))
     assert "| top-1 at best-val epoch |" in md and "last-epoch top-1 (ranked)" in md
     plan.metric = "top1_at_best_val"
     summary = leaderboard.summarize(plan, df)
     assert summary.set_index("label").loc["ce", "mean"] == pytest.approx(80.0 - 0.25)
-    md = leaderboard.markdown(plan, df, summary)
+    md = leaderboard_md.markdown(plan, df, summary)
     assert "top-1 at best-val epoch (ranked)" in md and "| last-epoch top-1 |" in md
     plan.metric, plan.reference = "best_top1", []     # a plan written before best_top1 was refused
-    md = leaderboard.markdown(plan, df, leaderboard.summarize(plan, df))
+    md = leaderboard_md.markdown(plan, df, leaderboard.summarize(plan, df))
     assert "ranked on the last epoch instead" in md and "best test epoch" not in md
 
 

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from kdzoo.bench.plugins import expand_vars
-from kdzoo.bench.recipe import load_recipe, parse_recipe
-from kdzoo.bench.recipe_types import (MethodEntry, PairEntry, Recipe, SlurmSettings, StudentData,
-                                      TeacherEntry)
+from kdzoo.bench.recipe.plugins import expand_vars
+from kdzoo.bench.recipe.parse import load_recipe, parse_recipe
+from kdzoo.bench.recipe.types import MethodEntry, PairEntry, Recipe, SlurmSettings, StudentData, TeacherEntry
 from kdzoo.errors import ConfigError
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")

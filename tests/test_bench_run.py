@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kdzoo.bench import provenance
+from kdzoo.bench.execution import provenance
 from kdzoo.bench.runner import run_bench
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
@@ -149,7 +149,7 @@ def test_a_method_with_dot_beside_its_plain_method(tmp_path):
     a unit without kd (a cohort has one TrainConfig), its config.json says optimizer dot, and its result and
     weights equal training it alone."""
     import json
-    from kdzoo.bench.sweep import make_units
+    from kdzoo.bench.plan import make_units
     path = tmp_path / "dot.yaml"
     path.write_text(f"""\
 name: dot

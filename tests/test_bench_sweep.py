@@ -8,9 +8,11 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.bench.recipe import load_recipe
-from kdzoo.bench.run import TRAIN_NOT_HASHED, RunSpec
-from kdzoo.bench.sweep import can_share_cohort, estimate, expand, make_units
+from kdzoo.bench import plan as plan_module
+from kdzoo.bench.plan import can_share_cohort, estimate, expand, make_units, unit_phases
+from kdzoo.bench.recipe.parse import load_recipe
+from kdzoo.bench.spec import TRAIN_NOT_HASHED, RunSpec
+from kdzoo.data import train_size
 from kdzoo.engine import TrainConfig
 
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
@@ -193,6 +195,58 @@ def test_cohorts(tmp_path, ckpt):
              "d": dataclasses.replace(spec, loss_kwargs={**spec.loss_kwargs, "temperature": 2.0})}
     # one loss twice in a cohort is not allowed (members are named by loss): "d" starts a second cohort
     assert make_units(specs, ["a", "b", "c", "d"]) == [["a", "c"], ["b"], ["d"]]
+
+
+def test_unit_phases_train_teachers_alone_first_then_the_students_in_units(tmp_path, ckpt):
+    plan = expand(load_recipe(recipe_file(tmp_path, ckpt)), tmp_path)
+    teachers = plan.hashes("teacher")
+    assert len(teachers) == 1                                 # fmnist_mlp is trained by the sweep, big is loaded
+    phases = unit_phases(plan, cohort="auto")
+    assert phases == [[[teachers[0]]], make_units(plan.specs, [h for h in plan.hashes() if h != teachers[0]])]
+    assert sorted(h for u in phases[1] for h in u) == sorted(set(plan.hashes("student")) - set(teachers))
+    some = plan.hashes()[::2]                                 # only the runs left to do, in the plan's order
+    assert unit_phases(plan, some, "off") == [[[h] for h in some if h in teachers],
+                                               [[h] for h in some if h not in teachers]]
+
+
+def test_the_dry_run_shows_the_planners_units(tmp_path, ckpt, monkeypatch, capsys):
+    """`kdzoo bench --dry-run` numbers the units the planner makes (plan.unit_phases), not a copy of its own."""
+    from conftest import kdzoo_main as main
+    calls = []
+    real = plan_module.unit_phases
+
+    def spy(plan, hashes=None, cohort="auto"):
+        calls.append(cohort)
+        return real(plan, hashes, cohort)
+    monkeypatch.setattr(plan_module, "unit_phases", spy)
+    path = recipe_file(tmp_path, ckpt)
+    plan = expand(load_recipe(path), tmp_path / "out")
+    students = [h for h in plan.hashes() if h not in plan.hashes("teacher")]
+    for cohort in ("auto", "off"):
+        units = 1 + len(make_units(plan.specs, students, cohort))     # the teacher alone, then the students
+        assert main(["bench", str(path), "--out", str(tmp_path / "out"), "--dry-run", "--cohort", cohort]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert calls[-1] == cohort and f"in {units} units of work (cohort {cohort})" in out
+
+
+def test_dataset_sizes_come_from_the_data_modules():
+    """Every built-in dataset declares its training-split size (for estimates without loading it); the declared
+    size of the dataset at hand is the size of the split kdzoo builds."""
+    builtin = [n for n in kdzoo.DATASETS.names() if kdzoo.DATASETS.entry(n).source == "kdzoo"]
+    assert "fashion-mnist" in builtin and all(train_size(n) for n in builtin)
+    assert train_size("fashion-mnist") == len(kdzoo.data.build_dataset("fashion-mnist").train) == 60_000
+    assert train_size("not-a-dataset") is None
+
+    @kdzoo.register_dataset("test_sweep_sizeless")
+    def sizeless(**kw):
+        raise AssertionError("never built for an estimate")
+    try:
+        assert train_size("test_sweep_sizeless") is None
+        assert estimate(RunSpec(dataset="test_sweep_sizeless", student="x")) == (None, None)
+        assert estimate(RunSpec(dataset="test_sweep_sizeless", student="x", train=TrainConfig(epochs=1,
+                        batch_size=10)), {"test_sweep_sizeless": 100}) == (100, 10)
+    finally:
+        kdzoo.DATASETS._entries.pop("test_sweep_sizeless")
 
 
 def test_estimate():

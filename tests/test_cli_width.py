@@ -183,7 +183,7 @@ def test_a_slurm_jobs_warnings_are_one_line_in_its_log(monkeypatch):
     no source location), not in Python's default form."""
     import warnings
 
-    from kdzoo.bench import slurm
+    from kdzoo.bench.execution import slurm
     from kdzoo.errors import RecoveryWarning
 
     def python_format(message, category, filename, lineno, line=None):   # a fresh job process: Python's own

@@ -58,7 +58,8 @@ def test_environment_and_checks(monkeypatch):
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(ConfigError, match="RANK=2"):
         distributed.env_from_vars()
-    from kdzoo.bench.run import RunSpec, _loaders
+    from kdzoo.bench.execution.run import _loaders
+    from kdzoo.bench.spec import RunSpec
     from kdzoo.engine import TrainConfig
 
     spec = RunSpec(dataset="x", student="fmnist_mlp", train=TrainConfig(batch_size=32, device="cpu"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kdzoo.bench.recipe import load_recipe
+from kdzoo.bench.recipe.parse import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", REPO / "CONTRIBUTING.md", REPO / "recipes" / "README.md",

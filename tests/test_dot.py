@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import kdzoo
-from kdzoo.bench.run import RunSpec
+from kdzoo.bench.spec import RunSpec
 from kdzoo.data import make_loader
 from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.engine.dot import DistillationOrientedSGD

@@ -12,8 +12,8 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from kdzoo.bench.curves import figure, relative_loss
-from kdzoo.bench.sweep import Plan, PlanEntry
+from kdzoo.bench.report.curves import figure, relative_loss
+from kdzoo.bench.plan import Plan, PlanEntry
 
 from conftest import kdzoo_main
 

@@ -1,4 +1,5 @@
-"""The layering of docs/design.md, checked from the source: which kdzoo package may import which.
+"""The layering of docs/design.md, checked from the source: which kdzoo package may import which,
+and inside ``kdzoo/bench``, which of its folders may import which.
 
 Imports are read with ``ast`` (nothing is imported), relative ones resolved against the file's
 package; imports under ``if TYPE_CHECKING:`` are annotations only and do not count. A change that
@@ -14,7 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "kdzoo"
-MAX_LINES = 500
+MAX_LINES = 400   # small modules with one job each
+
+# The floor every layer stands on: one-line errors and the low-level helpers (atomic writes, hashing, JSON lines).
+FLOOR = {"errors", "utils"}
 
 # layer -> the layers it may import (its own layer always allowed, except inside losses: see below).
 # A layer is the first part of the module path after "kdzoo" ("losses.base" is named on its own).
@@ -24,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "space": {"errors", "utils"},
     "registry": {"errors", "utils", "space"},
     "teachers": {"errors", "utils"},
-    "stats": {"errors"},   # numbers in, verdicts out; loads scipy, which training must not
+    "stats": {"errors", "utils"},   # numbers in, verdicts out; loads scipy, which training must not
     "losses": {"errors", "utils", "registry", "space"},
     "data": {"errors", "utils", "registry"},
     "models": {"errors", "utils", "registry"},
@@ -36,11 +40,22 @@ ALLOWED: dict[str, set[str]] = {
     "apps": {"kdzoo", "errors", "utils", "space", "registry", "teachers", "losses", "stages", "data", "models",
              "engine", "stats"},
     # report: reads a bench output folder's files (their names and kdzoo compare's table come from bench)
-    "report": {"kdzoo", "errors", "utils", "engine", "bench", "stats"},
+    "report": {"kdzoo", "errors", "utils", "teachers", "engine", "bench", "stats"},
     "cli": {"kdzoo", "errors", "utils", "space", "registry", "teachers", "losses", "stages", "data", "models",
             "engine", "bench", "apps", "report", "stats"},
     "__main__": {"cli"},
     "kdzoo": {"errors", "utils", "space", "registry", "teachers", "losses", "data", "models"},   # the package's __init__
+}
+
+# Inside kdzoo/bench, one folder (or module) per job; a part imports only parts of a lower rank (and itself):
+# a recipe is read, planned into RunSpecs, executed, reported; the runner drives the four, tune and the
+# studies use the runner. "" is the package's __init__ (its public names).
+BENCH_RANK: dict[str, int] = {"recipe": 0, "spec": 0, "plan": 1, "execution": 2, "report": 3, "runner": 4, "tune": 5,
+                              "b2kd_study": 5, "": 6}
+# imports that climb, each with its reason (lazy imports, inside a function)
+BENCH_CLIMBS: dict[tuple[str, str], str] = {
+    ("kdzoo.bench.execution.launch", "kdzoo.bench.tune.pruning"):
+        "a tuning trial's pruner (Optuna) is built in the worker process that trains the trial",
 }
 
 
@@ -128,11 +143,67 @@ def violations(root: Path) -> list[str]:
     return problems
 
 
+def bench_part(module: str) -> str:
+    """The part of kdzoo.bench a module belongs to: its folder, or its own name at the top."""
+    parts = module.split(".")[2:]
+    return parts[0] if parts else ""
+
+
+def bench_violations(root: Path) -> list[str]:
+    problems = []
+    for src, dst in sorted(edges(root)):
+        if not (src.startswith("kdzoo.bench") and dst.startswith("kdzoo.bench.")) or (src, dst) in BENCH_CLIMBS:
+            continue
+        a, b = bench_part(src), bench_part(dst)
+        if a not in BENCH_RANK or b not in BENCH_RANK:
+            problems.append(f"{src} imports {dst}: kdzoo/bench/{a or b} has no rank in BENCH_RANK")
+        elif a != b and BENCH_RANK[b] >= BENCH_RANK[a]:
+            problems.append(f"{src} imports {dst}: bench part '{a}' may import only parts below it")
+    return problems
+
+
 def test_kdzoo_follows_its_layers():
     found = edges(ROOT)
     assert ("kdzoo.engine.trainer", "kdzoo.losses.base") in found  # the parser sees relative imports
-    assert ("kdzoo.bench.run", "kdzoo.engine.distributed") in found  # and "from ..engine import distributed"
+    assert ("kdzoo.bench.execution.run", "kdzoo.engine.distributed") in found  # and "from ...engine import distributed"
+    assert ("kdzoo.bench.execution.run", "kdzoo.bench.spec") in found    # and "from ..spec import RunSpec"
     assert violations(ROOT) == []
+    assert bench_violations(ROOT) == []
+
+
+def test_every_bench_part_has_a_rank_and_the_climbs_exist():
+    """A new folder under kdzoo/bench gets a rank here (and a line in docs/design.md); an exception that no longer
+    exists is removed."""
+    parts = {p.stem if p.is_file() else p.name for p in (ROOT / "bench").iterdir()
+             if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+    assert parts == set(BENCH_RANK) - {""}
+    assert set(BENCH_CLIMBS) <= edges(ROOT)
+
+
+def test_the_floor_is_below_every_layer():
+    """errors and utils may be imported by every layer, and import no layer but errors."""
+    for name, allowed in ALLOWED.items():
+        if name not in FLOOR and name != "__main__":
+            assert FLOOR <= allowed, name
+    assert ALLOWED["utils"] == {"errors"} and ALLOWED["errors"] == set()
+    utils_imports = {dst for src, dst in edges(ROOT) if layer(src) == "utils" and layer(dst) != "utils"}
+    assert utils_imports <= {"kdzoo.errors"}, utils_imports
+
+
+@pytest.mark.parametrize("file, line, part", [
+    ("bench/recipe/parse.py", "from ..plan import expand\n", "recipe"),
+    ("bench/plan.py", "from .execution.store import RunStore\n", "plan"),
+    ("bench/execution/store.py", "from ..report import leaderboard\n", "execution"),
+    ("bench/report/curves.py", "from ..runner import run_bench\n", "report"),
+    ("bench/spec.py", "from .plan import Plan\n", "spec"),
+])
+def test_a_bench_import_that_climbs_is_caught(tmp_path, file, line, part):
+    copy = tmp_path / "kdzoo"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(copy / file, "a", encoding="utf-8") as f:
+        f.write(line)
+    found = bench_violations(copy)
+    assert len(found) == 1 and f"bench part '{part}' may import only parts below it" in found[0], found
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -180,6 +251,7 @@ def test_a_violation_is_caught(tmp_path):
                                   ("stats/verdicts.py", "from ..bench import leaderboard\n"),
                                   ("utils/atomic.py", "from ..engine import runfolder\n"),
                                   ("utils/hashing.py", "from ..registry import LOSSES\n"),
+                                  ("utils/jsonl.py", "from ..stats import mean_std\n"),
                                   ("losses/mse.py", "from .dkd import DKD\n"),
                                   ("losses/base.py", "from ..engine.trainer import Trainer\n")])
 def test_an_edge_injected_into_the_real_tree_is_caught(tmp_path, edge):
@@ -193,7 +265,7 @@ def test_an_edge_injected_into_the_real_tree_is_caught(tmp_path, edge):
     assert len(found) == 1 and found[0].startswith(f"kdzoo.{name[:-3].replace('/', '.')} imports"), found
 
 
-def test_no_module_over_500_lines():
+def test_no_module_over_400_lines():
     long = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}

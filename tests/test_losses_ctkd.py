@@ -205,7 +205,8 @@ def test_temperature_trains_and_resumes_exactly(tmp_path):
 @needs_fmnist
 def test_fashion_mnist_solo_and_cohort_runs_agree(tmp_path):
     """A few steps on real Fashion-MNIST through the bench runner, solo and in a cohort, with optimizer dot too."""
-    from kdzoo.bench.run import RunSpec, execute, execute_cohort
+    from kdzoo.bench.execution.run import execute, execute_cohort
+    from kdzoo.bench.spec import RunSpec
     from kdzoo.engine.runfolder import MODEL as MODEL_FILE
 
     teacher = RunSpec(dataset="fashion-mnist", student="fmnist_mlp", method="ce", seed=1,

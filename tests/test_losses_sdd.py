@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 import kdzoo
-from kdzoo.bench.recipe import parse_recipe
-from kdzoo.bench.sweep import expand
+from kdzoo.bench.recipe.parse import parse_recipe
+from kdzoo.bench.plan import expand
 from kdzoo.data import make_loader
 from kdzoo.engine import Member, Trainer, TrainConfig
 from kdzoo.engine.runfolder import MODEL
@@ -292,7 +292,8 @@ train: {epochs: 1}
 
 @pytest.fixture(scope="module")
 def teacher_ckpt(tmp_path_factory):
-    from kdzoo.bench.run import RunSpec, execute
+    from kdzoo.bench.execution.run import execute
+    from kdzoo.bench.spec import RunSpec
     from kdzoo.engine import TrainConfig
 
     root = tmp_path_factory.mktemp("sdd_teacher")
@@ -303,7 +304,7 @@ def teacher_ckpt(tmp_path_factory):
 
 
 def _spec(method, ckpt, access="features", student="fmnist_cnn_tiny", **args):
-    from kdzoo.bench.run import RunSpec
+    from kdzoo.bench.spec import RunSpec
     from kdzoo.engine import TrainConfig
 
     return RunSpec(dataset="fashion-mnist", student=student, method=method, loss_kwargs=args,
@@ -317,7 +318,7 @@ def _weights(run_dir):
 
 @needs_fmnist
 def test_trains_fashion_mnist_solo_and_in_cohort_equally(teacher_ckpt, tmp_path):
-    from kdzoo.bench.run import execute, execute_cohort
+    from kdzoo.bench.execution.run import execute, execute_cohort
 
     specs = {"sdd": _spec("sdd", teacher_ckpt), "sdd_dkd": _spec("sdd", teacher_ckpt, base="dkd", scales=[1, 2]),
              "kd": _spec("kd", teacher_ckpt)}
@@ -338,7 +339,7 @@ def test_trains_fashion_mnist_solo_and_in_cohort_equally(teacher_ckpt, tmp_path)
 @needs_fmnist
 def test_member_without_the_need_is_bit_identical_to_before(teacher_ckpt, tmp_path):
     """kd at 'features' access trains exactly as at 'logits' access, alone or beside sdd."""
-    from kdzoo.bench.run import execute, execute_cohort
+    from kdzoo.bench.execution.run import execute, execute_cohort
 
     ref = execute(_spec("kd", teacher_ckpt, access="logits"), tmp_path / "ref", progress=False, log=lambda _m: None)
     dirs = [tmp_path / "c" / "kd", tmp_path / "c" / "sdd"]
@@ -351,7 +352,7 @@ def test_member_without_the_need_is_bit_identical_to_before(teacher_ckpt, tmp_pa
 
 @needs_fmnist
 def test_sdd_refuses_a_student_without_feature_map_and_a_black_box_teacher(teacher_ckpt, tmp_path):
-    from kdzoo.bench.run import execute
+    from kdzoo.bench.execution.run import execute
 
     with pytest.raises(ConfigError, match="MLP exposes no spatial feature map") as e:
         execute(_spec("sdd", teacher_ckpt, student="fmnist_mlp"), tmp_path / "a", progress=False, log=lambda _m: None)
@@ -444,7 +445,7 @@ def test_every_kind_of_need_in_one_cohort_equals_solo(teacher_ckpt, tmp_path):
     """The bench puts every method of a pair and seed into one cohort: a feature-map loss (sdd), a two-view
     loss (mlkd), a loss with its own trained parameters (ctkd) and plain kd then train side by side. Each
     must end exactly as when trained alone (same weights, same teacher queries)."""
-    from kdzoo.bench.run import execute, execute_cohort
+    from kdzoo.bench.execution.run import execute, execute_cohort
 
     specs = {n: _spec(n, teacher_ckpt) for n in ("kd", "sdd", "mlkd", "ctkd")}
     quiet = dict(progress=False, log=lambda _m: None)

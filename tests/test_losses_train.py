@@ -56,7 +56,8 @@ LOSS_NAMES = builtin_losses()
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from kdzoo.bench.run import RunSpec, execute, execute_cohort
+    from kdzoo.bench.execution.run import execute, execute_cohort
+    from kdzoo.bench.spec import RunSpec
     from kdzoo.engine.runfolder import MODEL as MODEL_FILE
     from kdzoo.engine import TrainConfig
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.bench.run import RunSpec, execute
+from kdzoo.bench.execution.run import execute
+from kdzoo.bench.spec import RunSpec
 from kdzoo.engine import TrainConfig, runfolder
 from kdzoo.engine.prepare import PrepareContext, run_preparation
 from kdzoo.stages.dcgan import Discriminator, Generator
@@ -319,7 +320,7 @@ def test_fresh_z_draws_two_generator_batches_per_gan_step(tmp_path, monkeypatch)
 
 
 def test_new_options_stay_out_of_run_hashes_when_off():
-    from kdzoo.bench.sweep import resolved_loss_kwargs
+    from kdzoo.bench.plan import resolved_loss_kwargs
     off = resolved_loss_kwargs("mekd", {"gen_steps": 400})
     assert "gen_bn_eps" not in off and "gen_fresh_z" not in off and off["gen_steps"] == 400
     assert resolved_loss_kwargs("mekd", {"gen_steps": 400, "gen_bn_eps": 1e-5, "gen_fresh_z": False}) == off

@@ -245,7 +245,7 @@ def test_bad_options_are_refused_in_one_line():
 
 
 def test_new_options_stay_out_of_run_hashes_at_their_defaults():
-    from kdzoo.bench.sweep import resolved_loss_kwargs
+    from kdzoo.bench.plan import resolved_loss_kwargs
     off = resolved_loss_kwargs("mekd", {"gen_steps": 400})
     assert not {"w_ce", "pool", "hard_target"} & set(off)
     assert resolved_loss_kwargs("mekd", {"gen_steps": 400, "w_ce": 0.0, "pool": 0, "hard_target": "softened"}) == off

@@ -210,7 +210,7 @@ def test_worker_lines_reach_the_sweep_resumes_shown_epochs_left_to_the_bars():
 
 
 def test_time_left_says_when_it_is_a_lower_bound():
-    from kdzoo.bench.eta import TimeLeft
+    from kdzoo.bench.execution.eta import TimeLeft
 
     assert TimeLeft(seconds=600, known=4).describe(2) == (
         "estimated time left: 10 min of training in one process, about 5 min with 2 workers (speed of earlier "
@@ -222,9 +222,9 @@ def test_time_left_says_when_it_is_a_lower_bound():
 
 def _clock(tmp_path, workers):
     """A teacher (600 images) and four students of another model pair (cohorts of two, 200 images each)."""
-    from kdzoo.bench.eta import SweepClock
-    from kdzoo.bench.run import RunSpec
-    from kdzoo.bench.store import RunStore
+    from kdzoo.bench.execution.eta import SweepClock
+    from kdzoo.bench.spec import RunSpec
+    from kdzoo.bench.execution.store import RunStore
 
     cfg = TrainConfig(epochs=1, batch_size=100)
     specs = {"t": RunSpec(dataset="d", student="fmnist_mlp", train=TrainConfig(epochs=3, batch_size=100))}
@@ -239,7 +239,7 @@ def test_the_sweep_eta_prices_each_phase_by_its_own_models_and_workers(tmp_path,
     """Worked by hand. The teacher: 600 images at 100/s = 6 s; the students: 4 x 200 images at 400/s = 2 s
     of one worker, shared by min(2 workers, 2 units) = 1 s; 7 s in all (pricing the students at the
     teacher's speed, as the sweep's images/s did, would say (600 + 800) / 100 = 14 s)."""
-    import kdzoo.bench.eta as eta
+    import kdzoo.bench.execution.eta as eta
 
     clock = _clock(tmp_path, workers=2)
     assert clock.seconds() is None                      # nothing timed yet: "eta ?", not a guess

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from kdzoo.bench import compare, provenance
+from kdzoo.bench.report import compare
+from kdzoo.bench.execution import provenance
 
 from conftest import REPO, kdzoo_main
 
@@ -52,7 +53,7 @@ def test_what_the_libraries_print_is_read_never_guessed(monkeypatch, text, onedn
 def test_every_result_records_the_machine_and_probing_prints_nothing(tmp_path):
     """In a fresh process (the libraries print their dispatch once per process): the fields are filled in
     from this machine, and nothing of the probe reaches the process's stdout."""
-    code = "import json, sys; from kdzoo.bench.run import environment; print(json.dumps(environment()), " \
+    code = "import json, sys; from kdzoo.bench.execution.run import environment; print(json.dumps(environment()), " \
            "file=sys.stderr)"
     env = {k: v for k, v in os.environ.items() if k not in provenance.KERNEL_ENV and "VERBOSE" not in k}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,

@@ -72,7 +72,7 @@ def test_two_bench_processes_share_one_folder(tmp_path, alone):
 
 def test_second_process_waits_for_a_run_the_first_one_holds(tmp_path):
     """A run locked by a live process is not started by another; it is taken over once the holder dies."""
-    from kdzoo.bench.store import RunStore
+    from kdzoo.bench.execution.store import RunStore
 
     store = RunStore(tmp_path / "out")
     lock = store.lock("abc123")
@@ -100,7 +100,7 @@ def test_second_process_waits_for_a_run_the_first_one_holds(tmp_path):
 def _hold_forever(out: str, ready) -> None:
     import time
 
-    from kdzoo.bench.store import RunStore
+    from kdzoo.bench.execution.store import RunStore
     lock = RunStore(out).lock("abc123")
     assert lock is not None
     ready.set()

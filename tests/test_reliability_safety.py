@@ -164,7 +164,7 @@ def test_hostile_labels_and_tags_cannot_write_outside_out(tmp_path):
 @pytest.mark.parametrize("bad", ["../x", "..", "/etc", "a/b", "", ".", "x\n", "a b"])
 def test_run_ids_cannot_name_a_path(tmp_path, bad):
     from kdzoo import ConfigError
-    from kdzoo.bench.store import RunStore
+    from kdzoo.bench.execution.store import RunStore
     store = RunStore(tmp_path / "out")
     with pytest.raises(ConfigError, match="is not a plain name"):
         store.run_dir(bad)

@@ -119,7 +119,7 @@ def test_queries_plot_is_the_csv(tmp_path):
 
 
 def test_reference_comparison_is_kdzoo_compare(tmp_path):
-    from kdzoo.bench import compare
+    from kdzoo.bench.report import compare
 
     folder = copy("quickstart", tmp_path)
     _, page = read(write_report(folder, reference=RESULTS / "quickstart"))

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kdzoo.bench.leaderboard import load_plan
-from kdzoo.bench.plugins import import_plugins
-from kdzoo.bench.recipe import load_recipe
-from kdzoo.bench.run import RunSpec, execute
+from kdzoo.bench.report.leaderboard import load_plan
+from kdzoo.bench.recipe.plugins import import_plugins
+from kdzoo.bench.recipe.parse import load_recipe
+from kdzoo.bench.execution.run import execute
+from kdzoo.bench.spec import RunSpec
 from kdzoo.bench.runner import log_name, run_bench
 from kdzoo.engine import TrainConfig, runlog
 from kdzoo.errors import ConfigError

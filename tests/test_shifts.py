@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo.bench.run import RunSpec, load_bundle
+from kdzoo.bench.execution.run import load_bundle
+from kdzoo.bench.spec import RunSpec
 from kdzoo.data.shifts import apply_shift, parse_shift
 
 from conftest import make_bundle

@@ -44,7 +44,7 @@ def test_training_never_loads_scipy():
     are computed, so a worker process that only trains never pays for it."""
     import subprocess
     import sys
-    code = ("import sys, kdzoo.bench, kdzoo.bench.launch, kdzoo.bench.leaderboard, kdzoo.engine, kdzoo.cli; "
+    code = ("import sys, kdzoo.bench, kdzoo.bench.execution.launch, kdzoo.bench.report.leaderboard, kdzoo.engine, kdzoo.cli; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

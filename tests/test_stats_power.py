@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from kdzoo.bench.compare import detectable, seeds_for_verdict
+from kdzoo.bench.report.compare import detectable, seeds_for_verdict
 from kdzoo.stats import detectable_difference, equivalence_chance, two_sample, welch_power
 
 
@@ -22,7 +22,7 @@ def test_detectable_difference_has_its_stated_power(n, rows, sd_a, sd_b):
     """A rerun whose true shift is the stated detectable difference is flagged at Holm's first step (alpha / rows,
     one shifted row among nulls) 80% +- 5 points of the time. (The shortcut t(1-a/2) + t(0.8) times se gave
     45% at 3 seeds and 20 rows.)"""
-    from kdzoo.bench.compare import Sample
+    from kdzoo.bench.report.compare import Sample
     se, df = two_sample(sd_a, n, sd_b, n)
     d = detectable(Sample(0.0, sd_a, n), Sample(0.0, sd_b, n), 0.05, rows)
     rng = np.random.default_rng(n * 100 + rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kdzoo.bench import compare
+from kdzoo.bench.report import compare
 
 from conftest import kdzoo_main as main, unwrapped
 

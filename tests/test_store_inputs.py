@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import kdzoo
-from kdzoo.bench.recipe import parse_recipe
-from kdzoo.bench.sweep import expand
+from kdzoo.bench.recipe.parse import parse_recipe
+from kdzoo.bench.plan import expand
 from kdzoo.errors import ConfigError, PluginWarning
 from kdzoo.registry import LOSSES
 

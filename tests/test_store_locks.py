@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from kdzoo.bench.locks import holder, is_held, wait_free
-from kdzoo.bench.recipe import load_recipe
+from kdzoo.bench.execution.locks import holder, is_held, wait_free
+from kdzoo.bench.recipe.parse import load_recipe
 from kdzoo.bench.runner import run_bench
-from kdzoo.bench.store import RunStore
-from kdzoo.bench.sweep import expand
+from kdzoo.bench.execution.store import RunStore
+from kdzoo.bench.plan import expand
 
 from conftest import unwrapped
 from reliability_harness import leaderboard, write_recipe
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 # takes the run's lock as kdzoo does, says so, then stops itself (as Ctrl-Z would) or leaves a child holding it
 HOLDER = """\
 import os, signal, sys, time
-from kdzoo.bench.store import RunStore
+from kdzoo.bench.execution.store import RunStore
 lock = RunStore(sys.argv[1]).lock(sys.argv[2])
 if sys.argv[3] == "fork":
     child = os.fork()

@@ -121,7 +121,7 @@ def test_a_student_cohort_stopped_by_a_full_disk_is_not_split_into_failed_runs(t
 def test_kdzoo_train_on_a_full_disk_says_which_file_and_that_the_same_command_resumes(tmp_path, capsys,
                                                                                      monkeypatch):
     from reliability_harness import PLUGIN  # registers reltest-tiny
-    from kdzoo.bench.plugins import import_plugin
+    from kdzoo.bench.recipe.plugins import import_plugin
     import_plugin(str(PLUGIN))
     argv = ["train", "--dataset", "reltest-tiny", "--student", "fmnist_mlp", "--epochs", "2", "--batch-size", "16",
             "--device", "cpu", "--no-progress", "--out", str(tmp_path / "run")]

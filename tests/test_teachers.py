@@ -155,7 +155,8 @@ def test_loss_needing_logits_is_refused_before_training(access, tmp_path):
     # through the run executor: refused before any data, model or teacher is loaded
     name = "mse"   # a registered loss needing raw logits
     assert kdzoo.build_loss(name).requires == "logits"
-    from kdzoo.bench.run import RunSpec, execute
+    from kdzoo.bench.execution.run import execute
+    from kdzoo.bench.spec import RunSpec
     spec = RunSpec(dataset="no-such-data-needed", student="fmnist_mlp", method=name, teacher="fmnist_teacher",
                    teacher_ckpt=str(tmp_path / "missing.pt"), access=access)
     with pytest.raises(kdzoo.AccessError, match=rf"loss '{name}' needs teacher access 'logits'.*'{access}'"):
@@ -218,7 +219,7 @@ def test_kd_from_probs_equals_kd_from_logits_and_label_kd_is_hard_kd():
 def test_teacher_checkpoint_of_a_compiled_or_wrapped_model_loads(tmp_path, layout):
     """A teacher saved from a torch.compile'd model (keys '_orig_mod.*') or under 'model_state_dict' loads as a
     teacher, through the same loader as students and transfer (bench/run.py used to refuse both)."""
-    from kdzoo.bench.run import load_teacher_weights
+    from kdzoo.bench.execution.run import load_teacher_weights
 
     saved = kdzoo.build_model("fmnist_mlp", num_classes=10, in_channels=1, image_size=(28, 28))
     sd = saved.state_dict()
@@ -236,7 +237,8 @@ def test_teacher_checkpoint_of_a_compiled_or_wrapped_model_loads(tmp_path, layou
 def test_execute_refuses_mcld_l2_at_probs_before_loading_anything(tmp_path):
     """The run's own check reads ``requires`` from the built loss: with a missing dataset and teacher file,
     the access error comes first (nothing was loaded)."""
-    from kdzoo.bench.run import RunSpec, execute
+    from kdzoo.bench.execution.run import execute
+    from kdzoo.bench.spec import RunSpec
     spec = RunSpec(dataset="no-such-dataset", student="fmnist_mlp", method="mcld", loss_kwargs={"normalize": "l2"},
                    teacher="fmnist_mlp", teacher_ckpt=str(tmp_path / "missing.pt"), access="probs")
     with pytest.raises(kdzoo.AccessError, match="loss 'mcld' needs teacher access 'logits' or richer"):

@@ -218,15 +218,11 @@ def test_cpu_threads_must_be_positive():
 
 
 # ---------------------------------------------------------------- EMA of the weights
-class RecordingTrainer(Trainer):
+class RecordingMember(Member):
     """Keeps a copy of the student's weights after every optimizer step (nothing else changes)."""
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self.snapshots = []
-
-    def _update_ema(self, m):
-        self.snapshots.append({k: v.clone() for k, v in m.student.state_dict().items()})
-        super()._update_ema(m)
+    def update_ema(self, decay):
+        self.__dict__.setdefault("snapshots", []).append({k: v.clone() for k, v in self.student.state_dict().items()})
+        super().update_ema(decay)
 
 
 def test_ema_of_the_weights_equals_a_plain_moving_average_and_is_what_is_evaluated():
@@ -235,19 +231,20 @@ def test_ema_of_the_weights_equals_a_plain_moving_average_and_is_what_is_evaluat
     student = _model(0, bundle)
     start = {k: v.clone() for k, v in student.state_dict().items()}
     config = TrainConfig(epochs=2, batch_size=16, lr=0.1, device="cpu", ema_decay=decay)
-    trainer = RecordingTrainer([Member("ce", student, kdzoo.build_loss("ce"))],
-                               make_loader(bundle, "train", 16, train=True, seed=0),
-                               {"test": make_loader(bundle, "test", 64, train=False)}, None, config, progress=False)
+    trainer = Trainer([RecordingMember("ce", student, kdzoo.build_loss("ce"))],
+                      make_loader(bundle, "train", 16, train=True, seed=0),
+                      {"test": make_loader(bundle, "test", 64, train=False)}, None, config, progress=False)
     (r,) = trainer.fit()
     m = trainer.members[0]
-    assert len(trainer.snapshots) == 2 * len(bundle.train) // 16
+    snapshots = m.snapshots
+    assert len(snapshots) == 2 * len(bundle.train) // 16
     expected = {}
     for k, v0 in start.items():
         if not v0.is_floating_point():   # BatchNorm's step counter is the student's own
-            expected[k] = trainer.snapshots[-1][k]
+            expected[k] = snapshots[-1][k]
             continue
         e = v0.double()
-        for snap in trainer.snapshots:
+        for snap in snapshots:
             e = decay * e + (1 - decay) * snap[k].double()
         expected[k] = e
     got = m.ema.state_dict()
@@ -282,7 +279,8 @@ def test_ema_decay_must_be_below_one():
 
 
 def test_a_run_with_ema_saves_the_averaged_weights(tmp_path):
-    from kdzoo.bench.run import RunSpec, execute
+    from kdzoo.bench.execution.run import execute
+    from kdzoo.bench.spec import RunSpec
     kdzoo.register_dataset("ema-synth", lambda data_root=None, val_size=0, seed=0, augment=False: make_bundle(),
                            overwrite=True)
     spec = RunSpec(dataset="ema-synth", student="fmnist_cnn_tiny", method="ce",

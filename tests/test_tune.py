@@ -151,8 +151,8 @@ def _hash(plan: dict, spec: dict) -> str:
 
 
 def test_the_defaults_final_runs_are_the_bench_runs(reference):
-    from kdzoo.bench.recipe import load_recipe
-    from kdzoo.bench.sweep import expand
+    from kdzoo.bench.recipe.parse import load_recipe
+    from kdzoo.bench.plan import expand
 
     plan = expand(load_recipe(reference["recipe"]), reference["out"])
     for h in plan.hashes("student"):

@@ -101,7 +101,7 @@ def test_the_replayed_pruner_decides_as_optuna_does_live(name):
     """Trials run one after another through Optuna's own pruner; the replay, rebuilt from the reported values
     alone, stops each trial at the same epoch, also when asked again (a resumed trial)."""
     optuna = pytest.importorskip("optuna")
-    from kdzoo.bench.recipe_types import PrunerSettings
+    from kdzoo.bench.recipe.types import PrunerSettings
     from kdzoo.bench.tune.pruning import Replay, make_pruner
 
     settings, epochs = PrunerSettings(name=name, min_epochs=1, reduction_factor=2), 12
@@ -158,8 +158,9 @@ def test_the_epoch_hook_stops_a_run_and_the_stop_survives_a_resume(tmp_path):
 
 # ------------------------------------------------------------------ trial data
 def test_a_trial_holds_out_part_of_the_students_data_and_drops_the_test_split(tmp_path, monkeypatch):
-    from kdzoo.bench.plugins import import_plugin
-    from kdzoo.bench.run import RunSpec, load_bundle
+    from kdzoo.bench.recipe.plugins import import_plugin
+    from kdzoo.bench.execution.run import load_bundle
+    from kdzoo.bench.spec import RunSpec
 
     import_plugin(str(TESTS / "tune_plugin.py"))
     spec = RunSpec(dataset="tunetest-tiny", student="fmnist_mlp", method="ce", train_fraction=0.5, seed=3)
@@ -232,7 +233,7 @@ def test_the_figures_show_best_so_far_per_method_and_every_trial():
 
 
 def test_expected_epochs_under_successive_halving():
-    from kdzoo.bench.recipe_types import PrunerSettings
+    from kdzoo.bench.recipe.types import PrunerSettings
     from kdzoo.bench.tune.budget import expected_epochs
 
     sha = PrunerSettings(min_epochs=2, reduction_factor=3)
@@ -249,8 +250,8 @@ def test_expected_epochs_under_successive_halving():
 def test_studies_share_the_student_alone_and_trial_zero_is_the_recipes_run(tmp_path):
     """ce (never looks at the teacher) is one study for the pairs with its student, like its runs; for every
     method of the Fashion-MNIST recipe, the recipe's values (trial 0) give back the recipe's own run hashes."""
-    from kdzoo.bench.recipe import load_recipe, parse_recipe
-    from kdzoo.bench.sweep import expand
+    from kdzoo.bench.recipe.parse import load_recipe, parse_recipe
+    from kdzoo.bench.plan import expand
     from kdzoo.bench.tune.studies import apply, final_entries, make_studies
 
     text = "\n".join(["dataset: fashion-mnist", "teachers:", "  a: {model: fmnist_cnn_tiny, ckpt: a.pt}",

@@ -265,7 +265,8 @@ def test_strong_view_needs_known_normalization():
 
 @needs_fmnist
 def test_fashion_mnist_two_view_losses_solo_equal_cohort_through_the_bench_runner(tmp_path):
-    from kdzoo.bench.run import RunSpec, execute, execute_cohort
+    from kdzoo.bench.execution.run import execute, execute_cohort
+    from kdzoo.bench.spec import RunSpec
     from kdzoo.engine.runfolder import MODEL as MODEL_FILE
     from kdzoo.engine import TrainConfig
 
@@ -289,7 +290,8 @@ def test_fashion_mnist_two_view_losses_solo_equal_cohort_through_the_bench_runne
 def test_fashion_mnist_two_view_losses_learn_at_the_authors_batch_size(tmp_path):
     """mlkd and crld at batch 64 (the authors'), lr 0.005: measured 67% and 71% after 40 steps (kd: 58%).
     mlkd+ls does not learn this 10-class task at any lr tried (its correlation terms carry weight 9)."""
-    from kdzoo.bench.run import RunSpec, execute, execute_cohort
+    from kdzoo.bench.execution.run import execute, execute_cohort
+    from kdzoo.bench.spec import RunSpec
     from kdzoo.engine.runfolder import MODEL as MODEL_FILE
     from kdzoo.engine import TrainConfig
 
@@ -306,7 +308,7 @@ def test_fashion_mnist_two_view_losses_learn_at_the_authors_batch_size(tmp_path)
 
 
 def test_listing_and_recipes_read_access_and_needs_from_the_built_loss(tmp_path):
-    from kdzoo.bench.recipe import load_recipe
+    from kdzoo.bench.recipe.parse import load_recipe
     from test_bench_recipe import BASE, write
 
     info = kdzoo.loss_info("mlkd+ls")

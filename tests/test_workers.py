@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import kdzoo.bench.launch as launch
+import kdzoo.bench.execution.launch as launch
 import kdzoo.bench.runner as runner
 
 from conftest import kdzoo_main as main

@@ -280,13 +280,13 @@ def load_student(path: str | Path, *, student: str | None = None, source_dataset
     if p.is_dir():
         weights = p / runfolder.MODEL
         if not weights.is_file():
-            raise CheckpointError(f"{p} has no model.pt: the run has not finished (or is not a kdzoo run folder)")
+            raise CheckpointError(f"{p} has no {runfolder.MODEL}: the run has not finished (or is not a kdzoo run folder)")
         cfg = runfolder.read_config(p) or {}
         student = student or cfg.get("student")
         source_dataset = source_dataset or cfg.get("dataset")
         info["run"] = str(p)
         if not student or not source_dataset:
-            raise ConfigError(f"{p} has no config.json naming the student and its dataset; pass --student and "
+            raise ConfigError(f"{p} has no {runfolder.CONFIG} naming the student and its dataset; pass --student and "
                               f"--source-dataset")
     elif p.is_file():
         weights = p

@@ -34,11 +34,12 @@ from ..engine.terminal import say
 from ..errors import ConfigError, KdzooError
 from ..losses.base import has_preparation
 from ..registry import LOSSES
-from .recipe import load_recipe
-from .recipe_types import Recipe
-from .run import RunSpec, execute
+from .execution.run import execute
+from .plan import STUDENT_ROLE, Plan, estimate, expand, teacher_spec, train_images
+from .recipe.parse import load_recipe
+from .recipe.types import Recipe
 from .runner import default_out
-from .sweep import STUDENT_ROLE, Plan, estimate, expand, teacher_spec, train_images
+from .spec import RunSpec
 
 MEKD = "mekd"
 COLUMNS = ("study", "label", "method", "access", "private_images", "seed", "gen_steps", "epochs", "steps_per_epoch",

@@ -2,7 +2,7 @@
 
 ``run_bench`` is the Python entry point behind ``kdzoo bench``:
 
-1. expand the recipe (``sweep.expand``), check that ``OUT`` holds no other recipe's sweep,
+1. expand the recipe (``plan.expand``), check that ``OUT`` holds no other recipe's sweep,
    and write ``OUT/recipe.yaml`` and ``OUT/plan.json``;
 2. preflight (only when something is left to run): the dataset loads, teacher
    checkpoints exist and fit their models, every model fits the data;
@@ -33,16 +33,16 @@ from ..engine import runlog
 from ..engine.progress import Progress
 from ..engine.runfolder import COMPLETED, DIVERGED, ENDED, ERROR_LOG, FAILED, FINISHED, INTERRUPTED
 from ..errors import CheckpointError, ConfigError
-from . import leaderboard
-from .eta import SweepClock, time_left
-from .launch import LOCKED, RERUN, SKIPPED, LocalLauncher, make_payload
-from .locks import LOCK_PATIENCE
-from .recipe import load_recipe
-from .recipe_types import Recipe, SlurmSettings
-from .run import build_student, check_model_fits, dependencies, load_teacher_weights
-from .slurm import SlurmLauncher
-from .store import RunStore, check_done_run
-from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand, make_units
+from .execution.eta import SweepClock, time_left
+from .execution.launch import LOCKED, RERUN, SKIPPED, LocalLauncher, make_payload
+from .execution.locks import LOCK_PATIENCE
+from .execution.run import build_student, check_model_fits, dependencies, load_teacher_weights
+from .execution.slurm import SlurmLauncher
+from .execution.store import RunStore, check_done_run
+from .plan import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand, make_units, unit_phases
+from .recipe.parse import load_recipe
+from .recipe.types import Recipe, SlurmSettings
+from .report import leaderboard
 
 MAX_ROUNDS = 5
 
@@ -311,10 +311,7 @@ def run_bench(recipe: Recipe | str | Path, out: str | Path | None = None, *, lau
     store.claim(recipe.name, recipe.text, plan.to_dict(), add=add_to_out)
     runlog.prepare(logs, store.root, plan.recipe)
 
-    teachers_todo = [h for h in plan.hashes(TEACHER_ROLE) if h in todo]
-    phases = [[[h] for h in teachers_todo],
-              make_units(plan.specs, [h for h in todo if h not in teachers_todo], cohort)]
-    clock = SweepClock(store, plan.specs, phases, workers if launcher == "local" else 1)
+    clock = SweepClock(store, plan.specs, unit_phases(plan, todo, cohort), workers if launcher == "local" else 1)
     display = _Display(len(todo), _images(plan, todo), progress, console, progress if lines is None else lines,
                        clock)
     if edited:

@@ -6,10 +6,10 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data import build_dataset
+from ..data import build_dataset, train_size
 from ..engine import runlog
+from ..engine.runfolder import ENDED, ERROR_LOG, FAILED, RESULT
 from ..engine.terminal import print_table, say
-from ..engine.runfolder import ENDED, ERROR_LOG, FAILED
 from ..errors import ConfigError
 from .report import report_after
 
@@ -45,7 +45,7 @@ def add_commands(sub: Any) -> None:
 
     lb = sub.add_parser("leaderboard", help="rebuild the leaderboards of a bench output folder from its run store",
                         description="Rebuild leaderboard.csv, summary.csv, leaderboard.md and the plot from "
-                                    "OUT/plan.json and OUT/runs/*/result.json; with --from-rows, rebuild "
+                                    f"OUT/plan.json and OUT/runs/*/{RESULT}; with --from-rows, rebuild "
                                     "summary.csv, leaderboard.md and the plot from OUT/leaderboard.csv (never "
                                     "written), for a folder without its run store such as a committed reference.")
     lb.add_argument("out", metavar="OUT", help="a kdzoo bench output folder")
@@ -113,14 +113,14 @@ def launch_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def workers_of(args: argparse.Namespace) -> int:
-    from ..bench.launch import default_workers
+    from ..bench.execution.launch import default_workers
     return args.workers or (1 if args.launcher == "slurm" else default_workers(args.device))
 
 
 # ------------------------------------------------------------------ bench
 def cmd_bench(args: argparse.Namespace) -> int:
     # kdzoo.bench is imported when a command needs it: it loads pandas, about 0.9 s of every start-up
-    from ..bench.recipe import load_recipe
+    from ..bench.recipe.parse import load_recipe
     from ..bench.runner import default_out, run_bench
     from ..data import build_dataset
 
@@ -179,7 +179,7 @@ def advice(counts: dict[str, int], stopped: str) -> list[str]:
 
 def compare_with_reference(name: str, out: Path) -> None:
     """End a sweep with its comparison against the committed reference results/<name>/, when there is one."""
-    from ..bench import compare
+    from ..bench.report import compare
 
     ref = Path("results") / name
     if not (ref / "leaderboard.csv").is_file() or ref.absolute() == out.absolute():
@@ -195,7 +195,7 @@ def compare_with_reference(name: str, out: Path) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..bench import compare
+    from ..bench.report import compare
 
     tolerance = compare.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     alpha = compare.DEFAULT_ALPHA if args.alpha is None else args.alpha
@@ -270,24 +270,23 @@ def _ci(r: Any, name: str) -> Any:
 
 
 def dry_run(recipe: Any, out: Path, args: argparse.Namespace, workers: int = 1) -> int:
-    from ..bench.eta import time_left  # lazy like kdzoo.bench (see cmd_bench)
-    from ..bench.store import RunStore
-    from ..bench.sweep import TRAIN_SIZES, estimate, expand, make_units
+    from ..bench.execution.eta import time_left  # lazy like kdzoo.bench (see cmd_bench)
+    from ..bench.execution.store import RunStore
+    from ..bench.plan import estimate, expand, unit_phases
 
     plan = expand(recipe, out, device=args.device)
     store = RunStore(out)
     edited = store.check_owner(recipe.name, recipe.text, add=args.add_to_out)   # as the sweep would: refused here
     if edited:
         say(edited)
-    sizes = dict(TRAIN_SIZES)
-    if recipe.dataset not in sizes:
-        try:  # a dataset kdzoo does not know the size of (a plugin's): look if it is at hand
+    sizes: dict[str, int] = {}
+    if train_size(recipe.dataset) is None:
+        try:  # a dataset that does not declare its size (a plugin's): look if it is at hand
             sizes[recipe.dataset] = len(build_dataset(recipe.dataset, data_root=args.data_root).train)
         except Exception:
             pass
-    teachers = plan.hashes("teacher")
-    students = [h for h in plan.hashes("student") if h not in teachers]
-    units = make_units(plan.specs, students, args.cohort)
+    teacher_units, units = unit_phases(plan, cohort=args.cohort)   # the units the sweep would train
+    teachers = [h for u in teacher_units for h in u]
     unit_of = {h: i + 1 for i, u in enumerate(units) for h in u}
 
     say(f"{recipe.name}: planned runs ({recipe.path} -> {store.root})")
@@ -349,7 +348,7 @@ def _big(n: int | None) -> str:
 
 # ------------------------------------------------------------- leaderboard
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ..bench import leaderboard  # lazy like kdzoo.bench (see cmd_bench)
+    from ..bench.report import leaderboard  # lazy like kdzoo.bench (see cmd_bench)
 
     out = Path(args.out)
     if not out.is_dir():

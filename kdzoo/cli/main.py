@@ -19,6 +19,7 @@ from ..engine.progress import Progress
 from ..engine.terminal import print_table, problem_text, say
 from ..errors import ConfigError, KdzooError, StorageError, one_line_warnings
 from ..registry import DATASETS, LOSSES, MODELS
+from ..teachers import LEVELS
 from .bench import add_commands as add_bench_commands
 from .options import HelpFormatter, add_dataclass_options, dataclass_values
 from .report import add_command as add_report_command
@@ -63,9 +64,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--set", dest="loss_kwargs", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="loss hyperparameter, e.g. --set temperature=2 (repeatable)")
     p.add_argument("--teacher", default=None, help="teacher model name (default: read from the checkpoint's run)")
-    p.add_argument("--teacher-ckpt", default=None, help="teacher weights (kdzoo model.pt or {'model': state_dict})")
+    p.add_argument("--teacher-ckpt", default=None, help=f"teacher weights (kdzoo {runfolder.MODEL} or {{'model': state_dict}})")
     p.add_argument("--access", default="logits",
-                   help="teacher access: features (white-box: logits + feature maps) | logits | probs | topk:K | label")
+                   help=f"teacher access: {LEVELS[0]} (white-box: logits + feature maps) | {' | '.join(LEVELS[1:])}")
     p.add_argument("--teacher-budget", type=int, default=None, help="max images the teacher may be queried on")
     p.add_argument("--augment", action="store_true", help="random crop + horizontal flip")
     p.add_argument("--val-size", type=float, default=0.0, help="validation images (count, or fraction if < 1)")
@@ -86,7 +87,8 @@ def _teacher_name_from_ckpt(ckpt: str) -> str | None:
 def _cmd_train(args: argparse.Namespace) -> int:
     # imported here, not at the top: kdzoo.bench loads pandas, about 0.9 s of start-up (python -X importtime),
     # which `kdzoo list` and `--help` do not need
-    from ..bench.run import RunSpec, execute
+    from ..bench.execution.run import execute
+    from ..bench.spec import RunSpec
 
     # everything a user may have mistyped is checked before anything is written (a typo leaves no folder)
     args.dataset = DATASETS.canonical(args.dataset)
@@ -190,7 +192,7 @@ def _add_transfer(sub: Any) -> None:
                                    "regression probe on the train features and report its test top-1. Images are "
                                    "converted to the student's input format (grey<->RGB, bilinear resize, the "
                                    "student's normalization).")
-    p.add_argument("run", metavar="RUN_DIR", help="kdzoo run folder (model.pt + config.json), or a weights file "
+    p.add_argument("run", metavar="RUN_DIR", help=f"kdzoo run folder ({runfolder.MODEL} + {runfolder.CONFIG}), or a weights file "
                                                   "with --student and --source-dataset")
     p.add_argument("--dataset", required=True, help="target dataset (kdzoo list datasets)")
     p.add_argument("--data-root", default=None, help="folder holding datasets (also $KDZOO_DATA)")

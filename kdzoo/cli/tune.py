@@ -38,7 +38,7 @@ def add_commands(sub: Any) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     # kdzoo.bench loads pandas, optuna is imported by the search: both only when this command runs
-    from ..bench.recipe import load_recipe
+    from ..bench.recipe.parse import load_recipe
     from ..bench.runner import default_out
 
     slurm = launch_settings(args)

@@ -19,5 +19,14 @@ def build_dataset(name: str, **kwargs: Any) -> DataBundle:
     return DATASETS.build(name, **kwargs)
 
 
+def train_size(name: str) -> int | None:
+    """The training images of dataset ``name`` as its module declares them (``train_size`` on its factory), for
+    work estimates without loading it; None for a dataset that declares none (a plugin's) or is not registered."""
+    if name not in DATASETS:
+        return None
+    size = getattr(DATASETS.entry(name).factory, "train_size", None)
+    return int(size) if size is not None else None
+
+
 __all__ = ["Augment", "DataBundle", "DatasetLoader", "TensorLoader", "TensorSplit", "build_dataset",
-           "find_dataset_dir", "make_loader", "split_train_val"]
+           "find_dataset_dir", "make_loader", "split_train_val", "train_size"]

@@ -109,6 +109,9 @@ def cifar10(data_root: str | None = None, *, val_size: int | float = 0, seed: in
                  data_root, val_size, seed, augment, download)
 
 
+cifar10.train_size = 50_000   # training images, for work estimates without loading the data
+
+
 @register_dataset("cifar100")
 def cifar100(data_root: str | None = None, *, val_size: int | float = 0, seed: int = 0, augment: bool = True,
              download: bool = False) -> DataBundle:
@@ -120,3 +123,6 @@ def cifar100(data_root: str | None = None, *, val_size: int | float = 0, seed: i
                  100, CIFAR100_MEAN, CIFAR100_STD,
                  "the python-version files train, test and meta (cifar-100-python.tar.gz)",
                  data_root, val_size, seed, augment, download)
+
+
+cifar100.train_size = 50_000   # training images, for work estimates without loading the data

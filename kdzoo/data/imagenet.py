@@ -80,3 +80,6 @@ def imagenet(data_root: str | None = None, *, val_size: int | float = 0, seed: i
         train, val = Subset(train_full, train_idx), Subset(plain, val_idx)
     return DataBundle(name="imagenet", train=train, val=val, test=test, num_classes=len(train_full.classes),
                       in_channels=3, image_size=(224, 224), mean=MEAN, std=STD, class_names=train_full.classes)
+
+
+imagenet.train_size = 1_281_167   # training images, for work estimates without loading the data

@@ -144,3 +144,6 @@ def tiny_imagenet(data_root: str | None = None, *, val_size: int | float = 0, se
                       in_channels=3, image_size=(SIZE, SIZE), mean=MEAN, std=STD,
                       class_names=_class_names(root, wnids),
                       augment=Augment(crop_padding=8, flip=True) if augment else Augment())
+
+
+tiny_imagenet.train_size = 100_000   # training images, for work estimates without loading the data

@@ -5,14 +5,15 @@
     <run>/metrics.jsonl      one JSON line per finished epoch, derived from the checkpoint
     <run>/model.pt           the evaluated weights of a finished run (the moving average when one is kept)
     <run>/result.json        the result record; the run is *done* iff it parses with an ended status
-    <run>/.lock              held (flock) while a process trains the run, see bench/store.py
-    <run>/error.log          the traceback of a run that failed (bench/launch.py)
+    <run>/.lock              held (flock) while a process trains the run, see bench/execution/store.py
+    <run>/error.log          the traceback of a run that failed (bench/execution/launch.py)
     <run>/transfer-D.json    a transfer evaluation of the run's student on dataset D (kdzoo transfer)
     <run>/prepared.json      the record of a loss's preparation stage (what it made or reused, its queries)
     <run>/prepared-NAME      an artifact of that stage (e.g. prepared-samples.png, MEKD's generated samples)
 
-The engine writes the checkpoint, metrics and preparation files (engine/prepare.py), bench/run.py the config, weights and result;
-bench/store.py, the CLI and apps/transfer.py read them through the functions here.
+The engine writes the checkpoint, metrics and preparation files (engine/prepare.py), bench/execution/run.py
+the config, weights and result; bench/execution/store.py, the CLI and apps/transfer.py read them through the
+functions here.
 See docs/design.md ("The run folder").
 
 A folder belongs to the settings in its config.json: ``check_run_folder`` refuses to resume

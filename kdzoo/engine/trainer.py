@@ -23,17 +23,15 @@ It never names a method: losses are reached through ``DistillLoss`` only.
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import ConfigError
-from ..losses.base import DistillLoss, has_preparation, requirements
+from ..losses.base import has_preparation, requirements
 from ..teachers import Teacher, check_access
 from ..utils import atomic_write_text, jsonl_text
 from . import distributed, feature_maps
@@ -46,87 +44,9 @@ from .device import get_rng as _get_rng, rng_generators as _rng_generators, set_
 from .dot import DistillationOrientedSGD
 from .optim import learning_rate, make_optimizer
 from .evaluate import evaluate
+from .member import EpochCallback, Member, RunResult, sum_terms
 from .progress import Progress
 from .views import StrongViews
-
-
-@dataclass
-class RunResult:
-    status: str = PENDING              # finished | diverged | failed | pruned
-    epochs: int = 0                    # epochs completed
-    top1: float = float("nan")         # test top-1 (%) after the last epoch
-    top5: float = float("nan")
-    best_top1: float = float("nan")    # best test top-1 over epochs (the papers' convention; optimistic)
-    best_epoch: int = 0
-    val_top1: float = float("nan")     # validation top-1 after the last epoch (NaN without a validation split)
-    best_val_top1: float = float("nan")     # best validation top-1 over epochs
-    best_val_epoch: int = 0                 # its epoch (the first one, on ties)
-    top1_at_best_val: float = float("nan")  # test top-1 at that epoch: a best epoch chosen without the test split
-    train_seconds: float = 0.0
-    images_per_second: float = 0.0
-    teacher_queries: int = 0           # images sent to the teacher, preparation stage included
-    prepare_queries: int = 0           # of which the preparation stage (e.g. MEKD's generator)
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Member:
-    """One student of a cohort: its model, loss and where its run lives."""
-    name: str
-    student: nn.Module
-    loss: DistillLoss
-    run_dir: Path | None = None
-    seed: int = 0
-    title: str = ""                    # what log lines call the run (e.g. "teacher fmnist_teacher"); default name
-    run_id: str | None = None          # the run's hash: its checkpoints name it, and resume only into it
-    depends: dict[str, str] = field(default_factory=dict)   # files it trains on (name -> SHA-256), e.g. teacher
-    # set by the trainer
-    optimizer: torch.optim.Optimizer | None = None
-    scaler: Any = None
-    forward: Callable[[Tensor], Tensor] | None = None
-    rng: dict[str, Any] = field(default_factory=dict)
-    done_epochs: int = 0
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    result: RunResult = field(default_factory=RunResult)
-    queries: int = 0                   # teacher queries of student training
-    prepare_queries: int = 0
-    clip_params: list[Tensor] = field(default_factory=list)
-    ema: nn.Module | None = None       # moving average of the student's weights (TrainConfig.ema_decay)
-    ema_floats: tuple[list[Tensor], list[Tensor]] = field(default_factory=lambda: ([], []))  # (ema, student)
-    ema_others: list[tuple[Tensor, Tensor]] = field(default_factory=list)   # integer buffers
-
-    def record_queries(self) -> None:
-        """Teacher queries into the result: student training plus the preparation stage."""
-        self.result.teacher_queries = self.queries + self.prepare_queries
-        self.result.prepare_queries = self.prepare_queries
-
-    @property
-    def evaluated(self) -> nn.Module:
-        """The weights a run is judged by, and saves: the moving average when it keeps one."""
-        return self.ema if self.ema is not None else self.student
-
-    @property
-    def shown(self) -> str:
-        return self.title or self.name
-
-    @property
-    def active(self) -> bool:
-        return self.result.status == PENDING
-
-
-EpochCallback = Callable[[Member, dict[str, Any]], None]
-
-
-def _sum_terms(terms: dict[str, Tensor]) -> Tensor:
-    """The objective; like ``sum(terms.values())`` without the extra ``0 +`` op."""
-    it = iter(terms.values())
-    total = next(it)
-    for v in it:
-        total = total + v
-    return total
 
 
 class Trainer:
@@ -198,12 +118,7 @@ class Trainer:
         m.optimizer = make_optimizer(self.cfg, params)
         m.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
         if self.cfg.ema_decay > 0:
-            m.ema = copy.deepcopy(m.student).eval().requires_grad_(False)
-            # state_dict() tensors share storage with the modules, so updating them updates the models
-            pairs = list(zip(m.ema.state_dict().values(), m.student.state_dict().values()))
-            m.ema_floats = ([e for e, _ in pairs if e.is_floating_point()],
-                            [s for e, s in pairs if e.is_floating_point()])
-            m.ema_others = [(e, s) for e, s in pairs if not e.is_floating_point()]
+            m.start_ema()
         model = distributed.wrap_model(feature_maps.student_module(m.student, m.loss), self.device)  # DDP (+ SyncBatchNorm on GPUs) under torchrun
         m.forward = torch.compile(model) if self.cfg.compile else model
         torch.manual_seed(m.seed)
@@ -389,7 +304,7 @@ class Trainer:
             s, extra = feature_maps.student_inputs(m.forward(x), m, maps)
             extra.update(StrongViews.loss_inputs(m, view))
         terms = m.loss(s.float(), t, target, epoch=epoch, total_epochs=self.cfg.epochs, x=x, index=idx, **extra)
-        total = _sum_terms(terms)
+        total = sum_terms(terms)
         m.optimizer.zero_grad(set_to_none=True)
         if isinstance(m.optimizer, DistillationOrientedSGD):  # one backward pass per gradient it keeps apart
             m.optimizer.backward(terms)
@@ -409,20 +324,11 @@ class Trainer:
         else:
             m.optimizer.step()
         if m.ema is not None:
-            self._update_ema(m)
+            m.update_ema(self.cfg.ema_decay)
         for k, v in terms.items():
             pending.setdefault(k, []).append(v.detach())
         if swap:
             m.rng = _get_rng(self._rng_gens)
-
-    @torch.no_grad()
-    def _update_ema(self, m: Member) -> None:
-        """ema <- decay * ema + (1 - decay) * weights, for every parameter and float buffer (BatchNorm
-        statistics too); integer buffers (BatchNorm's batch counter) are copied."""
-        if m.ema_floats[0]:
-            torch._foreach_lerp_(m.ema_floats[0], m.ema_floats[1], 1.0 - self.cfg.ema_decay)
-        for e, s in m.ema_others:
-            e.copy_(s)
 
     def _flush(self, live: list[Member], pending: dict[str, dict[str, list[Tensor]]],
                sums: dict[str, dict[str, Tensor]], epoch: int) -> None:
@@ -461,15 +367,7 @@ class Trainer:
                 record.update({f"{split}_{k}": v for k, v in evaluate(m.evaluated, loader).items()})
         m.done_epochs = epoch
         r = m.result
-        r.epochs = epoch
-        r.train_seconds += seconds
-        r.images_per_second = seen / max(seconds, 1e-9)
-        r.top1, r.top5 = record.get("test_top1", float("nan")), record.get("test_top5", float("nan"))
-        r.val_top1 = record.get("val_top1", float("nan"))
-        if not r.best_top1 >= r.top1:  # also true while best_top1 is NaN
-            r.best_top1, r.best_epoch = r.top1, epoch
-        if r.val_top1 == r.val_top1 and not r.best_val_top1 >= r.val_top1:
-            r.best_val_top1, r.best_val_epoch, r.top1_at_best_val = r.val_top1, epoch, r.top1
+        r.record_epoch(epoch, record, seconds, seen)
         m.metrics.append(record)
         if self.on_epoch and epoch < self.cfg.epochs and self.on_epoch(m, record):   # e.g. a tuning trial's pruner
             self._finish(m, PRUNED, f"stopped after epoch {epoch} of {self.cfg.epochs} by the epoch hook")

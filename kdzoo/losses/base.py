@@ -55,7 +55,7 @@ class DistillLoss(nn.Module):
 
     ``hashed_when_set`` names hyperparameters added after runs of the loss were
     hashed, with their defaults: at the default they stay out of the run hash
-    (kdzoo.bench.sweep.resolved_loss_kwargs), so those runs keep their hashes.
+    (kdzoo.bench.plan.resolved_loss_kwargs), so those runs keep their hashes.
     """
 
     requires: str = "logits"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
-from ..bench.leaderboard import METRIC_NAMES
+from ..bench.report.leaderboard import METRIC_NAMES
 from ..engine.checkpoint import atomic_write_text
 from . import figures, tables
 from .sources import (LEADERBOARD, PROVENANCE_COLUMNS, RUNS, RUNS_SHOWN_ELSEWHERE, SHOWN_ELSEWHERE, Sources,

@@ -32,12 +32,14 @@ from typing import Any
 
 import pandas as pd
 
-from ..bench import compare
-from ..bench.curves import CURVES_CSV
-from ..bench.leaderboard import CSV, SUMMARY
+from ..bench.execution.store import PLAN
+from ..bench.report import compare
+from ..bench.report.curves import CURVES_CSV
+from ..bench.report.leaderboard import CSV, SUMMARY
 from ..errors import ConfigError
+from ..teachers import ACCESS_ORDER
 
-PLAN, PROVENANCE = "plan.json", "PROVENANCE.md"
+PROVENANCE = "PROVENANCE.md"
 QUERIES_CSV = "b2kd_queries.csv"   # written by benchmarks/b2kd_queries.py
 TUNING_FIGURES = ("tuning*.png", "tune*.png", "tuning/*.png", "tune/*.png")
 TUNING_TABLES = ("tuning*.csv", "tune*.csv", "tuning/*.csv", "tune/*.csv")
@@ -69,7 +71,7 @@ LEADERBOARD: tuple[Column, ...] = (
            "the ranks the data allow (1 = best), from the simultaneous intervals: one number where the method is "
            f"separated from every other one; none without a verdict ({STATS})"),
     Column("method", "text", ("label",)),
-    Column("access", "text", ("access",), "teacher access: features > logits > probs > topk > label > none"),
+    Column("access", "text", ("access",), f"teacher access: {' > '.join(ACCESS_ORDER)}"),
     Column("last-epoch top-1", "mean_std", ("top1_mean", "top1_std"), "test top-1 (%) after the last epoch, "
            "mean ± std over the seeds kept (collapsed seeds are listed under seeds, not averaged)"),
     Column("top-1 at best-val epoch", "mean_std", ("top1_at_best_val_mean", "top1_at_best_val_std"),

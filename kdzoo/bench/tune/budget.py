@@ -11,10 +11,10 @@ import textwrap
 from pathlib import Path
 
 from ...engine.terminal import width
-from ..eta import duration, measured_speeds, speed_key
-from ..recipe_types import PrunerSettings, Recipe
-from ..store import RunStore
-from ..sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand
+from ..execution.eta import duration, measured_speeds, speed_key
+from ..execution.store import RunStore
+from ..plan import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand
+from ..recipe.types import PrunerSettings, Recipe
 from . import files
 from .report import read_trials
 from .studies import LOSS, make_studies

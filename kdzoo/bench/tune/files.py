@@ -16,12 +16,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ...engine.runfolder import LOCK   # the tuning folder is locked like a run folder
 from ...utils import atomic_write_json, atomic_write_text
+from ..execution.store import PLAN     # OUT/tune/plan.json: the final runs' plan, read like the sweep's
 from .search import RUN, STATUS
 from .studies import Study
 
 TUNE_DIR = "tune"
-STUDIES, TRIALS, CHOSEN, PLAN, LOCK = "studies.json", "trials.csv", "chosen.json", "plan.json", ".lock"
+STUDIES, TRIALS, CHOSEN = "studies.json", "trials.csv", "chosen.json"
 TRIAL_COLUMNS = ["study", "label", "number", "state", "status", "value", "epochs", "last_val_top1", "run", "params"]
 
 

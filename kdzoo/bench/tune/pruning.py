@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..recipe_types import PrunerSettings
+from ..recipe.types import PrunerSettings
 from .search import require_optuna, storage
 
 

@@ -25,9 +25,9 @@ from typing import Any
 import pandas as pd
 
 from ...engine.checkpoint import atomic_write_text
-from .. import leaderboard
-from ..store import RunStore
-from ..sweep import Plan
+from ..execution.store import RunStore
+from ..plan import Plan
+from ..report import leaderboard
 from . import files, verdict
 from .studies import shown
 

@@ -26,20 +26,20 @@ from rich.console import Console
 
 from ...data import build_dataset
 from ...engine import resolve_device, runlog
-from ...utils import atomic_write_json
 from ...engine.runfolder import COMPLETED, METRICS
 from ...errors import ConfigError, KdzooError
-from ..leaderboard import build
-from ..launch import INCOMPLETE, LOCKED, SKIPPED, LocalLauncher, make_payload
-from ..recipe import load_recipe
-from ..recipe_types import Recipe, SlurmSettings
+from ...utils import atomic_write_json
+from ..execution.launch import INCOMPLETE, LOCKED, SKIPPED, LocalLauncher, make_payload
+from ..execution.slurm import SlurmLauncher
+from ..execution.store import RunStore
+from ..plan import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand
+from ..recipe.parse import load_recipe
+from ..recipe.types import Recipe, SlurmSettings
+from ..report.leaderboard import build
 from ..runner import SweepReport, _Display, _Phases, _local_gpus, _teacher_ready, check_done, default_out, preflight
-from ..slurm import SlurmLauncher
-from ..store import RunStore
-from ..sweep import STUDENT_ROLE, TEACHER_ROLE, Plan, estimate, expand
 from . import files
-from .search import STATUS, ended, journal_path, next_trial, open_study, require_optuna, tell
 from .report import build_tuned
+from .search import STATUS, ended, journal_path, next_trial, open_study, require_optuna, tell
 from .studies import Study, final_entries, make_studies
 
 STALLED_ROUNDS = 3   # rounds in a row in which no trial ended: give up (a worker keeps dying)

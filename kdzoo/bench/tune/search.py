@@ -23,7 +23,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ...space import Choice, Float, Int
-from ..recipe_types import TuneSettings
+from ..recipe.types import TuneSettings
 from .studies import Study
 
 JOURNALS = "studies"

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...registry import LOSSES
-from ..recipe_types import Recipe
-from ..run import RunSpec
-from ..sweep import STUDENT_ROLE, Plan, PlanEntry, resolved_loss_kwargs
-from .settings import loss_space
+from ..plan import STUDENT_ROLE, Plan, PlanEntry, resolved_loss_kwargs
+from ..recipe.tune import loss_space
+from ..recipe.types import Recipe
+from ..spec import RunSpec
 
 TRAIN, LOSS = "train.", "loss."
 
@@ -74,7 +74,7 @@ def shown(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_studies(recipe: Recipe, plan: Plan) -> list[Study]:
-    """The studies of ``recipe`` (which has a ``tune`` block), in plan order; ``plan`` is its ``sweep.expand``."""
+    """The studies of ``recipe`` (which has a ``tune`` block), in plan order; ``plan`` is its ``plan.expand``."""
     tune = recipe.tune
     assert tune is not None
     pairs = {(p.teacher, p.student): p for p in recipe.pairs}

@@ -13,8 +13,8 @@ import pandas as pd
 from ...stats import collapse_threshold
 from ...stats import paired_ci as _paired_ci
 from ...stats.collapse import collapsed
-from .. import leaderboard
-from ..sweep import Plan
+from ..plan import Plan
+from ..report import leaderboard
 
 COLUMNS = ["teacher", "student", "label", "access", "n_seeds", "n_finished", "n_kept", "n_collapsed", "collapsed",
            "mean", "std", "delta_ce", "delta_ce_low", "delta_ce_high", "delta_ce_n", "vs_ce", "rank_shown"]

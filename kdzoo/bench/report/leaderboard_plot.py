@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..engine.checkpoint import atomic_write_bytes
-from .sweep import STUDENT_ROLE, Plan
+from ...engine.checkpoint import atomic_write_bytes
+from ..plan import STUDENT_ROLE, Plan
 
 COLORS = {"better": "C2", "worse": "C3", "tied": "0.45"}
 

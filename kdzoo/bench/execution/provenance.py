@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import torch
 
-from .. import __version__
+from ... import __version__
 
 # environment variables that change which kernels run (or how MKL rounds), recorded when set
 KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_DEFAULT_FPMATH_MODE",

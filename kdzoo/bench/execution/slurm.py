@@ -1,7 +1,7 @@
 """``SlurmLauncher``: each unit of a sweep as a submitit job, submitted as job arrays.
 
 Partition, time, GPUs per job and array parallelism come from the recipe's ``slurm``
-block or the command line. A job runs ``execute_unit`` (bench/launch.py) like a local
+block or the command line. A job runs ``execute_unit`` (execute/launch.py) like a local
 worker, so a sweep can move between launchers. A job that hits its time limit is
 requeued and resumes from the run's checkpoint; one that ends without a result leaves
 its runs unfinished, for the next call to resume.
@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..engine.terminal import problem_text
-from ..errors import ConfigError, one_line_warnings
+from ...engine.terminal import problem_text
+from ...errors import ConfigError, one_line_warnings
+from ..recipe.types import SlurmSettings
 from .launch import INCOMPLETE, OnDone, Payload, ShouldStop, execute_unit
-from .recipe_types import SlurmSettings
 
 
 class UnitJob:

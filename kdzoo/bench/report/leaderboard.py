@@ -30,10 +30,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..engine.checkpoint import atomic_write_text
-from ..errors import ConfigError
-from .store import RunStore
-from .sweep import STUDENT_ROLE, TEACHER_ROLE, Plan
+from ...engine.checkpoint import atomic_write_text
+from ...errors import ConfigError
+from ...engine.runfolder import RESULT
+from ..execution.store import PLAN, RunStore
+from ..plan import STUDENT_ROLE, TEACHER_ROLE, Plan
 
 CSV, SUMMARY, MARKDOWN, PLOT = "leaderboard.csv", "summary.csv", "leaderboard.md", "leaderboard.png"
 METRIC_NAMES = {"top1": "test top-1 % after the last epoch",
@@ -42,12 +43,12 @@ METRIC_NAMES = {"top1": "test top-1 % after the last epoch",
 
 def paired_ci(diffs: list[float]) -> tuple[float, float, float, int]:
     """(mean, low, high, n) of paired differences with a 95% t interval (one comparison); see kdzoo.stats."""
-    from ..stats import paired_ci as _paired_ci  # scipy only where statistics are computed
+    from ...stats import paired_ci as _paired_ci  # scipy only where statistics are computed
     return _paired_ci(diffs)
 
 
 # ------------------------------------------------------------------ rows
-# what the machine's kernels dispatch to (bench/provenance.py); empty for runs made before it was recorded
+# what the machine's kernels dispatch to (bench/execution/provenance.py); empty for runs made before it was recorded
 MACHINE_COLUMNS = ["cpu_vendor", "cpu_model", "onednn_isa", "mkl_isa", "cudnn_version", "kernel_env"]
 COLUMNS = ["recipe", "dataset", "teacher", "student", "method", "label", "access", "seed", "top1", "top5",
            "best_top1", "best_epoch", "val_top1", "teacher_top1", "epochs", "epochs_done", "train_seconds",
@@ -65,14 +66,14 @@ def load_plan(out: str | Path) -> Plan:
     d = store.read_plan()
     again = f"run 'kdzoo bench RECIPE.yaml --out {out}' again to rewrite it"
     if d is None:
-        if (store.root / "plan.json").exists():
-            raise ConfigError(f"{store.root / 'plan.json'} is truncated or corrupt; {again}")
-        raise ConfigError(f"{store.root} holds no plan.json: it is not a kdzoo bench output folder "
+        if (store.root / PLAN).exists():
+            raise ConfigError(f"{store.root / PLAN} is truncated or corrupt; {again}")
+        raise ConfigError(f"{store.root} holds no {PLAN}: it is not a kdzoo bench output folder "
                           f"(run 'kdzoo bench RECIPE.yaml --out {out}' first)")
     try:
         return Plan.from_dict(d)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{store.root / 'plan.json'} is not a kdzoo plan ({type(exc).__name__}: "
+        raise ConfigError(f"{store.root / PLAN} is not a kdzoo plan ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}); {again}") from None
 
 
@@ -169,7 +170,7 @@ def _kd_key(keys: list[tuple[str, str]], methods: dict[tuple[str, str], str], ac
 
 
 def summarize(plan: Plan, df: pd.DataFrame, classes: int | None = None) -> pd.DataFrame:
-    from ..stats import Family  # scipy only where statistics are computed (bench workers never load it)
+    from ...stats import Family  # scipy only where statistics are computed (bench workers never load it)
 
     metric = ranked_metric(plan)
     students = df[df.role == STUDENT_ROLE]
@@ -233,130 +234,13 @@ def _std(s: pd.Series) -> float:
     return float(s.std(ddof=1)) if len(s) > 1 else math.nan
 
 
-# -------------------------------------------------------------- markdown
-def _f(x: float, nd: int = 2) -> str:
-    return "—" if x != x else f"{x:.{nd}f}"
-
-
-def _pm(mean: float, std: float) -> str:
-    return "—" if mean != mean else _f(mean) + (f" ± {_f(std)}" if std == std else "")
-
-
-def _delta(row: pd.Series, name: str) -> str:
-    mean, low, high = row[f"delta_{name}"], row[f"delta_{name}_low"], row[f"delta_{name}_high"]
-    if mean != mean:
-        return "—"
-    return f"{mean:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if low == low else "")
-
-
-def _seeds(row: pd.Series) -> str:
-    """Seeds in the tests out of those planned, then the collapsed ones with their values."""
-    collapsed = row.collapsed if isinstance(row.collapsed, str) else ""
-    return f"{int(row.n_kept)}/{int(row.n_seeds)}" + (f", {collapsed}" if collapsed else "")
-
-
-def markdown(plan: Plan, df: pd.DataFrame, summary: pd.DataFrame, classes: int | None = None) -> str:
-    from ..stats import ALPHA, COLLAPSE_MARGIN, collapse_threshold
-
-    metric = ranked_metric(plan)
-    seeds = sorted(df[df.role == STUDENT_ROLE].seed.unique().tolist())
-    counts = df.drop_duplicates("config_hash").status.value_counts()
-    classes = known_classes(df, classes)
-    limit = collapse_threshold(classes)
-    lines = [f"# Leaderboard: {plan.recipe}", ""]
-    if plan.description:
-        lines += [plan.description, ""]
-    lines += [f"Dataset `{plan.dataset}`; ranked on {METRIC_NAMES[metric]}; seeds {', '.join(map(str, seeds))}."
-              + (" (The plan asked for `best_top1`, an epoch picked on the test split; ranked on the last epoch "
-                 "instead.)" if plan.metric != metric else ""),
-              "",
-              "Statistics (docs/statistics.md): a seed is **collapsed** when its run diverged"
-              + (f" or ended at or below {limit:.2f}% top-1 (chance plus {COLLAPSE_MARGIN:.0%} of the way to 100%)"
-                 if limit == limit else " (number of classes unknown: no margin of chance applied)")
-              + "; collapsed seeds are listed, not averaged, and left out of the tests; a method with most seeds "
-              "collapsed gets no verdict. Mean ± std over the other seeds. All methods of a pair form one family: "
-              "a two-way model (method and seed effects, a spread per method) gives every difference a "
-              f"simultaneous {1 - ALPHA:.0%} interval, and every verdict is read off those intervals: `better` / "
-              "`worse` when the interval to CE excludes 0, else `tied`. Δ vs CE and Δ vs KD (at the same teacher "
-              "access) are seed-adjusted differences with these intervals. `rank`: the ranks the data allow, "
-              "1 + the methods significantly better to the number of methods minus those significantly worse; "
-              "all intervals and ranks hold together with 95% confidence.",
-              "", "Runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
-    teachers = {t: v for t, v in zip(df.teacher, df.teacher_top1) if v == v}
-    pub_teacher = {(r["teacher"], r["student"]): r for r in plan.reference if r["method"] == TEACHER_ROLE}
-    has_pub = bool(plan.reference) and summary.get("published_top1", pd.Series(dtype=float)).notna().any()
-    has_val = metric != "top1_at_best_val" and summary.get("top1_at_best_val_mean",
-                                                            pd.Series(dtype=float)).notna().any()
-    for (teacher, student), g in (summary.groupby(["teacher", "student"], sort=False) if len(summary) else []):
-        tmodel = df[df.teacher == teacher].teacher_model.iloc[0]
-        head = f"## {tmodel} → {student}" + (f" (teacher `{teacher}`)" if teacher != tmodel else "")
-        tline = f"Teacher top-1: {_f(teachers.get(teacher, math.nan))}"
-        if (teacher, student) in pub_teacher:
-            r = pub_teacher[(teacher, student)]
-            tline += f" (published {r['top1']:.2f}, {r['source']})"
-        lines += [head, "", tline + ".", ""]
-        ranked = "last-epoch top-1" if metric == "top1" else "top-1 at best-val epoch"
-        cols = ["rank", "method", "access", ranked + " (ranked)"]
-        if metric == "top1_at_best_val":
-            cols.append("last-epoch top-1")
-        if has_val:
-            cols.append("top-1 at best-val epoch")
-        if has_pub:
-            cols.append("best test epoch (papers' protocol, optimistic)")
-        cols += ["Δ vs CE [simultaneous 95%]", "vs CE", "Δ vs KD [simultaneous 95%]", "seeds"]
-        if has_pub:
-            cols.append("published")
-        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        for _, row in g.sort_values(["rank", "label"], na_position="last").iterrows():
-            cells = [str(row.rank_shown), f"`{row.label}`", row.access, _pm(row["mean"], row["std"])]
-            if metric == "top1_at_best_val":
-                cells.append(_pm(row.top1_mean, row.top1_std))
-            if has_val:
-                cells.append(_pm(row.top1_at_best_val_mean, row.top1_at_best_val_std))
-            if has_pub:
-                cells.append(_pm(row.best_top1_mean, row.best_top1_std))
-            cells += [_delta(row, "ce"), str(row.vs_ce), _delta(row, "kd"), _seeds(row)]
-            if has_pub:
-                cells.append(_f(row.published_top1))
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    sources = sorted({r["source"] for r in plan.reference})
-    if sources:
-        lines += ["Published numbers: " + "; ".join(sources) + ". They report the best test epoch, so kdzoo's "
-                  "column of that protocol stands beside them for comparison; kdzoo's own rows are ranked on "
-                  f"{METRIC_NAMES[metric]}.", ""]
-    bad = df[~df.status.isin(["finished"])].drop_duplicates("config_hash")
-    if len(bad):
-        lines += ["## Runs that did not finish", "", "| status | run | seed | message | hash |", "|---|---|---|---|---|"]
-        for _, r in bad.iterrows():
-            what = (f"teacher `{r.teacher}`" if r.role == TEACHER_ROLE
-                    else f"{r.teacher_model} → {r.student} `{r.label}` ({r.access})")
-            lines.append(f"| {r.status} | {what} | {r.seed} | {r.message or ''} | `{r.config_hash}` |")
-        lines.append("")
-    prov = df[df.kdzoo_version.fillna("").astype(str) != ""]
-    if len(prov):
-        fmt = lambda col: ", ".join(sorted({str(v) for v in prov[col].fillna("") if str(v)}))  # noqa: E731
-        line = (f"Provenance: kdzoo {fmt('kdzoo_version')}, commit {fmt('git_commit')}, torch "
-                f"{fmt('torch_version')}" + (f" (build {fmt('torch_build')})" if fmt("torch_build") else "")
-                + f", device {fmt('device')}" + (f" (cuDNN {fmt('cudnn_version')})" if fmt("cudnn_version") else "")
-                + f", CPU {' '.join(x for x in (fmt('cpu_vendor'), fmt('cpu_model')) if x) or 'not recorded'}"
-                + f", CPU capability {fmt('cpu_capability') or 'not recorded'}"
-                + f", oneDNN ISA {fmt('onednn_isa') or 'not recorded'}"
-                + f", MKL code path {fmt('mkl_isa') or 'not recorded'}"
-                + (f", kernel settings {fmt('kernel_env')}" if fmt("kernel_env") else "")
-                + f", threads per run {fmt('threads') or 'not recorded'}.")
-        lines += [line + " A rerun can repeat these numbers bit for bit only where all of these are the same; "
-                  "elsewhere it is a new sample: check it with `kdzoo compare`.", ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
 # ---------------------------------------------------------------- build
 def check_store(out: str | Path) -> None:
     """Refuse (ConfigError) a folder whose run store holds no ended run: a leaderboard of it would say nothing,
     and rebuilding would overwrite the committed one (results/ holds plan.json but no runs/)."""
     plan = load_plan(out)
     store = RunStore(out)
-    if not any((store.run_dir(h) / "result.json").is_file() for h in dict.fromkeys(e.hash for e in plan.entries)):
+    if not any((store.run_dir(h) / RESULT).is_file() for h in dict.fromkeys(e.hash for e in plan.entries)):
         what = "has no run store (runs/)" if not store.runs.is_dir() else "has no finished run in runs/"
         raise ConfigError(f"{store.root} {what}; nothing to rebuild (a committed reference keeps its leaderboard: "
                           f"'kdzoo leaderboard {out} --from-rows' rebuilds its tables from leaderboard.csv; compare "
@@ -408,6 +292,7 @@ def build_from_rows(out: str | Path, classes: int | None = None) -> dict[str, Pa
 
 
 def _tables(out: Path, plan: Plan, df: pd.DataFrame, classes: int | None) -> dict[str, Path]:
+    from .leaderboard_md import markdown   # they read this module's names
     from .leaderboard_plot import plot
 
     summary = summarize(plan, df, classes)
@@ -418,5 +303,5 @@ def _tables(out: Path, plan: Plan, df: pd.DataFrame, classes: int | None) -> dic
     return paths
 
 
-__all__ = ["COLUMNS", "build", "build_from_rows", "check_store", "load_plan", "markdown", "paired_ci", "read_rows",
-           "rows", "summarize"]
+__all__ = ["COLUMNS", "build", "build_from_rows", "check_store", "load_plan", "paired_ci", "read_rows", "rows",
+           "summarize"]

@@ -13,10 +13,10 @@ import typing
 from dataclasses import fields
 from typing import Any
 
-from ..engine import TrainConfig
-from ..errors import ConfigError, did_you_mean
+from ...engine import TrainConfig
+from ...errors import ConfigError, did_you_mean
 from .checker import Checker, Path_
-from .recipe_types import MethodEntry, PairEntry
+from .types import MethodEntry, PairEntry
 
 
 def check_train(c: Checker, value: Any, path: Path_, *, teacher: bool = False,

@@ -17,19 +17,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..data import train_size
 from ..engine import TrainConfig
 from ..engine.runfolder import MODEL
 from ..losses.base import DistillLoss, has_preparation
 from ..registry import LOSSES
-from .recipe import loss_requires
-from .recipe_types import Recipe, name_problem
-from .run import RunSpec
+from .recipe.entries import loss_requires
+from .recipe.types import Recipe, name_problem
+from .spec import RunSpec
 
 TEACHER_ROLE, STUDENT_ROLE = "teacher", "student"
 
-# training-split sizes of the built-in datasets, for work estimates without loading them
-TRAIN_SIZES = {"fashion-mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000, "svhn": 73_257, "stl10": 5_000,
-               "tiny-imagenet": 100_000, "imagenet": 1_281_167}
 
 
 @dataclass
@@ -184,6 +182,15 @@ def can_share_cohort(spec: RunSpec) -> bool:
     return isinstance(factory, type) and issubclass(factory, DistillLoss) and not has_preparation(factory)
 
 
+def unit_phases(plan: Plan, hashes: list[str] | None = None, cohort: str = "auto") -> list[list[list[str]]]:
+    """The units of work a sweep trains ``hashes`` (default: every run of the plan) in, phase by phase: first
+    each teacher the sweep trains, alone; then the other runs, grouped by ``make_units``."""
+    hashes = plan.hashes() if hashes is None else hashes
+    teachers = set(plan.hashes(TEACHER_ROLE))
+    return [[[h] for h in hashes if h in teachers], make_units(plan.specs, [h for h in hashes if h not in teachers],
+                                                                cohort)]
+
+
 def make_units(specs: dict[str, RunSpec], hashes: list[str], cohort: str = "auto") -> list[list[str]]:
     """Group runs into units of work: one run each, or cohorts of runs with the same ``cohort_key``.
 
@@ -211,8 +218,9 @@ def make_units(specs: dict[str, RunSpec], hashes: list[str], cohort: str = "auto
 
 
 def train_images(spec: RunSpec, sizes: dict[str, int] | None = None) -> int | None:
-    """Training images one epoch of ``spec`` holds, or None when the dataset's size is unknown."""
-    n = (sizes or {}).get(spec.dataset, TRAIN_SIZES.get(spec.dataset))
+    """Training images one epoch of ``spec`` holds, or None when the dataset's size is unknown (``sizes``: known
+    sizes of datasets that declare none, e.g. a plugin's, counted from the data)."""
+    n = (sizes or {}).get(spec.dataset) or train_size(spec.dataset)
     if n is None:
         return None
     n = max(1, int(round(spec.train_fraction * n))) if spec.train_fraction < 1 else n
@@ -235,4 +243,4 @@ def estimate(spec: RunSpec, sizes: dict[str, int] | None = None) -> tuple[int | 
 
 
 __all__ = ["Plan", "PlanEntry", "can_share_cohort", "estimate", "expand", "make_units", "resolved_loss_kwargs",
-           "teacher_spec"]
+           "teacher_spec", "unit_phases"]

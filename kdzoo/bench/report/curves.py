@@ -23,10 +23,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..engine.checkpoint import atomic_write_bytes, atomic_write_text
+from ...engine.checkpoint import atomic_write_bytes, atomic_write_text
+from ...engine.runfolder import METRICS
+from ..execution.store import RunStore
+from ..plan import STUDENT_ROLE, Plan
 from .leaderboard import reference_label
-from .store import RunStore
-from .sweep import STUDENT_ROLE, Plan
 
 CURVES_CSV, CURVES_PNG = "curves.csv", "curves.png"
 
@@ -42,7 +43,7 @@ def collect(plan: Plan, store: RunStore) -> pd.DataFrame:
         if not record or record.get("status") != "finished":
             continue
         if e.hash not in done:
-            done[e.hash] = _read_metrics(store.run_dir(e.hash) / "metrics.jsonl")
+            done[e.hash] = _read_metrics(store.run_dir(e.hash) / METRICS)
         for m in done[e.hash]:
             row = {"teacher": e.teacher, "teacher_model": e.teacher_model, "student": e.student, "label": e.label,
                    "access": e.access, "seed": e.seed, "epoch": int(m.get("epoch", 0)),

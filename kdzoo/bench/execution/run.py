@@ -1,118 +1,33 @@
-"""One run, fully resolved: what to train, from what, on what; and how to execute it.
+"""Executing runs: build data, teacher, student and loss from a ``RunSpec`` (``bench/spec.py``).
 
-A ``RunSpec`` is the unit the benchmark store hashes and the CLI's ``train``
-executes. ``execute`` builds data, teacher, student and loss from it and hands
-them to the shared Trainer; ``execute_cohort`` does the same for several specs
-that differ only in their method, sharing the data stream and teacher.
+``execute`` builds them and hands them to the shared Trainer; ``execute_cohort`` does the
+same for several specs that differ only in their method, sharing the data stream and teacher.
 """
 from __future__ import annotations
 
 import io
-import json
 import sys
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .. import build_loss, build_model
-from ..data import build_dataset, make_loader
-from ..data.base import DataBundle, TensorSplit, split_train_val
-from ..data.shifts import apply_shift
-from ..engine import Member, Trainer, TrainConfig, distributed, evaluate, resolve_device
-from ..engine import runfolder, runlog
-from ..engine.progress import Progress
-from ..errors import CheckpointError, ConfigError, reject_unknown
-from ..losses.base import requirements
-from ..models.checkpoint import load_weights
-from ..registry import LOSSES
-from ..teachers import Teacher, check_access
-from ..utils import atomic_write_bytes, file_sha256, sha256_bytes
+from ... import build_loss, build_model
+from ...data import build_dataset, make_loader
+from ...data.base import DataBundle, TensorSplit, split_train_val
+from ...data.shifts import apply_shift
+from ...engine import Member, Trainer, distributed, evaluate, resolve_device
+from ...engine import runfolder, runlog
+from ...engine.progress import Progress
+from ...errors import CheckpointError, ConfigError
+from ...losses.base import requirements
+from ...models.checkpoint import load_weights
+from ...registry import LOSSES
+from ...teachers import Teacher, check_access
+from ...utils import atomic_write_bytes, file_sha256, sha256_bytes
+from ..spec import RunSpec
 from .provenance import environment
-
-# Training settings added after runs were first hashed, with their defaults: at the default they
-# stay out of the hash, so every run made before they existed keeps its hash (and its results).
-TRAIN_HASHED_WHEN_SET = {f.name: f.default for f in fields(TrainConfig) if f.name in ("cpu_threads", "ema_decay",
-                                                                                       "dot_delta")}
-# Training settings that never enter a hash: where a run executes and what observes it (TensorBoard, MLflow)
-# do not change what it is.
-TRAIN_NOT_HASHED = ("device", "log")
-
-
-@dataclass
-class RunSpec:
-    """Everything that determines a run's result (and so its hash)."""
-    dataset: str
-    student: str
-    method: str = "ce"
-    loss_kwargs: dict[str, Any] = field(default_factory=dict)
-    teacher: str | None = None            # model name of the teacher, None for a student trained alone
-    teacher_ckpt: str | None = None       # path to the teacher's weights
-    access: str = "logits"
-    teacher_budget: int | None = None     # max images the teacher may be queried on
-    seed: int = 0
-    train: TrainConfig = field(default_factory=TrainConfig)
-    train_fraction: float = 1.0           # seeded subset of the training split the student side holds
-    hide_labels: bool = False             # student side is unlabeled: losses get the teacher's top-1 as target
-    val_size: float = 0.0
-    augment: bool = False
-    label: str = ""                       # free-form tag (e.g. "shifted"); part of the hash
-    student_shift: str = ""               # named shift of the student side's training images (kdzoo.data.shifts)
-    teacher_run: str | None = None        # config hash of the run that trained the teacher (bench run store)
-    # > 0: a tuning trial (kdzoo tune). This share (< 1) or number of the student's own training images is
-    # its validation split and the rest its training data; the test split is dropped unread.
-    holdout: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["train"] = self.train.to_dict()
-        for key in ("student_shift", "holdout"):
-            if not d[key]:
-                del d[key]                    # unset: absent, so hashes of earlier runs stay valid
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
-        reject_unknown(d, [f.name for f in fields(cls)], "run setting")
-        d = dict(d)
-        d["train"] = TrainConfig.from_dict(d.get("train", {}))
-        return cls(**d)
-
-    def config_hash(self) -> str:
-        """Stable content hash: same resolved config -> same hash; any change -> a new one."""
-        blob = json.dumps(self.identity(), sort_keys=True, default=str)
-        return sha256_bytes(blob.encode())[:16]
-
-    def identity(self) -> dict[str, Any]:
-        """The settings that define the run (what its hash covers): no device, defaults of later settings
-        left out, the teacher named by its file's digest or by the run that trained it."""
-        d = self.to_dict()
-        for key in TRAIN_NOT_HASHED:
-            d["train"].pop(key, None)
-        for key, default in TRAIN_HASHED_WHEN_SET.items():
-            if d["train"].get(key) == default:
-                del d["train"][key]
-        teacher_run = d.pop("teacher_run", None)  # absent from the hash when unset: older hashes stay valid
-        if teacher_run:
-            # a teacher trained by the sweep is identified by its own run, not by its (not yet written) file
-            d["teacher_ckpt"] = f"run:{teacher_run}"
-        elif d.get("teacher_ckpt"):
-            d["teacher_ckpt"] = file_digest(d["teacher_ckpt"])
-        return d
-
-    def cohort_key(self) -> str:
-        """Specs with the same key can train in lockstep (they differ only in method)."""
-        d = self.to_dict()
-        d.pop("method"), d.pop("loss_kwargs")
-        return json.dumps(d, sort_keys=True, default=str)
-
-
-def file_digest(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        return f"missing:{path}"
-    return f"{p.name}:{p.stat().st_size}:{file_sha256(p)[:16]}"
 
 
 def load_bundle(spec: RunSpec, data_root: str | None) -> DataBundle:
@@ -179,7 +94,7 @@ def dependencies(spec: RunSpec, root: Path | None) -> dict[str, str]:
 
     A teacher trained by the sweep is named in the run's hash by its run, not by its file, so a
     checkpoint or result records the file's digest: one trained on other weights is never resumed
-    or reported (see ``engine.recovery.state_problem`` and ``bench.store.check_done_run``)."""
+    or reported (see ``engine.recovery.state_problem`` and ``bench.execution.store.check_done_run``)."""
     if spec.teacher is None or not spec.teacher_ckpt:
         return {}
     path = Path(teacher_path(spec, root))

@@ -14,8 +14,8 @@ from ...engine import TrainConfig
 from ...errors import ConfigError, KdzooError, did_you_mean
 from ...registry import LOSSES
 from ...space import Choice, Float, Int, check_space
-from ..checker import Checker, Path_, numeric
-from ..recipe_types import MethodEntry, PairEntry, PrunerSettings, TuneSettings
+from .checker import Checker, Path_, numeric
+from .types import MethodEntry, PairEntry, PrunerSettings, TuneSettings
 
 TUNE_KEYS = ("trials", "search", "val_size", "seed", "objective", "sampler", "pruner", "start_from_defaults")
 SAMPLER_KEYS, PRUNER_KEYS = ("name", "seed", "startup_trials"), ("name", "min_epochs", "reduction_factor")

@@ -8,7 +8,7 @@
   the trainer resumes it from the checkpoint when it runs again.
 - ``OUT/runs/<hash>/.lock`` is held with ``fcntl.flock`` while a process trains
   the run, so two ``kdzoo bench`` processes (or Slurm jobs) on one folder never
-  train the same run at once (``bench/locks.py``).
+  train the same run at once (``execution/locks.py``).
 - A folder holds the sweep of one recipe (``check_owner``, ``claim``): recipes are
   the same when their names are; a second recipe is refused unless asked to add
   to the folder (``--add-to-out``).
@@ -23,12 +23,12 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
-from ..engine import runfolder
-from ..engine.recovery import check_metrics, load_last_good, warn
-from ..engine.runfolder import (CHECKPOINT, COMPLETED, CONFIG, FINISHED, INTERRUPTED, LOCK, METRICS, MODEL, PENDING,
+from ...engine import runfolder
+from ...engine.recovery import check_metrics, load_last_good, warn
+from ...engine.runfolder import (CHECKPOINT, COMPLETED, CONFIG, FINISHED, INTERRUPTED, LOCK, METRICS, MODEL, PENDING,
                                RUNNING)
-from ..errors import ConfigError
-from ..utils import atomic_write_json, atomic_write_text, file_sha256, read_jsonl
+from ...errors import ConfigError
+from ...utils import atomic_write_json, atomic_write_text, file_sha256, read_jsonl
 from . import locks
 from .locks import RunLock
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 class LineMap(dict):
     """A mapping that remembers the line of each key (1-based)."""

@@ -6,7 +6,7 @@ import types
 import typing
 from typing import Any
 
-from ..errors import ConfigError, did_you_mean
+from ...errors import ConfigError, did_you_mean
 from .yaml_lines import LineMap, LineSeq
 
 Path_ = tuple  # a key path: ("methods", 2, "args", "temperature")

@@ -11,10 +11,10 @@ import json
 import time
 from dataclasses import dataclass
 
-from ..engine.runfolder import RESULT, read_config
-from .run import RunSpec
+from ...engine.runfolder import RESULT, read_config
+from ..plan import estimate
+from ..spec import RunSpec
 from .store import RunStore
-from .sweep import estimate
 
 Key = tuple[str, str, str]
 

@@ -15,7 +15,7 @@ sweep can move between them.
   ``gpus=G`` each worker trains on its own GPU. ``kdzoo bench`` defaults to one
   worker per CPU core, or one per GPU (``default_workers``). Workers end with the
   sweep's process however it ends (``kill -9`` included): no orphan keeps training.
-- ``SlurmLauncher`` (``bench/slurm.py``): one submitit job per unit.
+- ``SlurmLauncher`` (``execution/slurm.py``): one submitit job per unit.
 """
 from __future__ import annotations
 
@@ -33,13 +33,14 @@ from typing import Any, Callable
 
 import torch
 
-from ..engine.progress import Progress, QueueProgress
-from ..engine.runfolder import ERROR_LOG, INTERRUPTED, RunFolderMismatch
-from ..engine.terminal import problem_text
-from ..errors import ConfigError, KdzooError, StorageError, one_line_warnings
-from ..utils import atomic_write_text
-from .plugins import import_plugins
-from .run import LogPlace, RunSpec, environment, execute_cohort
+from ...engine.progress import Progress, QueueProgress
+from ...engine.runfolder import ERROR_LOG, INTERRUPTED, RunFolderMismatch
+from ...engine.terminal import problem_text
+from ...errors import ConfigError, KdzooError, StorageError, one_line_warnings
+from ...utils import atomic_write_text
+from ..recipe.plugins import import_plugins
+from ..spec import RunSpec
+from .run import LogPlace, environment, execute_cohort
 from .store import RunStore
 
 Payload = dict[str, Any]
@@ -157,7 +158,7 @@ def execute_unit(payload: Payload, *, progress: Any = False, log: Callable[[str]
             titles = payload.get("titles") or {}   # what log lines call each run ("teacher fmnist_teacher")
             hook = None
             if payload.get("trial"):   # a tuning trial: its pruner sees every epoch (optuna, imported only here)
-                from .tune.pruning import epoch_hook
+                from ..tune.pruning import epoch_hook
                 hook = epoch_hook(payload["trial"])
             statuses.merge(_train(store, todo, payload.get("data_root"), progress, log, places, titles, hook))
     finally:
