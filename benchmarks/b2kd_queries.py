@@ -22,7 +22,7 @@ import csv
 import sys
 from pathlib import Path
 
-from kdzoo.bench.b2kd_study import (markdown, open_study, plot, query_points, run_points, run_script,
+from b2kd_study import (markdown, open_study, plot, query_points, run_points, run_script,
                                     study_arguments, write_csv)
 
 REPO = Path(__file__).resolve().parents[1]

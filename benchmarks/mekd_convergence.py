@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kdzoo.bench.b2kd_study import (convergence_points, open_study, plot, run_points, run_script,
+from b2kd_study import (convergence_points, open_study, plot, run_points, run_script,
                                     study_arguments, write_csv)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,15 +1,18 @@
-"""The black-box studies (kdzoo/bench/b2kd_study.py): MEKD's convergence grid and accuracy per query.
+"""The black-box studies (benchmarks/b2kd_study.py, beside the scripts it serves): MEKD's convergence grid and accuracy per query.
 
 Tiny sizes only: a synthetic dataset, a 1-epoch teacher trained by the sweep, 3-step generators.
 """
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 import pytest
 
 import kdzoo
-from kdzoo.bench.b2kd_study import (convergence_points, markdown, open_study, plot, queries_figure, query_points,
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))   # the studies live beside their scripts
+from b2kd_study import (convergence_points, markdown, open_study, plot, queries_figure, query_points,
                                     run_points, run_script, study_arguments, write_csv)
 from kdzoo.bench.plan import expand
 from kdzoo.bench.recipe.parse import parse_recipe

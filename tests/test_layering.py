@@ -48,10 +48,9 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 # Inside kdzoo/bench, one folder (or module) per job; a part imports only parts of a lower rank (and itself):
-# a recipe is read, planned into RunSpecs, executed, reported; the runner drives the four, tune and the
-# studies use the runner. "" is the package's __init__ (its public names).
-BENCH_RANK: dict[str, int] = {"recipe": 0, "spec": 0, "plan": 1, "execution": 2, "report": 3, "runner": 4, "tune": 5,
-                              "b2kd_study": 5, "": 6}
+# a recipe is read, planned into RunSpecs, executed, reported; the runner drives the four, tune uses the
+# runner. "" is the package's __init__ (its public names). The B2KD studies live in benchmarks/.
+BENCH_RANK: dict[str, int] = {"recipe": 0, "spec": 0, "plan": 1, "execution": 2, "report": 3, "runner": 4, "tune": 5, "": 6}
 # imports that climb, each with its reason (lazy imports, inside a function)
 BENCH_CLIMBS: dict[tuple[str, str], str] = {
     ("kdzoo.bench.execution.launch", "kdzoo.bench.tune.pruning"):

@@ -29,17 +29,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..engine import runfolder
-from ..engine.terminal import say
-from ..errors import ConfigError, KdzooError
-from ..losses.base import has_preparation
-from ..registry import LOSSES
-from .execution.run import execute
-from .plan import STUDENT_ROLE, Plan, estimate, expand, teacher_spec, train_images
-from .recipe.parse import load_recipe
-from .recipe.types import Recipe
-from .runner import default_out
-from .spec import RunSpec
+from kdzoo.engine import runfolder
+from kdzoo.engine.terminal import say
+from kdzoo.errors import ConfigError, KdzooError
+from kdzoo.losses.base import has_preparation
+from kdzoo.registry import LOSSES
+from kdzoo.bench.execution.run import execute
+from kdzoo.bench.plan import STUDENT_ROLE, Plan, estimate, expand, teacher_spec, train_images
+from kdzoo.bench.recipe.parse import load_recipe
+from kdzoo.bench.recipe.types import Recipe
+from kdzoo.bench.runner import default_out
+from kdzoo.bench.spec import RunSpec
 
 MEKD = "mekd"
 COLUMNS = ("study", "label", "method", "access", "private_images", "seed", "gen_steps", "epochs", "steps_per_epoch",
