@@ -45,6 +45,22 @@ def write_recipe(folder: Path, seeds=(0, 1), methods=DEFAULT_METHODS, name: str 
     return path
 
 
+def sweep_here(recipe: Path, out: Path, counts: Path | None = None, **kw):
+    """``run_bench`` in this process, with the plugin's execution counter in ``counts`` (default
+    ``out``'s sibling counts.txt); $KDZOO_RELTEST_COUNT is restored afterwards."""
+    from kdzoo.bench.runner import run_bench
+
+    old = os.environ.get("KDZOO_RELTEST_COUNT")
+    os.environ["KDZOO_RELTEST_COUNT"] = str(counts or out.parent / "counts.txt")
+    try:
+        return run_bench(recipe, out, device="cpu", progress=False, **kw)
+    finally:
+        if old is None:
+            del os.environ["KDZOO_RELTEST_COUNT"]
+        else:
+            os.environ["KDZOO_RELTEST_COUNT"] = old
+
+
 def bench_argv(recipe: Path, out: Path, *extra: str) -> list[str]:
     # one process: the kill points are in the sweep's own process (the default would start one worker per core)
     return ["bench", str(recipe), "--out", str(out), "--device", "cpu", "--no-progress", "--workers", "1", *extra]

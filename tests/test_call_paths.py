@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import collections
 import sys
-from pathlib import Path
 
-PLUGIN = Path(__file__).with_name("bench_plugin.py")
+from test_bench_run import recipe as bench_recipe
+
 ALLOWED = 2
 
 
@@ -31,19 +31,7 @@ def test_execute_cohort_calls_go_downhill(tmp_path):
     import kdzoo.bench.execution.run as run
     from kdzoo.bench.runner import run_bench
 
-    recipe = tmp_path / "downhill.yaml"
-    recipe.write_text(f"""\
-name: downhill
-dataset: bench-synth
-plugins: [{PLUGIN}]
-teachers:
-  fmnist_mlp: {{train: {{epochs: 1, batch_size: 16}}}}
-pairs:
-  - {{teacher: fmnist_mlp, student: fmnist_cnn_tiny}}
-methods: [ce, kd, dkd, my_kd]
-seeds: [0]
-train: {{epochs: 2, batch_size: 16}}
-""")
+    recipe = bench_recipe(tmp_path, seeds="[0]", methods="[ce, kd, dkd, my_kd]", name="downhill")
     worst: dict[str, tuple[int, list[str]]] = {}
     seen = [0]
     target = run.execute_cohort.__code__

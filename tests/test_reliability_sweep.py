@@ -9,7 +9,6 @@ leaderboard equals the undamaged one.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import warnings
@@ -21,28 +20,16 @@ import torch
 from kdzoo.bench.runner import run_bench
 from kdzoo.engine.recovery import RecoveryWarning
 
-from reliability_harness import leaderboard, results, write_recipe
+from reliability_harness import leaderboard, results, sweep_here, write_recipe
 
 from conftest import kdzoo_main as main
-
-
-def _sweep(recipe, out, counts=None, **kw):
-    old = os.environ.get("KDZOO_RELTEST_COUNT")
-    os.environ["KDZOO_RELTEST_COUNT"] = str(counts or out.parent / "counts.txt")
-    try:
-        return run_bench(recipe, out, device="cpu", progress=False, **kw)
-    finally:
-        if old is None:
-            del os.environ["KDZOO_RELTEST_COUNT"]
-        else:
-            os.environ["KDZOO_RELTEST_COUNT"] = old
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     root = tmp_path_factory.mktemp("swept")
     recipe = write_recipe(root, seeds=(0,), name="relsweep")
-    report = _sweep(recipe, root / "out")
+    report = sweep_here(recipe, root / "out")
     by_label = {}
     plan = json.loads((root / "out" / "plan.json").read_text())
     for e in plan["entries"]:
@@ -64,11 +51,11 @@ def _again(swept, out, counts, match: str | None):
     if match is None:
         with warnings.catch_warnings():
             warnings.simplefilter("error", RecoveryWarning)
-            report = _sweep(swept["recipe"], out, counts)
+            report = sweep_here(swept["recipe"], out, counts)
     else:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RecoveryWarning)
-            report = _sweep(swept["recipe"], out, counts)
+            report = sweep_here(swept["recipe"], out, counts)
         found = [str(w.message) for w in caught if issubclass(w.category, RecoveryWarning)]
         assert any(re.search(match, m) for m in found), found
     assert leaderboard(out) == swept["rows"]

@@ -23,34 +23,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdzoo.bench.runner import run_bench
 from kdzoo.engine import runfolder
 from kdzoo.engine.checkpoint import save_checkpoint
 from kdzoo.errors import RecoveryWarning
 
-from reliability_harness import leaderboard, results, write_recipe
+from reliability_harness import leaderboard, results, sweep_here, write_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT_FILES = ("checkpoint.pt", "checkpoint.pt.sha256", "checkpoint.prev.pt", "checkpoint.prev.pt.sha256")
-
-
-def _sweep(recipe, out, counts):
-    old = os.environ.get("KDZOO_RELTEST_COUNT")
-    os.environ["KDZOO_RELTEST_COUNT"] = str(counts)
-    try:
-        return run_bench(recipe, out, device="cpu", progress=False)
-    finally:
-        if old is None:
-            del os.environ["KDZOO_RELTEST_COUNT"]
-        else:
-            os.environ["KDZOO_RELTEST_COUNT"] = old
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     root = tmp_path_factory.mktemp("integrity")
     recipe = write_recipe(root, seeds=(0,), name="relintegrity")
-    _sweep(recipe, root / "out", root / "counts.txt")
+    sweep_here(recipe, root / "out", root / "counts.txt")
     plan = json.loads((root / "out" / "plan.json").read_text())
     return {"root": root, "recipe": recipe, "rows": leaderboard(root / "out"), "results": results(root / "out"),
             "hash": {e["label"]: e["hash"] for e in plan["entries"]}}
@@ -68,7 +55,7 @@ def _again(swept, out, counts, *patterns: str, same: bool = True):
     """Run the sweep again; every pattern must match a RecoveryWarning. Returns (report, epochs trained)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RecoveryWarning)
-        report = _sweep(swept["recipe"], out, counts)
+        report = sweep_here(swept["recipe"], out, counts)
     found = [str(w.message) for w in caught if issubclass(w.category, RecoveryWarning)]
     for pattern in patterns:
         assert any(re.search(pattern, m) for m in found), (pattern, found)
