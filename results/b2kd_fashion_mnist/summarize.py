@@ -54,13 +54,13 @@ def _groups(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
 
 
 def _compare(family: Family, k: tuple, other: tuple | None) -> tuple[str, dict[str, Any]]:
-    """The cell 'Δ [low, high] verdict' for k - other, and the same as CSV fields."""
+    """The cell 'Δ [low, high] vs OTHER: verdict' for k - other, and the same as CSV fields."""
     if other is None or other == k or other not in family.methods:
         return "—", {}
     c = family.compare(k, other)
     if c.diff != c.diff:
         return c.verdict, {}
-    cell = f"{c.diff:+.2f} [{c.low:+.2f}, {c.high:+.2f}] {c.verdict}"
+    cell = f"{c.diff:+.2f} [{c.low:+.2f}, {c.high:+.2f}] vs {other[2]}: {c.verdict}"
     return cell, {"": c.diff, "_low": c.low, "_high": c.high, "_verdict": c.verdict, "_vs": other[2]}
 
 
@@ -85,17 +85,11 @@ def summarize(store: Path) -> str:
             t = table[k]
             gen = sum(int(r["prepare_queries"]) for r in groups[k].values()) / len(groups[k])
             total = sum(int(r["teacher_queries"]) for r in groups[k].values()) / len(groups[k])
-            vs_best, best_fields = _compare(family, k, best)
-            if k == best:
-                vs_best = "— (reference)"
-            elif best_fields:
-                vs_best = vs_best.replace("] ", f"] vs {best[2]}: ")
+            vs_best, best_fields = ("— (reference)", {}) if k == best else _compare(family, k, best)
             # MEKD's own question: the same generator and student steps, the loss aligning logits directly
             direct = DIRECT.get(k[3]) if k[4] == MEKD else None
             twin = next((o for o in here if o[4] == direct), None)
             vs_direct, direct_fields = _compare(family, k, twin)
-            if direct_fields:
-                vs_direct = vs_direct.replace("] ", f"] vs {twin[2]}: ")
             std = "" if t["std"] != t["std"] else f" ± {t['std']:.2f}"
             seeds = f"{int(t['n_kept'])}" + (f" ({t['collapsed']})" if t["collapsed"] else "")
             shown = f"{_q(budget)} ({'every step' if phase == 'every step' else 'once'})"
