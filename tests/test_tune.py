@@ -161,6 +161,23 @@ def test_the_defaults_final_runs_are_the_bench_runs(reference):
     assert "| `tunetest_kd` |" in text and "Δ vs tuned CE" in text and "val median [IQR]" in text
 
 
+def test_the_tuned_table_compares_each_method_with_tuned_kd_as_with_tuned_ce(reference):
+    # With every seed of both methods kept, the family's seed-adjusted difference is the plain difference of
+    # the means (complete two-way layout), so the column can be checked against the tuned means alone.
+    board = {r["label"]: r for r in reference["outcome"]["board"]}
+    kd, other = board["kd"], board["tunetest_kd"]
+    assert kd["delta_kd"] == "" and kd["vs_kd"] == "—"
+    assert other["tuned_n_kept"] == kd["tuned_n_kept"] == other["tuned_n_finished"] == "2"
+    diff, low, high = (float(other[c]) for c in ("delta_kd", "delta_kd_low", "delta_kd_high"))
+    assert diff == pytest.approx(float(other["tuned_mean"]) - float(kd["tuned_mean"]))
+    assert low < diff < high
+    assert other["vs_kd"] == ("better" if low > 0 else "worse" if high < 0 else "tied")
+    assert board["ce"]["delta_kd"] == "" and board["ce"]["vs_kd"] == "—"   # KD at CE's access (none): no such row
+    text = (reference["out"] / "tuned_leaderboard.md").read_text()
+    assert "Δ vs tuned KD [simultaneous 95%] | vs KD |" in text
+    assert f"| {other['vs_kd']} |" in next(line for line in text.splitlines() if line.startswith("| `tunetest_kd` |"))
+
+
 def test_a_rerun_trains_nothing_and_changes_nothing(reference):
     from kdzoo.bench.tune.runner import run_tune
 

@@ -1,8 +1,8 @@
 """The tuned leaderboard: ``tuned_leaderboard.md`` / ``.csv`` and the tuning figures, from the store alone.
 
 Per (pair, method, access): the defaults' and the tuned configuration's test top-1 (mean ± std over the
-recipe's seeds), tuned minus defaults paired by seed, the difference to *tuned* CE paired by seed with its
-interval and verdict (verdict.py: kdzoo.stats), the chosen values, the budget the method got (trials, how
+recipe's seeds), tuned minus defaults paired by seed, the differences to *tuned* CE and *tuned* KD paired by
+seed with their intervals and verdicts (verdict.py: kdzoo.stats), the chosen values, the budget the method got (trials, how
 many pruned, failed or diverged) and its sensitivity: the median and interquartile range of validation
 top-1 over its trials and the share of trials that collapsed (kdzoo.stats's collapse: diverged, or at or
 below chance + 15% of the way to 100%).
@@ -99,14 +99,13 @@ def table(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         row.update({"study": study["name"] if study else "", "defaults_mean": d["mean"], "defaults_std": d["std"],
                     "defaults_n_kept": d["n_kept"], "defaults_n_finished": d["n_finished"],
                     "defaults_collapsed": _text(d["collapsed"])})
-        for col in ("mean", "std", "n_finished", "n_kept", "n_collapsed", "collapsed", "delta_ce", "delta_ce_low",
-                    "delta_ce_high", "delta_ce_n", "vs_ce", "rank_shown"):
+        for col in (c for c in verdict.COLUMNS if c not in KEY):
             name = col if col.startswith(("delta", "vs", "rank")) else f"tuned_{col}"
             row[name] = tr[col] if tr is not None else (
-                "" if col in ("vs_ce", "rank_shown", "collapsed") else math.nan)
+                "" if col in ("vs_ce", "vs_kd", "rank_shown", "collapsed") else math.nan)
         row["tuned_collapsed"] = _text(row["tuned_collapsed"])
         if not row["tuned_n_finished"] == row["tuned_n_finished"] or not row["tuned_n_finished"]:
-            row["vs_ce"] = row["rank_shown"] = ""   # no final run of the chosen configuration has finished
+            row["vs_ce"] = row["vs_kd"] = row["rank_shown"] = ""   # no final run of the chosen configuration has finished
         gain = _paired_gain(rows_d, rows_t, key, metric)
         row.update({"gain": gain[0], "gain_low": gain[1], "gain_high": gain[2], "gain_n": gain[3]})
         pick = picks.get(row["study"])
@@ -167,9 +166,10 @@ def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
              "with every recipe seed on the full student data and evaluated on the test split, like the defaults.",
              "", f"Test top-1 ({leaderboard.METRIC_NAMES[leaderboard.ranked_metric(plan)]}): mean ± std over the "
              "seeds that did not collapse (kdzoo.stats, docs/statistics.md: a seed that diverged or ended at or "
-             f"below {limit:.2f}% is collapsed, named and left out). `Δ vs tuned CE`: the tuned runs of a pair "
-             "form one family, with simultaneous 95% intervals; `vs CE` is read off them, `rank` gives the ranks "
-             "they allow. `tuned − defaults`: paired by seed, 95% t interval (one comparison). `budget`: trials "
+             f"below {limit:.2f}% is collapsed, named and left out). `Δ vs tuned CE` and `Δ vs tuned KD`: the tuned "
+             "runs of a pair form one family, with simultaneous 95% intervals for every pair of methods; `vs CE` "
+             "and `vs KD` are read off them, `rank` gives the ranks they allow (KD at the method's own teacher "
+             "access; — where the pair has none). `tuned − defaults`: paired by seed, 95% t interval (one comparison). `budget`: trials "
              "run (pruned / failed / diverged). `val median [IQR]`: validation top-1 over the trials trained to "
              "the end (n; a diverged one at chance; pruned trials, whose only value is an early one, are left "
              "out); `collapsed`: share of all trials that diverged or stayed at or below the same threshold, a "
@@ -178,7 +178,8 @@ def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
     for (teacher, student), g in (df.groupby(["teacher", "student"], sort=False) if len(df) else []):
         lines += [f"## {teacher} → {student}", ""]
         cols = ["method"] + (["access"] if multi_access else []) + [
-            "defaults", "tuned", "tuned − defaults", "Δ vs tuned CE [simultaneous 95%]", "vs CE", "rank", "chosen",
+            "defaults", "tuned", "tuned − defaults", "Δ vs tuned CE [simultaneous 95%]", "vs CE",
+            "Δ vs tuned KD [simultaneous 95%]", "vs KD", "rank", "chosen",
             "budget", "val median [IQR]", "collapsed"]
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for _, r in g.iterrows():
@@ -192,6 +193,7 @@ def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
                 _pm(r.tuned_mean, r.tuned_std) + _seeds(r.tuned_n_kept, r.tuned_n_finished, r.tuned_collapsed),
                 _ci(r.gain, r.gain_low, r.gain_high, r.gain_n),
                 _ci(r.delta_ce, r.delta_ce_low, r.delta_ce_high, r.delta_ce_n), str(r.vs_ce or "—"),
+                _ci(r.delta_kd, r.delta_kd_low, r.delta_kd_high, r.delta_kd_n), str(r.vs_kd or "—"),
                 str(r.rank_shown or "—"), chosen, budget + (f" ({', '.join(extra)})" if extra else ""), sens,
                 "—" if r.collapsed != r.collapsed else f"{r.collapsed:.0%}"]
             lines.append("| " + " | ".join(cells) + " |")

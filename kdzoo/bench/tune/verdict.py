@@ -1,9 +1,9 @@
 """The one place the tuned leaderboard takes its statistics from: ``kdzoo.stats``, through the bench leaderboard's
 summary (one family per pair, docs/statistics.md).
 
-Per (pair, label, access) of a plan's runs: mean ± std over the seeds that did not collapse, the difference
-to the plan's ``ce`` with its simultaneous 95% interval and the verdict read off it, the rank interval, and the
-collapsed seeds named. The report reads only the columns named in ``COLUMNS``; a change of procedure is a
+Per (pair, label, access) of a plan's runs: mean ± std over the seeds that did not collapse, the differences
+to the plan's ``ce`` and to its ``kd`` (at the same access) with their simultaneous 95% intervals from one family
+and the verdicts read off them, the rank interval, and the collapsed seeds named. The report reads only the columns named in ``COLUMNS``; a change of procedure is a
 change here.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from ..plan import Plan
 from ..report import leaderboard
 
 COLUMNS = ["teacher", "student", "label", "access", "n_seeds", "n_finished", "n_kept", "n_collapsed", "collapsed",
-           "mean", "std", "delta_ce", "delta_ce_low", "delta_ce_high", "delta_ce_n", "vs_ce", "rank_shown"]
+           "mean", "std", "delta_ce", "delta_ce_low", "delta_ce_high", "delta_ce_n", "vs_ce", "delta_kd", "delta_kd_low",
+           "delta_kd_high", "delta_kd_n", "vs_kd", "rank_shown"]
 
 
 def summary(plan: Plan, rows: pd.DataFrame, classes: int | None) -> pd.DataFrame:
