@@ -93,7 +93,7 @@ def measure(out: Path, times: list[Path]) -> dict[str, Any]:
     trained = sum(int(t["epochs"] or 0) for t in trials)
     every = [r for r in (*teachers, *trial_runs, *defaults, *tuned_only) if r.get("git_commit")]
     return {
-        "out": str(out), "recipe": recipe_plan["recipe"],
+        "out": out.name, "recipe": recipe_plan["recipe"],
         "ran_on": {"commits": sorted({r["git_commit"] for r in every}), "device": every[0].get("device", ""),
                    "cpu_model": every[0].get("cpu_model", ""), "cpu_capability": every[0].get("cpu_capability", ""),
                    "torch_version": every[0].get("torch_version", ""), "threads": every[0].get("threads", "")},
@@ -142,7 +142,9 @@ def main() -> None:
     args = p.parse_args()
     m = measure(args.out.resolve(), args.time)
     name = args.name or f"tune_{m['recipe']}"
-    env = environment()
+    # committed results carry no machine's paths: the folders by their names only
+    env = {**environment(), "command": " ".join(["python benchmarks/tune_wall.py", args.out.name, "--time",
+                                                 *(t.name for t in args.time)])}
     PERF.mkdir(parents=True, exist_ok=True)
     (PERF / f"{name}.json").write_text(json.dumps({"benchmark": name, "environment": env, **m}, indent=2) + "\n")
     (PERF / f"{name}.txt").write_text(text(m))
