@@ -54,9 +54,14 @@ def test_kdzoo_main_raises_the_interrupt_the_cli_turns_into_130(monkeypatch, cap
 
 
 INNER = """\
+import faulthandler
 import sys
 sys.path.insert(0, {tests!r})
 from conftest import kdzoo_main
+
+# every thread's stack every 30 s, to a file the outer test shows if this process ever hangs (pytest captures
+# stderr, and a hung process never hands it back)
+faulthandler.dump_traceback_later(30, repeat=True, file=open({dump!r}, "w"))
 
 
 def test_a_long_sweep_in_process(tmp_path):
@@ -83,10 +88,10 @@ methods: [{{name: my_kd, args: {{delay: 0.5}}}}]
 seeds: [0]
 train: {{epochs: 100, batch_size: 16}}
 """)
-    started, after = tmp_path / "started", tmp_path / "after"
+    started, after, dump = tmp_path / "started", tmp_path / "after", tmp_path / "stacks.txt"
     (tmp_path / "inner").mkdir()
     inner = tmp_path / "inner" / "test_inner.py"
-    inner.write_text(INNER.format(tests=str(TESTS), recipe=str(recipe), after=str(after)))
+    inner.write_text(INNER.format(tests=str(TESTS), recipe=str(recipe), after=str(after), dump=str(dump)))
     env = {**os.environ, "PYTHONPATH": str(REPO), "KDZOO_BENCH_COUNTER": str(started)}
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(inner)],
                             cwd=tmp_path / "inner", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -97,7 +102,11 @@ train: {{epochs: 100, batch_size: 16}}
             time.sleep(0.2)     # until the plugin loss takes its first step (it writes the file)
         assert started.exists(), proc.communicate(timeout=60)[0] if proc.poll() is not None else "never started"
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)   # the loss sleeps 0.5 s a step: this is far from the limit
+        try:
+            out, _ = proc.communicate(timeout=120)   # the loss sleeps 0.5 s a step: this is far from the limit
+        except subprocess.TimeoutExpired:
+            stacks = dump.read_text()[-6000:] if dump.exists() else "(no stack dump written)"
+            pytest.fail(f"still running 120 s after SIGINT; its threads' last stacks:\n{stacks}")
     finally:
         if proc.poll() is None:
             proc.kill()
