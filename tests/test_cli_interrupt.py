@@ -93,9 +93,12 @@ train: {{epochs: 100, batch_size: 16}}
     inner = tmp_path / "inner" / "test_inner.py"
     inner.write_text(INNER.format(tests=str(TESTS), recipe=str(recipe), after=str(after), dump=str(dump)))
     env = {**os.environ, "PYTHONPATH": str(REPO), "KDZOO_BENCH_COUNTER": str(started)}
+    # SIGINT at its default in the child, as under a terminal: a suite started in the background by a
+    # non-interactive shell (`cmd &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(inner)],
                             cwd=tmp_path / "inner", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=restore)
     try:
         deadline = time.monotonic() + 240
         while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
