@@ -14,7 +14,7 @@ device and date are the runs' own (what the tuning ran on), not this script's.
 from __future__ import annotations
 
 import argparse
-import csv
+import collections
 import json
 import re
 import sys
@@ -24,6 +24,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OUT as PERF  # noqa: E402
 from _common import environment  # noqa: E402
+
+from kdzoo.bench.execution.store import RunStore  # noqa: E402
+from kdzoo.bench.plan import Plan  # noqa: E402
+from kdzoo.bench.report.leaderboard import load_plan  # noqa: E402
+from kdzoo.bench.tune import files  # noqa: E402
+from kdzoo.bench.tune.report import read_trials  # noqa: E402
 
 TIME_FIELDS = {"user": r"User time \(seconds\): ([\d.]+)", "system": r"System time \(seconds\): ([\d.]+)",
                "wall": r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)",
@@ -49,26 +55,12 @@ def gnu_time(path: Path) -> dict[str, float]:
     return got
 
 
-def _results(out: Path, hashes: list[str]) -> list[dict[str, Any]]:
-    found = []
-    for h in hashes:
-        try:
-            found.append(json.loads((out / "runs" / h / "result.json").read_text()))
-        except (OSError, ValueError):
-            found.append({"status": "missing"})
-    return found
+def _results(store: RunStore, hashes: list[str]) -> list[dict[str, Any]]:
+    return [store.result(h) or {"status": "missing"} for h in hashes]
 
 
-def _hashes(plan_file: Path, role: str) -> list[str]:
-    d = json.loads(plan_file.read_text())
-    return list(dict.fromkeys(e["hash"] for e in d["entries"] if e["role"] == role))
-
-
-def _count(results: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.get("status", "missing")] = counts.get(r.get("status", "missing"), 0) + 1
-    return dict(sorted(counts.items()))
+def _count(statuses: Any) -> dict[str, int]:
+    return dict(sorted(collections.Counter(statuses).items()))
 
 
 def _seconds(results: list[dict[str, Any]]) -> float:
@@ -76,24 +68,22 @@ def _seconds(results: list[dict[str, Any]]) -> float:
 
 
 def measure(out: Path, times: list[Path]) -> dict[str, Any]:
-    with open(out / "tune" / "trials.csv", newline="") as f:
-        trials = list(csv.DictReader(f))
-    studies = json.loads((out / "tune" / "studies.json").read_text())
-    recipe_plan = json.loads((out / "plan.json").read_text())
-    trial_runs = _results(out, list(dict.fromkeys(t["run"] for t in trials if t["run"])))
-    defaults = _results(out, _hashes(out / "plan.json", "student"))
-    teachers = _results(out, _hashes(out / "plan.json", "teacher"))
-    tuned = _results(out, _hashes(out / "tune" / "plan.json", "student"))
+    where, store = files.folder(out), RunStore(out)
+    trials = read_trials(where)
+    studies = files.read_json(where / files.STUDIES)
+    plan, tuned_plan = load_plan(out), Plan.from_dict(files.read_json(where / files.PLAN))
+    default_hashes, tuned_hashes = plan.hashes("student"), tuned_plan.hashes("student")
+    trial_runs = _results(store, list(dict.fromkeys(h for h in trials.run if isinstance(h, str) and h)))
+    defaults, teachers = _results(store, default_hashes), _results(store, plan.hashes("teacher"))
+    # a tuned final run with the recipe's own configuration (trial 0 chosen) is a default run: counted once
+    tuned_only = _results(store, [h for h in tuned_hashes if h not in set(default_hashes)])
     full_epochs = max(int(r.get("epochs") or 0) for r in defaults)   # a trial that is not stopped trains as long
-    # a tuned final run whose configuration is the recipe's own (trial 0 chosen) is a default run: counted once
-    tuned_only = [r for r in tuned if r.get("config_hash") not in {d.get("config_hash") for d in defaults}]
     reports = [gnu_time(p) for p in times]
     wall = sum(r["wall"] for r in reports)
     cpu = sum(r["user"] + r["system"] for r in reports)
-    trained = sum(int(t["epochs"] or 0) for t in trials)
     every = [r for r in (*teachers, *trial_runs, *defaults, *tuned_only) if r.get("git_commit")]
     return {
-        "out": out.name, "recipe": recipe_plan["recipe"],
+        "out": out.name, "recipe": plan.recipe,
         "ran_on": {"commits": sorted({r["git_commit"] for r in every}), "device": every[0].get("device", ""),
                    "cpu_model": every[0].get("cpu_model", ""), "cpu_capability": every[0].get("cpu_capability", ""),
                    "torch_version": every[0].get("torch_version", ""), "threads": every[0].get("threads", "")},
@@ -101,12 +91,13 @@ def measure(out: Path, times: list[Path]) -> dict[str, Any]:
         "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
         "max_rss_mib": round(max(r["max_rss_kib"] for r in reports) / 1024, 1),
         "studies": len(studies["studies"]), "trials_per_study": studies["trials"],
-        "trials": len(trials), "trial_statuses": _count([{"status": t["status"] or t["state"]} for t in trials]),
-        "trial_epochs_trained": trained, "trial_epochs_without_pruning": len(trials) * full_epochs,
+        "trials": len(trials), "trial_statuses": _count(trials.status.where(trials.status != "", trials.state)),
+        "trial_epochs_trained": int(trials.epochs.fillna(0).sum()),
+        "trial_epochs_without_pruning": len(trials) * full_epochs,
         "trials_per_wall_hour": round(len(trials) / (wall / 3600), 1) if wall else None,
-        "final_runs_defaults": len(defaults), "final_runs_defaults_statuses": _count(defaults),
-        "final_runs_tuned": len(tuned), "final_runs_tuned_also_defaults": len(tuned) - len(tuned_only),
-        "final_runs_tuned_statuses": _count(tuned),
+        "final_runs_defaults": len(defaults), "final_runs_defaults_statuses": _count(r["status"] for r in defaults),
+        "final_runs_tuned": len(tuned_hashes), "final_runs_tuned_also_defaults": len(tuned_hashes) - len(tuned_only),
+        "final_runs_tuned_statuses": _count(r["status"] for r in _results(store, tuned_hashes)),
         "train_seconds": {"teachers": _seconds(teachers), "trials": _seconds(trial_runs),
                           "defaults": _seconds(defaults), "tuned": _seconds(tuned_only)},
     }

@@ -21,7 +21,8 @@ from kdzoo.report import check_installed, write_report  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
 PLUGIN = Path(__file__).with_name("bench_plugin.py")
-MAX_BYTES = 3_000_000      # what a committed report may weigh (BokehJS alone is 1.27 MB; the tuned Fashion-MNIST one, 470 runs, 2.85 MB)
+# what a committed report may weigh: BokehJS alone is 1.27 MB; the tuned Fashion-MNIST one (470 runs' curves) 2.85 MB
+MAX_BYTES = 3_000_000
 
 
 def copy(name: str, tmp_path: Path) -> Path:

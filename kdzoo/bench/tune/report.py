@@ -2,8 +2,8 @@
 
 Per (pair, method, access): the defaults' and the tuned configuration's test top-1 (mean ± std over the
 recipe's seeds), tuned minus defaults paired by seed, the differences to *tuned* CE and *tuned* KD paired by
-seed with their intervals and verdicts (verdict.py: kdzoo.stats), the chosen values, the budget the method got (trials, how
-many pruned, failed or diverged) and its sensitivity: the median and interquartile range of validation
+seed with their intervals and verdicts (verdict.py: kdzoo.stats), the chosen values, the budget the method got
+(trials, how many pruned, failed or diverged) and its sensitivity: the median and interquartile range of validation
 top-1 over its trials and the share of trials that collapsed (kdzoo.stats's collapse: diverged, or at or
 below chance + 15% of the way to 100%).
 
@@ -33,6 +33,7 @@ from .studies import shown
 
 TUNED_MD, TUNED_CSV = "tuned_leaderboard.md", "tuned_leaderboard.csv"
 KEY = ["teacher", "student", "label", "access"]
+WORDS = ("vs_ce", "vs_kd", "rank_shown")   # the tuned runs' verdicts and ranks: blank until one of them has finished
 
 
 def trial_scores(trials: pd.DataFrame, chance: float, *, pruned: bool = True) -> pd.Series:
@@ -102,10 +103,10 @@ def table(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         for col in (c for c in verdict.COLUMNS if c not in KEY):
             name = col if col.startswith(("delta", "vs", "rank")) else f"tuned_{col}"
             row[name] = tr[col] if tr is not None else (
-                "" if col in ("vs_ce", "vs_kd", "rank_shown", "collapsed") else math.nan)
+                "" if col in (*WORDS, "collapsed") else math.nan)
         row["tuned_collapsed"] = _text(row["tuned_collapsed"])
         if not row["tuned_n_finished"] == row["tuned_n_finished"] or not row["tuned_n_finished"]:
-            row["vs_ce"] = row["vs_kd"] = row["rank_shown"] = ""   # no final run of the chosen configuration has finished
+            row.update(dict.fromkeys(WORDS, ""))   # no final run of the chosen configuration has finished
         gain = _paired_gain(rows_d, rows_t, key, metric)
         row.update({"gain": gain[0], "gain_low": gain[1], "gain_high": gain[2], "gain_n": gain[3]})
         pick = picks.get(row["study"])
@@ -169,8 +170,8 @@ def markdown(df: pd.DataFrame, meta: dict[str, Any], plan: Plan) -> str:
              f"below {limit:.2f}% is collapsed, named and left out). `Δ vs tuned CE` and `Δ vs tuned KD`: the tuned "
              "runs of a pair form one family, with simultaneous 95% intervals for every pair of methods; `vs CE` "
              "and `vs KD` are read off them, `rank` gives the ranks they allow (KD at the method's own teacher "
-             "access; — where the pair has none). `tuned − defaults`: paired by seed, 95% t interval (one comparison). `budget`: trials "
-             "run (pruned / failed / diverged). `val median [IQR]`: validation top-1 over the trials trained to "
+             "access; — where the pair has none). `tuned − defaults`: paired by seed, 95% t interval (one "
+             "comparison). `budget`: trials run (pruned / failed / diverged). `val median [IQR]`: validation top-1 over the trials trained to "
              "the end (n; a diverged one at chance; pruned trials, whose only value is an early one, are left "
              "out); `collapsed`: share of all trials that diverged or stayed at or below the same threshold, a "
              "pruned one by its value when stopped.", ""]

@@ -2,9 +2,9 @@
 summary (one family per pair, docs/statistics.md).
 
 Per (pair, label, access) of a plan's runs: mean ± std over the seeds that did not collapse, the differences
-to the plan's ``ce`` and to its ``kd`` (at the same access) with their simultaneous 95% intervals from one family
-and the verdicts read off them, the rank interval, and the collapsed seeds named. The report reads only the columns named in ``COLUMNS``; a change of procedure is a
-change here.
+to the plan's ``ce`` and to its ``kd`` (at the same access) with their simultaneous 95% intervals from one
+family and the verdicts read off them, the rank interval, and the collapsed seeds named. The report reads
+only the columns named in ``COLUMNS``; a change of procedure is a change here.
 """
 from __future__ import annotations
 
