@@ -17,6 +17,7 @@ import argparse
 import collections
 import json
 import re
+import textwrap
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def measure(out: Path, times: list[Path]) -> dict[str, Any]:
 def text(m: dict[str, Any]) -> str:
     h = lambda s: f"{s / 3600:.2f} h"  # noqa: E731
     t = m["train_seconds"]
-    return "\n".join([
+    lines = [
         f"kdzoo tune {m['recipe']}: {m['invocations']} invocation(s), exit {m['exit_statuses']}",
         f"ran on: {m['ran_on']['device']}, {m['ran_on']['cpu_model']}, {m['ran_on']['cpu_capability']}, "
         f"torch {m['ran_on']['torch_version']}, {m['ran_on']['threads']} thread(s) a run; "
@@ -122,7 +123,9 @@ def text(m: dict[str, Any]) -> str:
         f"({m['final_runs_tuned_also_defaults']} of them the defaults' own runs)",
         f"training seconds (sum over runs, each on one thread): teacher {t['teachers']:.0f}, trials "
         f"{t['trials']:.0f}, defaults {t['defaults']:.0f}, tuned {t['tuned']:.0f}",
-    ]) + "\n"
+    ]
+    # an 80-column terminal reads it as the file does
+    return "".join(textwrap.fill(line, 80, subsequent_indent="    ") + "\n" for line in lines)
 
 
 def main() -> None:
