@@ -32,19 +32,29 @@ from kdzoo.bench.report.leaderboard import load_plan  # noqa: E402
 from kdzoo.bench.tune import files  # noqa: E402
 from kdzoo.bench.tune.report import read_trials  # noqa: E402
 
-TIME_FIELDS = {"user": r"User time \(seconds\): ([\d.]+)", "system": r"System time \(seconds\): ([\d.]+)",
-               "wall": r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)",
-               "max_rss_kib": r"Maximum resident set size \(kbytes\): (\d+)", "exit": r"Exit status: (\d+)"}
+# key -> (GNU time's label, the value's form)
+TIME_FIELDS = {"user": ("User time (seconds)", r"[\d.]+"), "system": ("System time (seconds)", r"[\d.]+"),
+               "wall": ("Elapsed (wall clock) time (h:mm:ss or m:ss)", r"[\d:.]+"),
+               "max_rss_kib": ("Maximum resident set size (kbytes)", r"\d+"), "exit": ("Exit status", r"\d+")}
+
+
+def _refuse(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2 (as kdzoo's commands do)."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def gnu_time(path: Path) -> dict[str, float]:
     """The fields above of one ``/usr/bin/time -v`` report (wall in seconds)."""
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except OSError as e:
+        _refuse(f"{path}: cannot read it ({e.strerror}); pass the files /usr/bin/time -v -o wrote")
     got: dict[str, float] = {}
-    for key, pattern in TIME_FIELDS.items():
-        m = re.search(pattern, text)
+    for key, (label, form) in TIME_FIELDS.items():
+        m = re.search(f"{re.escape(label)}: ({form})", text)
         if m is None:
-            raise SystemExit(f"{path}: no '{pattern.split(' (')[0]}' line; is it the output of /usr/bin/time -v?")
+            _refuse(f"{path}: no '{label}' line; is it the output of /usr/bin/time -v?")
         value = m.group(1)
         if key == "wall":
             seconds = 0.0
@@ -72,6 +82,9 @@ def measure(out: Path, times: list[Path]) -> dict[str, Any]:
     where, store = files.folder(out), RunStore(out)
     trials = read_trials(where)
     studies = files.read_json(where / files.STUDIES)
+    if not isinstance(studies, dict):
+        _refuse(f"{out}: no finished tuning there ({files.TUNE_DIR}/{files.STUDIES} is missing); "
+                         "pass the folder given to kdzoo tune --out")
     plan, tuned_plan = load_plan(out), Plan.from_dict(files.read_json(where / files.PLAN))
     default_hashes, tuned_hashes = plan.hashes("student"), tuned_plan.hashes("student")
     trial_runs = _results(store, list(dict.fromkeys(h for h in trials.run if isinstance(h, str) and h)))
