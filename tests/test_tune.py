@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,35 @@ def test_the_tuned_table_compares_each_method_with_tuned_kd_as_with_tuned_ce(ref
     text = (reference["out"] / "tuned_leaderboard.md").read_text()
     assert "Δ vs tuned KD [simultaneous 95%] | vs KD |" in text
     assert f"| {other['vs_kd']} |" in next(line for line in text.splitlines() if line.startswith("| `tunetest_kd` |"))
+
+
+def test_tune_wall_sums_the_time_reports_and_counts_the_tuning(reference, tmp_path):
+    sys.path.insert(0, str(TESTS.parent / "benchmarks"))   # a script beside its siblings, not a package
+    try:
+        import tune_wall
+    finally:
+        sys.path.pop(0)
+    report = ("\tUser time (seconds): {u}\n\tSystem time (seconds): {s}\n"
+              "\tElapsed (wall clock) time (h:mm:ss or m:ss): {w}\n"
+              "\tMaximum resident set size (kbytes): {m}\n\tExit status: {e}\n")
+    first, second = tmp_path / "t1.txt", tmp_path / "t2.txt"
+    first.write_text(report.format(u=100.5, s=9.5, w="1:02:03.5", m=2048, e=0))
+    second.write_text(report.format(u=20, s=2, w="0:30", m=4096, e=130))
+    m = tune_wall.measure(reference["out"], [first, second])
+    trials = reference["outcome"]["trials"]
+    assert (m["wall_seconds"], m["cpu_seconds"], m["max_rss_mib"]) == (3753.5, 132.0, 4.0)
+    assert m["exit_statuses"] == [0, 130] and m["invocations"] == 2
+    assert m["studies"] == 3 and m["trials"] == 3 * TRIALS == len(trials)
+    assert m["trial_statuses"]["pruned"] == sum(t["state"] == "PRUNED" for t in trials)
+    assert sum(m["trial_statuses"].values()) == len(trials)
+    assert m["trial_epochs_trained"] == sum(int(t["epochs"]) for t in trials)
+    assert m["trial_epochs_without_pruning"] == 3 * TRIALS * 3          # the recipe trains 3 epochs
+    assert m["trials_per_wall_hour"] == round(3 * TRIALS / (3753.5 / 3600), 1)
+    assert m["final_runs_defaults"] == m["final_runs_tuned"] == 3 * 2   # 3 methods x seeds 0, 1
+    assert m["final_runs_defaults_statuses"] == {"finished": 6}
+    with pytest.raises(SystemExit) as bad:
+        tune_wall.measure(reference["out"], [tmp_path / "missing.txt"])
+    assert bad.value.code == 2
 
 
 def test_a_rerun_trains_nothing_and_changes_nothing(reference):
